@@ -1,0 +1,329 @@
+//! The auth capability's operations over its [`Storage`] and [`Environment`].
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use zhongtai_ids::{SubjectId, SubjectKind};
+
+use crate::model::{
+    AuthError, Claims, Environment, Failures, Session, Storage, StoredSession, StoredSubject,
+    Subject,
+};
+use crate::password::{self, Cost, PasswordHash};
+use crate::token::{self, SigningKey, TokenClaims};
+
+/// The role that may grant and revoke roles.
+pub const ADMIN_ROLE: &str = "admin";
+const GENERATED_KEY: &str = "keys/generated";
+
+/// The auth capability bound to its storage and environment for one call.
+pub struct Auth<'a, S: Storage, E: Environment> {
+    store: &'a S,
+    env: &'a E,
+}
+
+fn other(e: impl std::fmt::Display) -> AuthError {
+    AuthError::Other(e.to_string())
+}
+
+fn load<T: serde::de::DeserializeOwned>(
+    store: &impl Storage,
+    key: &str,
+) -> Result<Option<T>, AuthError> {
+    match store.get(key).map_err(other)? {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| AuthError::Other(format!("stored record {key:?} is unreadable: {e}"))),
+        None => Ok(None),
+    }
+}
+
+fn save<T: serde::Serialize>(store: &impl Storage, key: &str, value: &T) -> Result<(), AuthError> {
+    let bytes = serde_json::to_vec(value).map_err(other)?;
+    store.set(key, &bytes).map_err(other)
+}
+
+fn check_role(role: &str) -> Result<(), AuthError> {
+    let valid = (1..=64).contains(&role.len())
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(AuthError::InvalidInput(format!(
+            "role {role:?} must be 1 to 64 lowercase letters, digits or '-'"
+        )))
+    }
+}
+
+fn subject_key(id: &str) -> String {
+    format!("subject/{id}")
+}
+
+impl<'a, S: Storage, E: Environment> Auth<'a, S, E> {
+    /// Binds the capability to `store` and `env`.
+    pub fn new(store: &'a S, env: &'a E) -> Self {
+        Self { store, env }
+    }
+
+    fn config_u64(&self, key: &str, default: u64) -> Result<u64, AuthError> {
+        match self.env.config(key) {
+            Some(text) => text.trim().parse().map_err(|_| {
+                AuthError::Other(format!(
+                    "configuration {key}: {text:?} is not a whole number"
+                ))
+            }),
+            None => Ok(default),
+        }
+    }
+
+    fn config_u32(&self, key: &str, default: u32) -> Result<u32, AuthError> {
+        let value = self.config_u64(key, u64::from(default))?;
+        u32::try_from(value)
+            .map_err(|_| AuthError::Other(format!("configuration {key}: {value} is too large")))
+    }
+
+    fn cost(&self) -> Result<Cost, AuthError> {
+        let default = Cost::default();
+        Ok(Cost {
+            memory_kib: self.config_u32("argon2-memory-kib", default.memory_kib)?,
+            iterations: self.config_u32("argon2-iterations", default.iterations)?,
+            parallelism: self.config_u32("argon2-parallelism", default.parallelism)?,
+        })
+    }
+
+    /// The signing keys: configured ones, else one generated on first use and
+    /// kept in the bucket.
+    fn keys(&self) -> Result<Vec<SigningKey>, AuthError> {
+        if let Some(text) = self.env.config("signing-keys") {
+            return token::parse_keys(&text);
+        }
+        if let Some(bytes) = self.store.get(GENERATED_KEY).map_err(other)? {
+            return Ok(vec![SigningKey::new("local", bytes)]);
+        }
+        let mut secret = vec![0u8; 32];
+        self.env.random(&mut secret);
+        self.store.set(GENERATED_KEY, &secret).map_err(other)?;
+        Ok(vec![SigningKey::new("local", secret)])
+    }
+
+    fn random_id(&self) -> String {
+        let mut bytes = [0u8; 16];
+        self.env.random(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn subject(&self, id: &str) -> Result<StoredSubject, AuthError> {
+        load(self.store, &subject_key(id))?.ok_or(AuthError::UnknownSubject)
+    }
+
+    /// Registers a subject; see the WIT docs of `authn.register`.
+    pub fn register(
+        &self,
+        kind: SubjectKind,
+        id: &str,
+        display_name: &str,
+        password: &str,
+    ) -> Result<Subject, AuthError> {
+        let id = SubjectId::parse_as(kind, id).map_err(AuthError::InvalidIdentifier)?;
+        let display_name = display_name.trim();
+        if display_name.is_empty() || display_name.chars().count() > 128 {
+            return Err(AuthError::InvalidInput(
+                "display-name must be 1 to 128 characters".into(),
+            ));
+        }
+        password::check_policy(password)?;
+        if let Some(department) = id.department() {
+            let caller = self.env.caller_department();
+            if department != caller {
+                return Err(AuthError::Forbidden(format!(
+                    "officials of {department} can only be registered by {department}, not {caller}"
+                )));
+            }
+        }
+        let key = subject_key(id.as_str());
+        if self.store.get(&key).map_err(other)?.is_some() {
+            return Err(AuthError::AlreadyRegistered);
+        }
+        let mut salt = [0u8; 16];
+        self.env.random(&mut salt);
+        let is_bootstrap_admin = kind == SubjectKind::Official
+            && self.env.config("bootstrap-admins").is_some_and(|list| {
+                list.split(',')
+                    .any(|a| a.trim().eq_ignore_ascii_case(id.as_str()))
+            });
+        let stored = StoredSubject {
+            id: id.as_str().to_owned(),
+            kind: kind.into(),
+            display_name: display_name.to_owned(),
+            roles: if is_bootstrap_admin {
+                vec![ADMIN_ROLE.to_owned()]
+            } else {
+                Vec::new()
+            },
+            registered_at: self.env.now(),
+            password: PasswordHash::new(self.cost()?, password, salt)?,
+        };
+        save(self.store, &key, &stored)?;
+        Ok(stored.public())
+    }
+
+    /// Opens a session; see the WIT docs of `authn.login`.
+    pub fn login(&self, id: &str, password: &str) -> Result<Session, AuthError> {
+        if password.len() > 1024 {
+            return Err(AuthError::InvalidCredentials);
+        }
+        // Unknown and malformed ids get the same answer as a wrong password.
+        let id = SubjectId::parse(id).map_err(|_| AuthError::InvalidCredentials)?;
+        let subject = match self.subject(id.as_str()) {
+            Ok(subject) => subject,
+            Err(AuthError::UnknownSubject) => return Err(AuthError::InvalidCredentials),
+            Err(e) => return Err(e),
+        };
+        let now = self.env.now();
+        let failures_key = format!("failures/{}", subject.id);
+        let mut failures: Failures = load(self.store, &failures_key)?.unwrap_or_default();
+        if failures.locked_until > now {
+            return Err(AuthError::LockedOut(failures.locked_until));
+        }
+        if !subject.password.matches(password)? {
+            let window = self.config_u64("lockout-window-seconds", 900)?;
+            if now.saturating_sub(failures.window_start) >= window {
+                failures = Failures {
+                    count: 0,
+                    window_start: now,
+                    locked_until: 0,
+                };
+            }
+            failures.count += 1;
+            if failures.count >= self.config_u32("lockout-threshold", 5)? {
+                failures.locked_until = now + self.config_u64("lockout-seconds", 900)?;
+                failures.count = 0;
+                save(self.store, &failures_key, &failures)?;
+                return Err(AuthError::LockedOut(failures.locked_until));
+            }
+            save(self.store, &failures_key, &failures)?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        if failures.count > 0 || failures.locked_until > 0 {
+            self.store.delete(&failures_key).map_err(other)?;
+        }
+        let keys = self.keys()?;
+        let ttl = self.config_u64("token-ttl-seconds", 3600)?;
+        let claims = TokenClaims {
+            sub: subject.id.clone(),
+            sid: self.random_id(),
+            iat: now,
+            exp: now.saturating_add(ttl),
+        };
+        save(
+            self.store,
+            &format!("session/{}", claims.sid),
+            &StoredSession {
+                subject_id: subject.id.clone(),
+                expires_at: claims.exp,
+            },
+        )?;
+        let token = token::sign(&keys[0], &claims);
+        Ok(Session {
+            token,
+            claims: claims_of(&subject, &claims),
+        })
+    }
+
+    /// Verifies a token; see the WIT docs of `authn.verify`.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let claims = token::open(&self.keys()?, token)?;
+        if self.env.now() >= claims.exp {
+            return Err(AuthError::Expired);
+        }
+        let session: StoredSession =
+            load(self.store, &format!("session/{}", claims.sid))?.ok_or(AuthError::Revoked)?;
+        if session.subject_id != claims.sub {
+            return Err(AuthError::BadSignature);
+        }
+        let subject = self.subject(&claims.sub)?;
+        Ok(claims_of(&subject, &claims))
+    }
+
+    /// Ends a session; see the WIT docs of `authn.logout`.
+    pub fn logout(&self, token: &str) -> Result<(), AuthError> {
+        let claims = token::open(&self.keys()?, token)?;
+        self.store
+            .delete(&format!("session/{}", claims.sid))
+            .map_err(other)
+    }
+
+    /// Returns a subject.
+    pub fn get_subject(&self, id: &str) -> Result<Subject, AuthError> {
+        let id = SubjectId::parse(id).map_err(AuthError::InvalidIdentifier)?;
+        Ok(self.subject(id.as_str())?.public())
+    }
+
+    fn change_role(
+        &self,
+        admin_token: &str,
+        subject_id: &str,
+        role: &str,
+        grant: bool,
+    ) -> Result<Subject, AuthError> {
+        let admin = self.verify(admin_token)?;
+        if admin.kind != SubjectKind::Official || !admin.roles.iter().any(|r| r == ADMIN_ROLE) {
+            return Err(AuthError::Forbidden(format!(
+                "only an official holding the {ADMIN_ROLE} role may change roles; {} does not",
+                admin.subject_id
+            )));
+        }
+        check_role(role)?;
+        let id = SubjectId::parse(subject_id).map_err(AuthError::InvalidIdentifier)?;
+        let mut subject = self.subject(id.as_str())?;
+        let held = subject.roles.iter().any(|r| r == role);
+        if grant && !held {
+            subject.roles.push(role.to_owned());
+            subject.roles.sort();
+        } else if !grant && held {
+            subject.roles.retain(|r| r != role);
+        } else {
+            return Ok(subject.public());
+        }
+        save(self.store, &subject_key(&subject.id), &subject)?;
+        Ok(subject.public())
+    }
+
+    /// Grants a role; see the WIT docs of `roles.grant`.
+    pub fn grant(
+        &self,
+        admin_token: &str,
+        subject_id: &str,
+        role: &str,
+    ) -> Result<Subject, AuthError> {
+        self.change_role(admin_token, subject_id, role, true)
+    }
+
+    /// Revokes a role; see the WIT docs of `roles.revoke`.
+    pub fn revoke(
+        &self,
+        admin_token: &str,
+        subject_id: &str,
+        role: &str,
+    ) -> Result<Subject, AuthError> {
+        self.change_role(admin_token, subject_id, role, false)
+    }
+}
+
+fn claims_of(subject: &StoredSubject, token: &TokenClaims) -> Claims {
+    Claims {
+        subject_id: subject.id.clone(),
+        kind: subject.kind.into(),
+        display_name: subject.display_name.clone(),
+        roles: subject.roles.clone(),
+        session_id: token.sid.clone(),
+        issued_at: token.iat,
+        expires_at: token.exp,
+    }
+}
+
+/// A `signing-keys` value with one fresh key, for operators setting up.
+pub fn format_key(id: &str, secret: &[u8]) -> String {
+    format!("{id}:{}", STANDARD.encode(secret))
+}

@@ -1,0 +1,250 @@
+//! The CLI's commands.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value as Json, json};
+use zhongtai_runtime::{
+    CallContext, HostConfig, LoadedComponent, Runtime, RuntimeLimits, RuntimeOptions, SledStore,
+    Slug,
+};
+
+/// zhongtai: shared government capabilities as WebAssembly components.
+#[derive(Parser)]
+#[command(name = "zhongtai", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Call one exported function of a component with JSON arguments.
+    Call(CallArgs),
+    /// List the functions a component exports, with their WIT signatures.
+    Inspect {
+        /// The component (.wasm).
+        component: PathBuf,
+    },
+    /// Build the platform's capability components for wasm32-wasip2.
+    Build,
+    /// Build the auth component and walk an identity through it:
+    /// register, login, verify, logout, verify again.
+    Demo(HostArgs),
+}
+
+#[derive(Args)]
+struct HostArgs {
+    /// Where state, compiled components and host configuration live.
+    #[arg(long, env = "ZHONGTAI_DATA", default_value = ".zhongtai")]
+    data_dir: PathBuf,
+    /// Host configuration (TOML); defaults to <data-dir>/config.toml when present.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Linear memory one call may use, in MiB.
+    #[arg(long, default_value_t = 64)]
+    memory_mib: usize,
+    /// Wall-clock time one call may run, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    deadline_ms: u64,
+}
+
+#[derive(Args)]
+struct CallArgs {
+    /// The component (.wasm).
+    component: PathBuf,
+    /// What to call: `interface.function` (e.g. `authn.verify`, or the
+    /// interface's full name `zhongtai:auth/authn@1.0.0.verify`).
+    function: String,
+    /// Arguments: a JSON object by parameter name, or an array in order.
+    #[arg(default_value = "{}")]
+    args: String,
+    /// Calling department, as the component sees it in its context.
+    #[arg(long, default_value = "developer")]
+    department: String,
+    /// Calling service.
+    #[arg(long, default_value = "cli")]
+    service: String,
+    /// Authenticated subject to put in the context.
+    #[arg(long)]
+    subject: Option<String>,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Call(args) => call(args),
+        Command::Inspect { component } => inspect(&component),
+        Command::Build => {
+            let root = zhongtai_build::source_root()?;
+            let built = zhongtai_build::build(&root, zhongtai_build::CAPABILITIES, false)?;
+            for (package, path) in built {
+                println!("{package}: {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(host) => demo(&host),
+    }
+}
+
+fn runtime(host: &HostArgs) -> anyhow::Result<Runtime> {
+    std::fs::create_dir_all(&host.data_dir)
+        .with_context(|| format!("creating data directory {}", host.data_dir.display()))?;
+    let config_path = host
+        .config
+        .clone()
+        .or_else(|| Some(host.data_dir.join("config.toml")).filter(|p| p.is_file()));
+    let config = match config_path {
+        Some(path) => HostConfig::load(&path)?,
+        None => HostConfig::default(),
+    };
+    let store_dir = host.data_dir.join("store");
+    let store = SledStore::open(&store_dir)
+        .with_context(|| format!("opening the state store in {}", store_dir.display()))?;
+    Runtime::new(RuntimeOptions {
+        limits: RuntimeLimits {
+            memory_bytes: host.memory_mib.saturating_mul(1024 * 1024),
+            deadline: Duration::from_millis(host.deadline_ms),
+            ..RuntimeLimits::default()
+        },
+        cache_dir: Some(host.data_dir.join("cache")),
+        config,
+        store: Arc::new(store),
+    })
+}
+
+fn load(runtime: &Runtime, path: &Path) -> anyhow::Result<LoadedComponent> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let started = Instant::now();
+    let component = runtime
+        .load(&bytes)
+        .with_context(|| format!("loading {}", path.display()))?;
+    if !component.was_cached() {
+        tracing::info!(
+            component = %path.display(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compiled"
+        );
+    }
+    Ok(component)
+}
+
+fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
+    let Some((interface, function)) = args.function.rsplit_once('.') else {
+        bail!(
+            "expected interface.function (e.g. authn.verify), got {:?}",
+            args.function
+        );
+    };
+    let json_args: Json =
+        serde_json::from_str(&args.args).context("arguments are not valid JSON")?;
+    let mut context = CallContext::new(
+        Slug::parse("department", &args.department)?,
+        Slug::parse("service", &args.service)?,
+    );
+    context.subject = args.subject;
+    let runtime = runtime(&args.host)?;
+    let component = load(&runtime, &args.component)?;
+    let result = runtime.call(&component, context, interface, function, &json_args)?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(path: &Path) -> anyhow::Result<ExitCode> {
+    let runtime = Runtime::new(RuntimeOptions {
+        limits: RuntimeLimits::default(),
+        cache_dir: None,
+        config: HostConfig::default(),
+        store: Arc::new(SledStore::temporary()?),
+    })?;
+    let component = load(&runtime, path)?;
+    println!(
+        "package {}  sha256:{}",
+        component.package(),
+        component.digest()
+    );
+    for (interface, exported) in component.interfaces() {
+        println!(
+            "{}",
+            if interface.is_empty() {
+                "(root)"
+            } else {
+                interface
+            }
+        );
+        for (name, function) in &exported.functions {
+            println!("  {name}: {}", function.signature());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The demonstration identity: the worked example of GB 11643.
+const DEMO_CITIZEN: &str = "11010519491231002X";
+
+fn demo(host: &HostArgs) -> anyhow::Result<ExitCode> {
+    let root = zhongtai_build::source_root()?;
+    eprintln!("Building the auth component...");
+    let built = zhongtai_build::build(&root, &["zhongtai-auth"], false)?;
+    let path = &built["zhongtai-auth"];
+    let runtime = runtime(host)?;
+    eprintln!(
+        "Loading {} (the first run compiles it; later runs use the cache)...",
+        path.display()
+    );
+    let auth = load(&runtime, path)?;
+    let context = || {
+        CallContext::new(
+            Slug::parse("department", "civil-affairs").expect("static id"),
+            Slug::parse("service", "demo").expect("static id"),
+        )
+    };
+    let step = |label: &str, interface: &str, function: &str, args: Json| -> anyhow::Result<Json> {
+        let started = Instant::now();
+        let result = runtime.call(&auth, context(), interface, function, &args)?;
+        println!(
+            "{label} ({:.1} ms)\n{}\n",
+            started.elapsed().as_secs_f64() * 1000.0,
+            serde_json::to_string_pretty(&result)?
+        );
+        Ok(result)
+    };
+    let password = "correct-horse-42";
+    let registered = step(
+        "authn.register",
+        "authn",
+        "register",
+        json!({"kind": "citizen", "id": DEMO_CITIZEN, "display-name": "Li Lei", "password": password}),
+    )?;
+    if registered.get("err") == Some(&json!("already-registered")) {
+        println!(
+            "(registered by an earlier run: state persists in {})\n",
+            host.data_dir.display()
+        );
+    }
+    let session = step(
+        "authn.login",
+        "authn",
+        "login",
+        json!({"id": DEMO_CITIZEN, "password": password}),
+    )?;
+    let token = session["ok"]["token"]
+        .as_str()
+        .context("login did not return a token")?
+        .to_owned();
+    step("authn.verify", "authn", "verify", json!({ "token": token }))?;
+    step("authn.logout", "authn", "logout", json!({ "token": token }))?;
+    step(
+        "authn.verify after logout",
+        "authn",
+        "verify",
+        json!({ "token": token }),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

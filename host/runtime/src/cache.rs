@@ -1,0 +1,89 @@
+//! On-disk cache of compiled components.
+//!
+//! Compiling a component with Cranelift takes a tenth of a second or more;
+//! loading its compiled form takes a fraction of a millisecond. Entries are
+//! named by the sha256 of the component's bytes and a hash of the engine's
+//! compatibility settings, so a different wasmtime or different settings
+//! never reuse an entry. Only files this cache wrote are ever deserialized —
+//! never bytes that came from outside — and each is written to a temporary
+//! file and renamed, so a crash leaves no partial entry behind.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// A directory of compiled components.
+#[derive(Debug, Clone)]
+pub struct CompileCache {
+    dir: Option<PathBuf>,
+    engine_key: String,
+}
+
+impl CompileCache {
+    /// A cache in `dir` for components compiled by `engine`; `None` disables
+    /// caching.
+    pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        Self {
+            dir,
+            engine_key: format!("{:016x}", hasher.finish()),
+        }
+    }
+
+    fn entry(&self, digest: &str) -> Option<PathBuf> {
+        self.dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{digest}-{}.cwasm", self.engine_key)))
+    }
+
+    /// The compiled form of `bytes` (whose sha256 is `digest`): from the cache
+    /// when present and loadable, else compiled now and stored.
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        digest: &str,
+        bytes: &[u8],
+    ) -> wasmtime::Result<(Component, bool)> {
+        let Some(path) = self.entry(digest) else {
+            return Ok((Component::new(engine, bytes)?, false));
+        };
+        if path.exists() {
+            // SAFETY: the file was produced by `Component::serialize` of this
+            // engine configuration and written by this cache only (see the
+            // module docs); wasmtime checks the engine compatibility again.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => return Ok((component, true)),
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "discarding unloadable compiled component");
+                }
+            }
+        }
+        let component = Component::new(engine, bytes)?;
+        if let Err(error) = store_entry(&path, &component.serialize()?) {
+            tracing::warn!(path = %path.display(), %error, "could not cache compiled component");
+        }
+        Ok((component, false))
+    }
+}
+
+fn store_entry(path: &Path, compiled: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut temp = tempfile_in(dir)?;
+    std::io::Write::write_all(&mut temp.1, compiled)?;
+    temp.1.sync_all()?;
+    std::fs::rename(&temp.0, path)
+}
+
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let name = format!(".tmp-{}", crate::context::new_request_id());
+    let path = dir.join(name);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    Ok((path, file))
+}

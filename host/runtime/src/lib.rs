@@ -1,0 +1,31 @@
+//! zhongtai's component runtime.
+//!
+//! How the pieces fit: a [`Runtime`] owns one wasmtime [`Engine`](wasmtime::Engine)
+//! (component model, pooling allocator, epoch interruption) and one linker
+//! holding the [`platform`] imports. [`Runtime::load`] compiles a component
+//! (or takes it from the [`cache`]), lists its exports with their WIT types
+//! ([`component`]) and prepares an `InstancePre`. [`Runtime::call`] turns JSON
+//! arguments into WIT values ([`values`]), instantiates the component afresh
+//! in a store of its own — with the [`limits`] and the caller's
+//! [`context`] — calls the export, flushes the [`store`] if the guest wrote,
+//! and turns the result back into JSON. Nothing here knows any particular
+//! capability: every component goes through the same path.
+
+pub mod cache;
+pub mod component;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod limits;
+pub mod platform;
+mod runtime;
+pub mod store;
+pub mod values;
+
+pub use component::LoadedComponent;
+pub use config::HostConfig;
+pub use context::{CallContext, Slug};
+pub use error::{CallError, LoadError};
+pub use limits::RuntimeLimits;
+pub use runtime::{LiveInstance, Runtime, RuntimeOptions};
+pub use store::{KeyValueStore, SledStore};

@@ -1,0 +1,109 @@
+//! The imports the host gives every component (`zhongtai:platform/capability`):
+//! `wasi:keyvalue` on the [`KeyValueStore`](crate::store::KeyValueStore),
+//! `wasi:config` from the [`HostConfig`](crate::config::HostConfig), the call
+//! context, and `wasi:logging` into `tracing`; plus the WASI interfaces Rust's
+//! std imports, with no filesystem, network, environment or arguments.
+//!
+//! All of it hangs off [`HostState`], the data of one store, which lives for
+//! exactly one call.
+
+mod keyvalue;
+mod other;
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::config::PackageConfig;
+use crate::context::CallContext;
+use crate::limits::CallLimiter;
+use crate::store::KeyValueStore;
+
+pub use keyvalue::Bucket;
+
+wasmtime::component::bindgen!({
+    path: [
+        "../../wit/deps/keyvalue",
+        "../../wit/deps/config",
+        "../../wit/deps/logging",
+        "../../wit/platform",
+    ],
+    world: "zhongtai:platform/capability",
+    imports: { default: trappable },
+    with: {
+        "wasi:keyvalue/store.bucket": Bucket,
+    },
+});
+
+/// How much of a guest's stderr is kept to explain a failed call.
+pub(crate) const STDERR_CAPTURE_BYTES: usize = 16 * 1024;
+
+/// What one call's store holds: WASI state, resources, limits and the
+/// platform's own state.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: CallLimiter,
+    pub(crate) stderr: MemoryOutputPipe,
+    kv: Arc<dyn KeyValueStore>,
+    package: Arc<str>,
+    config: PackageConfig,
+    context: CallContext,
+    /// Set by every write, so the host knows to flush before answering.
+    pub(crate) wrote: bool,
+}
+
+impl HostState {
+    /// State for one call of a component of `package`.
+    pub(crate) fn new(
+        kv: Arc<dyn KeyValueStore>,
+        package: Arc<str>,
+        config: PackageConfig,
+        context: CallContext,
+        limiter: CallLimiter,
+    ) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limiter,
+            stderr,
+            kv,
+            package,
+            config,
+            context,
+            wrote: false,
+        }
+    }
+
+    /// What the guest wrote to stderr (a panic message, for one), lossily.
+    pub(crate) fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents())
+            .trim()
+            .to_owned()
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Adds every platform import to `linker`.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    Capability::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
+    Ok(())
+}

@@ -1,0 +1,425 @@
+//! The [`Runtime`]: one wasmtime engine with the pooling allocator and epoch
+//! deadlines, one linker with the platform imports, and the generic call path
+//! — JSON arguments in, a fresh instance per call, JSON result out.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Func, Instance, Linker, Val};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+use crate::cache::CompileCache;
+use crate::component::{self, ExportedFunction, LoadedComponent, LoadedInner};
+use crate::config::HostConfig;
+use crate::context::CallContext;
+use crate::error::{ArgumentProblem, CallError, LoadError, ValueErrorInArgument};
+use crate::limits::{CallLimiter, EPOCH_TICK, MemoryLimitExceeded, RuntimeLimits};
+use crate::platform::{self, HostState};
+use crate::store::KeyValueStore;
+use crate::values::{describe_json, json_to_val, val_to_json};
+
+/// How to build a [`Runtime`].
+pub struct RuntimeOptions {
+    /// Limits for every call.
+    pub limits: RuntimeLimits,
+    /// Where compiled components are cached; `None` compiles every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Configuration handed to components through `wasi:config`.
+    pub config: HostConfig,
+    /// State behind `wasi:keyvalue`.
+    pub store: Arc<dyn KeyValueStore>,
+}
+
+/// Runs components: loads them once, instantiates them afresh for each call.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    kv: Arc<dyn KeyValueStore>,
+    config: HostConfig,
+    limits: RuntimeLimits,
+    cache: CompileCache,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Builds the engine, the linker and the epoch ticker.
+    pub fn new(options: RuntimeOptions) -> anyhow::Result<Self> {
+        let limits = options.limits;
+        let instances = limits.max_concurrent_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(8))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(4))
+            .max_memories_per_component(4)
+            .max_tables_per_component(8)
+            .max_core_instances_per_component(16)
+            .max_memory_size(limits.memory_bytes)
+            // Reusing a slot: memset what stayed resident instead of
+            // returning pages to the kernel and faulting them in again.
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(1 << 16);
+        let mut config = wasmtime::Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(limits.max_wasm_stack)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+        let mut linker = Linker::new(&engine);
+        platform::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+        let cache = CompileCache::new(&engine, options.cache_dir);
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Self {
+            engine,
+            linker,
+            kv: options.store,
+            config: options.config,
+            limits,
+            cache,
+            _ticker: ticker,
+        })
+    }
+
+    /// The limits every call runs under.
+    pub fn limits(&self) -> &RuntimeLimits {
+        &self.limits
+    }
+
+    /// Loads a component whose state belongs to the package of its first
+    /// exported interface.
+    pub fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
+        self.load_as(bytes, None)
+    }
+
+    /// Loads a component; its state belongs to `package` when given (the
+    /// registry's name for it), else to its first exported interface's.
+    pub fn load_as(
+        &self,
+        bytes: &[u8],
+        package: Option<&str>,
+    ) -> Result<LoadedComponent, LoadError> {
+        check_header(bytes)?;
+        let digest = hex::encode(Sha256::digest(bytes));
+        let (component, from_cache) = self
+            .cache
+            .load_or_compile(&self.engine, &digest, bytes)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let interfaces = component::catalog(&self.engine, &component);
+        let package = match package {
+            Some(package) => package.to_owned(),
+            None => component::package_of(&interfaces).ok_or(LoadError::NoPackage)?,
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        Ok(LoadedComponent {
+            inner: Arc::new(LoadedInner {
+                digest,
+                package: package.into(),
+                pre,
+                interfaces,
+                from_cache,
+            }),
+        })
+    }
+
+    /// Calls `interface.function` of `component` in a fresh instance with
+    /// JSON `args` (an object by parameter name, or an array in order) and
+    /// returns the JSON result (`null` for a function with no result).
+    pub fn call(
+        &self,
+        component: &LoadedComponent,
+        context: CallContext,
+        interface: &str,
+        function: &str,
+        args: &Json,
+    ) -> Result<Json, CallError> {
+        let (name, export) = resolve(component, interface, function)?;
+        let params = arguments(&name, export, args)?;
+        let mut live = self.instantiate(component, context)?;
+        live.call_resolved(&name, export, &params)
+    }
+
+    /// Instantiates `component` for `context` and keeps the instance for
+    /// several calls. Services use a fresh instance per call ([`Runtime::call`]);
+    /// this is for measuring what that isolation costs, and for tests.
+    pub fn instantiate(
+        &self,
+        component: &LoadedComponent,
+        context: CallContext,
+    ) -> Result<LiveInstance, CallError> {
+        let state = HostState::new(
+            self.kv.clone(),
+            component.inner.package.clone(),
+            self.config.package(&component.inner.package),
+            context,
+            CallLimiter::new(self.limits.memory_bytes),
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(self.limits.deadline_ticks());
+        store.epoch_deadline_trap();
+        let instance = component
+            .inner
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| classify_instantiate(e, &self.limits))?;
+        Ok(LiveInstance {
+            store,
+            instance,
+            component: component.clone(),
+            kv: self.kv.clone(),
+            limits: self.limits.clone(),
+        })
+    }
+}
+
+/// An instance kept alive across calls; see [`Runtime::instantiate`].
+pub struct LiveInstance {
+    store: Store<HostState>,
+    instance: Instance,
+    component: LoadedComponent,
+    kv: Arc<dyn KeyValueStore>,
+    limits: RuntimeLimits,
+}
+
+impl LiveInstance {
+    /// Calls a function of this instance; see [`Runtime::call`].
+    pub fn call(
+        &mut self,
+        interface: &str,
+        function: &str,
+        args: &Json,
+    ) -> Result<Json, CallError> {
+        let component = self.component.clone();
+        let (name, export) = resolve(&component, interface, function)?;
+        let params = arguments(&name, export, args)?;
+        self.call_resolved(&name, export, &params)
+    }
+
+    fn call_resolved(
+        &mut self,
+        name: &str,
+        export: &ExportedFunction,
+        params: &[Val],
+    ) -> Result<Json, CallError> {
+        let func: Func = self
+            .instance
+            .get_func(&mut self.store, export.index)
+            .ok_or_else(|| CallError::Instantiate(format!("export {name} is not a function")))?;
+        let mut results = vec![Val::Bool(false); export.results.len()];
+        self.store.set_epoch_deadline(self.limits.deadline_ticks());
+        let outcome = func.call(&mut self.store, params, &mut results);
+        // Whatever the guest wrote before finishing or failing is flushed
+        // before anyone is told anything.
+        if std::mem::take(&mut self.store.data_mut().wrote) {
+            self.kv.flush()?;
+        }
+        if let Err(error) = outcome {
+            return Err(classify_trap(
+                error,
+                name,
+                &self.limits,
+                self.store.data().stderr_text(),
+            ));
+        }
+        match results.first() {
+            Some(value) => val_to_json(value).map_err(|source| CallError::Result {
+                function: name.to_owned(),
+                source,
+            }),
+            None => Ok(Json::Null),
+        }
+    }
+}
+
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err(LoadError::CoreModule),
+        Some([0, b'a', b's', b'm', ..]) => Ok(()),
+        _ => Err(LoadError::NotWasm),
+    }
+}
+
+fn resolve<'a>(
+    component: &'a LoadedComponent,
+    interface: &str,
+    function: &str,
+) -> Result<(String, &'a ExportedFunction), CallError> {
+    let interfaces = component.interfaces();
+    let (interface_name, exported) =
+        component::find_interface(interfaces, interface).ok_or_else(|| {
+            CallError::UnknownInterface {
+                interface: interface.to_owned(),
+                available: interfaces
+                    .keys()
+                    .map(|k| if k.is_empty() { "(root)" } else { k.as_str() })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        })?;
+    let export = exported
+        .functions
+        .get(function)
+        .ok_or_else(|| CallError::UnknownFunction {
+            interface: interface_name.to_owned(),
+            function: function.to_owned(),
+            available: exported
+                .functions
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let name = if interface_name.is_empty() {
+        function.to_owned()
+    } else {
+        format!("{interface_name}.{function}")
+    };
+    Ok((name, export))
+}
+
+fn arguments(name: &str, export: &ExportedFunction, args: &Json) -> Result<Vec<Val>, CallError> {
+    let problem = |problem| CallError::Arguments {
+        function: name.to_owned(),
+        problem,
+    };
+    let convert = |param: &str, ty, value: &Json| {
+        json_to_val(ty, value).map_err(|mut e| {
+            e.path.insert_str(0, param);
+            problem(ArgumentProblem::Type(ValueErrorInArgument(e)))
+        })
+    };
+    match args {
+        Json::Object(object) => {
+            if let Some(unknown) = object
+                .keys()
+                .find(|k| !export.params.iter().any(|(p, _)| p == *k))
+            {
+                return Err(problem(ArgumentProblem::Unknown {
+                    name: unknown.clone(),
+                    expected: export.signature(),
+                }));
+            }
+            export
+                .params
+                .iter()
+                .map(|(param, ty)| match object.get(param) {
+                    Some(value) => convert(param, ty, value),
+                    None if matches!(ty, wasmtime::component::types::Type::Option(_)) => {
+                        Ok(Val::Option(None))
+                    }
+                    None => Err(problem(ArgumentProblem::Missing {
+                        name: param.clone(),
+                        ty: crate::values::describe_type(ty),
+                    })),
+                })
+                .collect()
+        }
+        Json::Array(items) => {
+            if items.len() != export.params.len() {
+                return Err(problem(ArgumentProblem::Count {
+                    expected: export.params.len(),
+                    found: items.len(),
+                }));
+            }
+            export
+                .params
+                .iter()
+                .zip(items)
+                .map(|((param, ty), value)| convert(param, ty, value))
+                .collect()
+        }
+        Json::Null if export.params.is_empty() => Ok(Vec::new()),
+        other => Err(problem(ArgumentProblem::NotAnObject {
+            expected: export.signature(),
+            found: describe_json(other),
+        })),
+    }
+}
+
+fn classify_instantiate(error: wasmtime::Error, limits: &RuntimeLimits) -> CallError {
+    if error
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return CallError::Busy {
+            limit: limits.max_concurrent_instances,
+        };
+    }
+    if let Some(memory) = error.downcast_ref::<MemoryLimitExceeded>() {
+        return CallError::MemoryLimit {
+            function: "instantiation".into(),
+            detail: memory.to_string(),
+        };
+    }
+    CallError::Instantiate(format!("{error:#}"))
+}
+
+fn classify_trap(
+    error: wasmtime::Error,
+    function: &str,
+    limits: &RuntimeLimits,
+    stderr: String,
+) -> CallError {
+    let function = function.to_owned();
+    if let Some(memory) = error.downcast_ref::<MemoryLimitExceeded>() {
+        return CallError::MemoryLimit {
+            function,
+            detail: memory.to_string(),
+        };
+    }
+    if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
+        return CallError::Timeout {
+            function,
+            deadline: limits.deadline,
+        };
+    }
+    let reason = match error.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{error:#}"),
+    };
+    CallError::Trap {
+        function,
+        reason,
+        guest_output: (!stderr.is_empty()).then_some(stderr),
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("zhongtai-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
