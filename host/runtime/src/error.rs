@@ -159,7 +159,7 @@ pub enum ArgumentProblem {
         found: usize,
     },
     /// An argument has the wrong type.
-    #[error("argument `{0}")]
+    #[error("argument {0}")]
     Type(ValueErrorInArgument),
 }
 

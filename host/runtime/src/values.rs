@@ -250,7 +250,14 @@ pub fn json_to_val(ty: &Type, json: &Json) -> Result<Val, ValueError> {
             {
                 return Err(ValueError {
                     path: format!(".{unknown}"),
-                    expected: format!("no such field ({})", describe_type(ty)),
+                    expected: format!(
+                        "no field by this name (the fields are: {})",
+                        record
+                            .fields()
+                            .map(|f| f.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                     found: describe_json(&object[unknown]),
                 });
             }

@@ -1,0 +1,98 @@
+//! `zhongtai call`, the component developer's inner loop: state persists in
+//! the data directory between invocations, and mistakes get clear messages.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{Value as Json, json};
+
+const CITIZEN: &str = "11010519491231002X";
+
+fn zhongtai(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zhongtai"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running zhongtai")
+}
+
+fn call(data_dir: &Path, function: &str, args: Json) -> Json {
+    let auth = support::guests()["zhongtai-auth"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let output = zhongtai(data_dir, &["call", &auth, function, &args.to_string()]);
+    assert!(
+        output.status.success(),
+        "zhongtai call {function} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("zhongtai call prints JSON")
+}
+
+#[test]
+fn register_login_verify_across_invocations() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        data.path().join("config.toml"),
+        "[components.\"zhongtai:auth\"]\nargon2-memory-kib = 256\nargon2-iterations = 1\n",
+    )
+    .unwrap();
+    let registered = call(
+        data.path(),
+        "authn.register",
+        json!({"kind": "citizen", "id": CITIZEN, "display-name": "Li Lei", "password": "correct-horse-42"}),
+    );
+    assert_eq!(registered["ok"]["id"], CITIZEN);
+    let session = call(
+        data.path(),
+        "authn.login",
+        json!({"id": CITIZEN, "password": "correct-horse-42"}),
+    );
+    let token = session["ok"]["token"].as_str().expect("a token");
+    let claims = call(data.path(), "authn.verify", json!({ "token": token }));
+    assert_eq!(claims["ok"]["subject-id"], CITIZEN);
+    assert!(
+        data.path()
+            .join("cache")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some(),
+        "compiled component cached"
+    );
+}
+
+#[test]
+fn mistakes_exit_non_zero_with_a_message() {
+    let data = tempfile::tempdir().unwrap();
+    let auth = support::guests()["zhongtai-auth"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["call", &auth, "authn.verify", r#"{"token": 42}"#],
+            "argument `token`: expected string, found number 42",
+        ),
+        (
+            &["call", &auth, "authn.verify", "{token"],
+            "arguments are not valid JSON",
+        ),
+        (&["call", &auth, "verify"], "expected interface.function"),
+        (
+            &["call", "Cargo.toml", "authn.verify"],
+            "not a WebAssembly component",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = zhongtai(data.path(), args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

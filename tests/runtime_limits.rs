@@ -1,0 +1,182 @@
+//! A guest that loops, hogs memory, panics or recurses too deep fails that
+//! call only; the host and the next call are unaffected.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{context, load, runtime};
+use zhongtai_runtime::{CallError, HostConfig, RuntimeLimits};
+
+fn limits() -> RuntimeLimits {
+    RuntimeLimits {
+        memory_bytes: 32 * 1024 * 1024,
+        deadline: Duration::from_millis(300),
+        ..RuntimeLimits::default()
+    }
+}
+
+#[test]
+fn a_looping_guest_is_stopped_at_its_deadline_and_the_next_call_succeeds() {
+    let (runtime, _dir) = runtime(limits(), HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    let started = Instant::now();
+    let error = runtime
+        .call(&sampler, context("tests"), "antics", "spin", &json!({}))
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(error, CallError::Timeout { .. }), "{error}");
+    assert_eq!(error.code(), "timeout");
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "stopped before its deadline: {elapsed:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "example:sampler/antics@0.1.0.spin timed out: stopped after its deadline of 300ms"
+    );
+    let sum = runtime
+        .call(
+            &sampler,
+            context("tests"),
+            "shapes",
+            "add",
+            &json!({"a": 2, "b": 3}),
+        )
+        .unwrap();
+    assert_eq!(sum, json!(5));
+}
+
+#[test]
+fn a_guest_growing_memory_past_its_limit_fails_that_call_only() {
+    let (runtime, _dir) = runtime(limits(), HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    let error = runtime
+        .call(
+            &sampler,
+            context("tests"),
+            "antics",
+            "hog",
+            &json!({"megabytes": 64}),
+        )
+        .unwrap_err();
+    assert!(matches!(error, CallError::MemoryLimit { .. }), "{error}");
+    assert!(
+        error.to_string().contains("the limit is 33554432"),
+        "{error}"
+    );
+    let touched = runtime
+        .call(
+            &sampler,
+            context("tests"),
+            "antics",
+            "hog",
+            &json!({"megabytes": 8}),
+        )
+        .unwrap();
+    assert_eq!(touched, json!(8));
+}
+
+#[test]
+fn a_panicking_guest_fails_that_call_only_and_says_why() {
+    let (runtime, _dir) = runtime(limits(), HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    let error = runtime
+        .call(
+            &sampler,
+            context("tests"),
+            "antics",
+            "boom",
+            &json!({"message": "ledger out of balance"}),
+        )
+        .unwrap_err();
+    match &error {
+        CallError::Trap { guest_output, .. } => {
+            let output = guest_output.as_deref().unwrap_or_default();
+            assert!(output.contains("ledger out of balance"), "{output}");
+        }
+        other => panic!("expected a trap, got {other}"),
+    }
+    assert_eq!(
+        runtime
+            .call(
+                &sampler,
+                context("tests"),
+                "shapes",
+                "add",
+                &json!({"a": 40, "b": 2})
+            )
+            .unwrap(),
+        json!(42)
+    );
+}
+
+#[test]
+fn unbounded_recursion_exhausts_the_wasm_stack_not_the_host() {
+    // Small enough that the host's wasm stack runs out before the guest's
+    // own shadow stack in linear memory does.
+    let limits = RuntimeLimits {
+        max_wasm_stack: 48 * 1024,
+        ..limits()
+    };
+    let (runtime, _dir) = runtime(limits, HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    let error = runtime
+        .call(
+            &sampler,
+            context("tests"),
+            "antics",
+            "recurse",
+            &json!({"depth": 100_000_000}),
+        )
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("call stack exhausted"),
+        "{error}"
+    );
+    let depth = runtime
+        .call(
+            &sampler,
+            context("tests"),
+            "antics",
+            "recurse",
+            &json!({"depth": 100}),
+        )
+        .unwrap();
+    assert_eq!(depth, json!(100));
+}
+
+#[test]
+fn calls_beyond_the_instance_pool_are_refused_as_busy() {
+    let limits = RuntimeLimits {
+        max_concurrent_instances: 1,
+        ..limits()
+    };
+    let (runtime, _dir) = runtime(limits, HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    let held = runtime.instantiate(&sampler, context("tests")).unwrap();
+    let error = runtime
+        .call(
+            &sampler,
+            context("tests"),
+            "shapes",
+            "add",
+            &json!({"a": 1, "b": 1}),
+        )
+        .unwrap_err();
+    assert!(matches!(error, CallError::Busy { limit: 1 }), "{error}");
+    drop(held);
+    assert_eq!(
+        runtime
+            .call(
+                &sampler,
+                context("tests"),
+                "shapes",
+                "add",
+                &json!({"a": 1, "b": 1})
+            )
+            .unwrap(),
+        json!(2)
+    );
+}

@@ -1,0 +1,89 @@
+//! Shared test support: builds the guest components once per test binary and
+//! makes runtimes over temporary stores.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use zhongtai_runtime::{
+    CallContext, HostConfig, LoadedComponent, Runtime, RuntimeLimits, RuntimeOptions, SledStore,
+    Slug,
+};
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every guest component and fixture, built for wasm32-wasip2, by package.
+pub fn guests() -> &'static BTreeMap<String, PathBuf> {
+    static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let packages: Vec<&str> = zhongtai_build::CAPABILITIES
+            .iter()
+            .chain(zhongtai_build::FIXTURES)
+            .copied()
+            .collect();
+        zhongtai_build::build(root(), &packages, true).expect("building guest components")
+    })
+}
+
+/// The bytes of one built guest.
+pub fn guest_bytes(package: &str) -> Vec<u8> {
+    std::fs::read(&guests()[package]).expect("reading built guest")
+}
+
+/// Compiled components are cached across test binaries here.
+pub fn compile_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("compiled")
+}
+
+/// A runtime over a store in `dir`.
+pub fn runtime_in(dir: &Path, limits: RuntimeLimits, config: HostConfig) -> Runtime {
+    let store = SledStore::open(&dir.join("store")).expect("opening store");
+    Runtime::new(RuntimeOptions {
+        limits,
+        cache_dir: Some(compile_cache()),
+        config,
+        store: Arc::new(store),
+    })
+    .expect("building runtime")
+}
+
+/// A runtime over a fresh temporary store, with its directory.
+pub fn runtime(limits: RuntimeLimits, config: HostConfig) -> (Runtime, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    (runtime_in(dir.path(), limits, config), dir)
+}
+
+/// Loads a built guest into `runtime`.
+pub fn load(runtime: &Runtime, package: &str) -> LoadedComponent {
+    runtime.load(&guest_bytes(package)).expect("loading guest")
+}
+
+/// A calling context for `department`.
+pub fn context(department: &str) -> CallContext {
+    CallContext::new(
+        Slug::parse("department", department).expect("department id"),
+        Slug::parse("service", "tests").expect("service id"),
+    )
+}
+
+/// Checks `actual` against the golden file `tests/golden/<name>`; with
+/// `UPDATE_GOLDEN=1` the file is rewritten instead.
+pub fn assert_golden(name: &str, actual: &str) {
+    let path = root().join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).expect("writing golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "reading {}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    assert_eq!(expected, actual, "output differs from {}", path.display());
+}
