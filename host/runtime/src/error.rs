@@ -169,15 +169,12 @@ pub struct ValueErrorInArgument(pub ValueError);
 
 impl std::fmt::Display for ValueErrorInArgument {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The path starts with the argument name: `token`: or `claims.roles[2]`:
+        // The path starts with the argument name: `token` or `claims.roles[2]`.
         let e = &self.0;
-        let (name, rest) = e
-            .path
-            .split_at(e.path.find(['.', '[']).unwrap_or(e.path.len()));
         write!(
             f,
-            "{name}`{rest}: expected {}, found {}",
-            e.expected, e.found
+            "`{}`: expected {}, found {}",
+            e.path, e.expected, e.found
         )
     }
 }

@@ -132,13 +132,11 @@ macro_rules! integer {
         match value {
             Some(v) => Ok(Val::$variant(v)),
             None => Err(ValueError::new(
-                concat!(
+                format!(
+                    "{} (an integer from {} to {})",
                     $name,
-                    " (an integer from ",
-                    stringify!($ty),
-                    "::MIN to ",
-                    stringify!($ty),
-                    "::MAX)"
+                    <$ty>::MIN,
+                    <$ty>::MAX
                 ),
                 json,
             )),
