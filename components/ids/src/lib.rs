@@ -103,7 +103,7 @@ pub fn resident_identity_check(first17: &[u8; 17]) -> char {
 }
 
 fn is_leap(year: u32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
 }
 
 /// Days in `month` of `year`, or 0 for a month that does not exist.

@@ -30,10 +30,10 @@ pub const FIXTURES: &[&str] = &["fixture-sampler"];
 /// where this crate was compiled.
 pub fn source_root() -> anyhow::Result<PathBuf> {
     let is_root = |dir: &Path| dir.join("Cargo.toml").is_file() && dir.join("components").is_dir();
-    if let Ok(current) = std::env::current_dir() {
-        if let Some(found) = current.ancestors().find(|dir| is_root(dir)) {
-            return Ok(found.to_path_buf());
-        }
+    if let Ok(current) = std::env::current_dir()
+        && let Some(found) = current.ancestors().find(|dir| is_root(dir))
+    {
+        return Ok(found.to_path_buf());
     }
     let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     if is_root(&compiled) {
