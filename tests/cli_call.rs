@@ -74,7 +74,18 @@ fn mistakes_exit_non_zero_with_a_message() {
         .to_str()
         .unwrap()
         .to_owned();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[
+                "call",
+                &auth,
+                "authn.verify",
+                r#"{"token": "x"}"#,
+                "--get",
+                "/ok",
+            ],
+            "the result has nothing at /ok",
+        ),
         (
             &["call", &auth, "authn.verify", r#"{"token": 42}"#],
             "argument `token`: expected string, found number 42",

@@ -72,6 +72,10 @@ struct CallArgs {
     /// Authenticated subject to put in the context.
     #[arg(long)]
     subject: Option<String>,
+    /// Print only the part of the result at this JSON pointer (e.g.
+    /// `/ok/token`); strings print without quotes. Fails if it is absent.
+    #[arg(long, value_name = "POINTER")]
+    get: Option<String>,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -152,7 +156,17 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     let runtime = runtime(&args.host)?;
     let component = load(&runtime, &args.component)?;
     let result = runtime.call(&component, context, interface, function, &json_args)?;
-    println!("{}", serde_json::to_string_pretty(&result)?);
+    match args.get {
+        None => println!("{}", serde_json::to_string_pretty(&result)?),
+        Some(pointer) => match result.pointer(&pointer) {
+            Some(Json::String(text)) => println!("{text}"),
+            Some(value) => println!("{}", serde_json::to_string_pretty(value)?),
+            None => bail!(
+                "the result has nothing at {pointer}; it is:\n{}",
+                serde_json::to_string_pretty(&result)?
+            ),
+        },
+    }
     Ok(ExitCode::SUCCESS)
 }
 
