@@ -100,7 +100,9 @@ pub trait Environment {
     fn caller_department(&self) -> String;
 }
 
-/// A subject as stored (key `subject/<id>`).
+/// A subject as stored (key `subject/<id>`). Its password hash is kept
+/// apart (key `credential/<id>`) so that verifying a token, the hot path,
+/// never reads or parses it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StoredSubject {
     pub id: String,
@@ -108,7 +110,6 @@ pub(crate) struct StoredSubject {
     pub display_name: String,
     pub roles: Vec<String>,
     pub registered_at: u64,
-    pub password: crate::password::PasswordHash,
 }
 
 /// [`SubjectKind`] as stored.

@@ -60,6 +60,10 @@ fn subject_key(id: &str) -> String {
     format!("subject/{id}")
 }
 
+fn credential_key(id: &str) -> String {
+    format!("credential/{id}")
+}
+
 impl<'a, S: Storage, E: Environment> Auth<'a, S, E> {
     /// Binds the capability to `store` and `env`.
     pub fn new(store: &'a S, env: &'a E) -> Self {
@@ -162,8 +166,10 @@ impl<'a, S: Storage, E: Environment> Auth<'a, S, E> {
                 Vec::new()
             },
             registered_at: self.env.now(),
-            password: PasswordHash::new(self.cost()?, password, salt)?,
         };
+        let hash = PasswordHash::new(self.cost()?, password, salt)?;
+        // The credential first: a subject record never exists without one.
+        save(self.store, &credential_key(id.as_str()), &hash)?;
         save(self.store, &key, &stored)?;
         Ok(stored.public())
     }
@@ -186,7 +192,11 @@ impl<'a, S: Storage, E: Environment> Auth<'a, S, E> {
         if failures.locked_until > now {
             return Err(AuthError::LockedOut(failures.locked_until));
         }
-        if !subject.password.matches(password)? {
+        let credential: PasswordHash =
+            load(self.store, &credential_key(&subject.id))?.ok_or_else(|| {
+                AuthError::Other(format!("subject {} has no stored credential", subject.id))
+            })?;
+        if !credential.matches(password)? {
             let window = self.config_u64("lockout-window-seconds", 900)?;
             if now.saturating_sub(failures.window_start) >= window {
                 failures = Failures {
