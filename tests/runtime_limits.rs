@@ -180,3 +180,66 @@ fn calls_beyond_the_instance_pool_are_refused_as_busy() {
         json!(2)
     );
 }
+
+#[test]
+fn locks_are_released_when_their_holder_traps_times_out_or_returns() {
+    let (runtime, _dir) = runtime(limits(), HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    let lock = |then: &str| {
+        runtime.call(
+            &sampler,
+            context("tests"),
+            "antics",
+            "lock",
+            &json!({"name": "order/1", "then": then}),
+        )
+    };
+    assert!(matches!(lock("panic"), Err(CallError::Trap { .. })));
+    assert_eq!(lock("release").unwrap(), json!("acquired"));
+    assert!(matches!(lock("spin"), Err(CallError::Timeout { .. })));
+    assert_eq!(
+        lock("keep").unwrap(),
+        json!("acquired; again: already-held")
+    );
+    assert_eq!(lock("release").unwrap(), json!("acquired"));
+    assert!(
+        runtime.lock_table().is_empty(),
+        "released locks are forgotten"
+    );
+}
+
+#[test]
+fn a_waiting_call_gives_up_at_its_deadline() {
+    let (runtime, _dir) = runtime(limits(), HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    let mut holder = runtime.instantiate(&sampler, context("tests")).unwrap();
+    assert_eq!(
+        holder
+            .call("antics", "lock", &json!({"name": "x", "then": "keep"}))
+            .unwrap(),
+        json!("acquired; again: already-held")
+    );
+    let started = Instant::now();
+    let waited = runtime
+        .call(
+            &sampler,
+            context("tests"),
+            "antics",
+            "lock",
+            &json!({"name": "x", "then": "release"}),
+        )
+        .unwrap();
+    assert_eq!(waited, json!("timeout"));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    drop(holder);
+    let taken = runtime
+        .call(
+            &sampler,
+            context("tests"),
+            "antics",
+            "lock",
+            &json!({"name": "x", "then": "release"}),
+        )
+        .unwrap();
+    assert_eq!(taken, json!("acquired"));
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
@@ -18,7 +19,7 @@ use crate::config::HostConfig;
 use crate::context::CallContext;
 use crate::error::{ArgumentProblem, CallError, LoadError, ValueErrorInArgument};
 use crate::limits::{CallLimiter, EPOCH_TICK, MemoryLimitExceeded, RuntimeLimits};
-use crate::platform::{self, HostState};
+use crate::platform::{self, HostState, LockTable, Shared};
 use crate::store::KeyValueStore;
 use crate::values::{describe_json, json_to_val, val_to_json};
 
@@ -38,7 +39,7 @@ pub struct RuntimeOptions {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
-    kv: Arc<dyn KeyValueStore>,
+    shared: Shared,
     config: HostConfig,
     limits: RuntimeLimits,
     cache: CompileCache,
@@ -82,12 +83,20 @@ impl Runtime {
         Ok(Self {
             engine,
             linker,
-            kv: options.store,
+            shared: Shared {
+                kv: options.store,
+                lock_table: Arc::new(LockTable::default()),
+            },
             config: options.config,
             limits,
             cache,
             _ticker: ticker,
         })
+    }
+
+    /// The named locks components hold; for tests and diagnostics.
+    pub fn lock_table(&self) -> &LockTable {
+        &self.shared.lock_table
     }
 
     /// The limits every call runs under.
@@ -160,11 +169,12 @@ impl Runtime {
         context: CallContext,
     ) -> Result<LiveInstance, CallError> {
         let state = HostState::new(
-            self.kv.clone(),
+            &self.shared,
             component.inner.package.clone(),
             self.config.package(&component.inner.package),
             context,
             CallLimiter::new(self.limits.memory_bytes),
+            Instant::now() + self.limits.deadline,
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -179,7 +189,7 @@ impl Runtime {
             store,
             instance,
             component: component.clone(),
-            kv: self.kv.clone(),
+            kv: self.shared.kv.clone(),
             limits: self.limits.clone(),
         })
     }
@@ -220,6 +230,7 @@ impl LiveInstance {
             .ok_or_else(|| CallError::Instantiate(format!("export {name} is not a function")))?;
         let mut results = vec![Val::Bool(false); export.results.len()];
         self.store.set_epoch_deadline(self.limits.deadline_ticks());
+        self.store.data_mut().deadline_at = Instant::now() + self.limits.deadline;
         let outcome = func.call(&mut self.store, params, &mut results);
         // Whatever the guest wrote before finishing or failing is flushed
         // before anyone is told anything.

@@ -8,9 +8,12 @@
 //! exactly one call.
 
 mod keyvalue;
+mod locks;
 mod other;
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -22,6 +25,7 @@ use crate::limits::CallLimiter;
 use crate::store::KeyValueStore;
 
 pub use keyvalue::Bucket;
+pub use locks::{LockGuard, LockTable};
 
 wasmtime::component::bindgen!({
     path: [
@@ -34,6 +38,7 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
     with: {
         "wasi:keyvalue/store.bucket": Bucket,
+        "zhongtai:platform/locks.guard": LockGuard,
     },
 });
 
@@ -53,16 +58,27 @@ pub struct HostState {
     context: CallContext,
     /// Set by every write, so the host knows to flush before answering.
     pub(crate) wrote: bool,
+    lock_table: Arc<LockTable>,
+    held_locks: HashSet<String>,
+    /// When the call must end; lock waits give up then.
+    pub(crate) deadline_at: Instant,
+}
+
+/// What a call's [`HostState`] is made from, besides the call's context.
+pub(crate) struct Shared {
+    pub(crate) kv: Arc<dyn KeyValueStore>,
+    pub(crate) lock_table: Arc<LockTable>,
 }
 
 impl HostState {
     /// State for one call of a component of `package`.
     pub(crate) fn new(
-        kv: Arc<dyn KeyValueStore>,
+        shared: &Shared,
         package: Arc<str>,
         config: PackageConfig,
         context: CallContext,
         limiter: CallLimiter,
+        deadline_at: Instant,
     ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
         let wasi = WasiCtx::builder()
@@ -76,11 +92,14 @@ impl HostState {
             table: ResourceTable::new(),
             limiter,
             stderr,
-            kv,
+            kv: shared.kv.clone(),
             package,
             config,
             context,
             wrote: false,
+            lock_table: shared.lock_table.clone(),
+            held_locks: HashSet::new(),
+            deadline_at,
         }
     }
 

@@ -1,0 +1,133 @@
+//! `zhongtai:platform/locks`: named locks shared by every instance of a
+//! package, so that concurrent calls can take turns.
+//!
+//! A [`LockTable`] belongs to the runtime. A guest's [`LockGuard`] lives in its
+//! store's resource table, so it is released when the guest drops it or, at
+//! the latest, when the store of the call is dropped — including after a trap
+//! or a timeout. Waiting is bounded by the call's deadline: a host call cannot
+//! be interrupted by the epoch, so it must give up on its own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use wasmtime::component::Resource;
+
+use super::HostState;
+use super::zhongtai::platform::locks;
+
+/// Longest lock name, in bytes.
+pub const MAX_LOCK_NAME_BYTES: usize = 256;
+
+#[derive(Default)]
+struct NamedLock {
+    held: Mutex<bool>,
+    released: Condvar,
+}
+
+/// Every named lock of every package, keyed by `package/name`.
+#[derive(Default)]
+pub struct LockTable {
+    locks: Mutex<HashMap<String, Arc<NamedLock>>>,
+}
+
+impl LockTable {
+    fn entry(&self, key: &str) -> Arc<NamedLock> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(key.to_owned()).or_default().clone()
+    }
+
+    /// Takes the lock `key`, waiting until `deadline` at most.
+    fn acquire(self: &Arc<Self>, key: &str, deadline: Instant) -> Option<LockGuard> {
+        let lock = self.entry(key);
+        let mut held = lock.held.lock().unwrap_or_else(|e| e.into_inner());
+        while *held {
+            let now = Instant::now();
+            if now >= deadline {
+                drop(held);
+                self.forget_if_unused(key, lock);
+                return None;
+            }
+            held = lock
+                .released
+                .wait_timeout(held, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *held = true;
+        drop(held);
+        Some(LockGuard {
+            table: self.clone(),
+            key: key.to_owned(),
+            lock: Some(lock),
+        })
+    }
+
+    /// Drops the table's entry for `key` when nobody else holds or awaits it,
+    /// so that locks named after ever-new things (order ids) do not pile up.
+    fn forget_if_unused(&self, key: &str, lock: Arc<NamedLock>) {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        // One reference is the table's, one is `lock`.
+        let idle = !*lock.held.lock().unwrap_or_else(|e| e.into_inner());
+        if idle && Arc::strong_count(&lock) == 2 {
+            locks.remove(key);
+        }
+    }
+
+    /// How many names the table tracks; for tests.
+    pub fn len(&self) -> usize {
+        self.locks.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether the table tracks no names.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A held lock; releases it when dropped.
+pub struct LockGuard {
+    table: Arc<LockTable>,
+    key: String,
+    lock: Option<Arc<NamedLock>>,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            *lock.held.lock().unwrap_or_else(|e| e.into_inner()) = false;
+            lock.released.notify_one();
+            self.table.forget_if_unused(&self.key, lock);
+        }
+    }
+}
+
+impl locks::Host for HostState {
+    fn acquire(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Resource<LockGuard>, locks::Error>> {
+        if name.is_empty() || name.len() > MAX_LOCK_NAME_BYTES {
+            return Ok(Err(locks::Error::InvalidName));
+        }
+        let key = format!("{}/{name}", self.package);
+        if self.held_locks.contains(&key) {
+            return Ok(Err(locks::Error::AlreadyHeld));
+        }
+        match self.lock_table.acquire(&key, self.deadline_at) {
+            Some(guard) => {
+                self.held_locks.insert(key);
+                Ok(Ok(self.table.push(guard)?))
+            }
+            None => Ok(Err(locks::Error::Timeout)),
+        }
+    }
+}
+
+impl locks::HostGuard for HostState {
+    fn drop(&mut self, guard: Resource<LockGuard>) -> wasmtime::Result<()> {
+        let guard = self.table.delete(guard)?;
+        self.held_locks.remove(&guard.key);
+        Ok(())
+    }
+}
