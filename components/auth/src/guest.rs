@@ -1,9 +1,8 @@
 //! The WIT export layer: binds the domain logic to the platform imports.
 
-use std::cell::OnceCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use zhongtai_guest::wasm::{Bucket, Host};
 
-use crate::model::{AuthError, Claims, Environment, Session, Storage, Subject, SubjectKind};
+use crate::model::{AuthError, Claims, Session, Subject, SubjectKind};
 use crate::service::Auth;
 
 wit_bindgen::generate!({
@@ -15,77 +14,28 @@ wit_bindgen::generate!({
         "../../wit/auth",
     ],
     world: "zhongtai:auth/component",
+    with: {
+        "wasi:keyvalue/store@0.2.0-draft": zhongtai_guest::wasm::bindings::wasi::keyvalue::store,
+        "wasi:keyvalue/atomics@0.2.0-draft": zhongtai_guest::wasm::bindings::wasi::keyvalue::atomics,
+        "wasi:keyvalue/batch@0.2.0-draft": zhongtai_guest::wasm::bindings::wasi::keyvalue::batch,
+        "wasi:config/store@0.2.0-rc.1": zhongtai_guest::wasm::bindings::wasi::config::store,
+        "wasi:logging/logging@0.1.0-draft": zhongtai_guest::wasm::bindings::wasi::logging::logging,
+        "zhongtai:platform/context@1.0.0": zhongtai_guest::wasm::bindings::zhongtai::platform::context,
+        "zhongtai:platform/locks@1.0.0": zhongtai_guest::wasm::bindings::zhongtai::platform::locks,
+    },
     generate_all,
 });
 
 use exports::zhongtai::auth::{authn, roles};
-use wasi::keyvalue::store;
 use zhongtai::auth::types as wit;
 
 struct Component;
 
-/// The package's bucket, opened on first use within a call.
-#[derive(Default)]
-struct Bucket(OnceCell<store::Bucket>);
-
-impl Bucket {
-    fn open(&self) -> Result<&store::Bucket, String> {
-        if self.0.get().is_none() {
-            let bucket = store::open("default").map_err(|e| format!("keyvalue open: {e:?}"))?;
-            let _ = self.0.set(bucket);
-        }
-        self.0
-            .get()
-            .ok_or_else(|| "keyvalue bucket unavailable".to_owned())
-    }
-}
-
-impl Storage for Bucket {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        self.open()?
-            .get(key)
-            .map_err(|e| format!("keyvalue get: {e:?}"))
-    }
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
-        self.open()?
-            .set(key, value)
-            .map_err(|e| format!("keyvalue set: {e:?}"))
-    }
-    fn delete(&self, key: &str) -> Result<(), String> {
-        self.open()?
-            .delete(key)
-            .map_err(|e| format!("keyvalue delete: {e:?}"))
-    }
-}
-
-struct Platform;
-
-impl Environment for Platform {
-    fn now(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default()
-    }
-    fn random(&self, buf: &mut [u8]) {
-        if getrandom::fill(buf).is_err() {
-            // Without randomness no salt or session id is safe to hand out.
-            panic!("wasi:random is unavailable");
-        }
-    }
-    fn config(&self, key: &str) -> Option<String> {
-        wasi::config::store::get(key).ok().flatten()
-    }
-    fn caller_department(&self) -> String {
-        zhongtai::platform::context::current().department
-    }
-}
-
 fn with_auth<T>(
-    f: impl FnOnce(&Auth<'_, Bucket, Platform>) -> Result<T, AuthError>,
+    f: impl FnOnce(&Auth<'_, Bucket, Host>) -> Result<T, AuthError>,
 ) -> Result<T, wit::Error> {
     let bucket = Bucket::default();
-    f(&Auth::new(&bucket, &Platform)).map_err(to_wit_error)
+    f(&Auth::new(&bucket, &Host)).map_err(to_wit_error)
 }
 
 fn to_wit_error(error: AuthError) -> wit::Error {

@@ -1,11 +1,9 @@
 //! `zhongtai:auth` — unified identity authentication.
 //!
-//! The domain logic ([`service::Auth`]) is plain Rust over two ports,
-//! [`model::Storage`] and [`model::Environment`], and is unit-tested natively.
-//! When built for `wasm32`, the `guest` module binds those ports to
-//! `wasi:keyvalue`, `wasi:config`, the clock, `wasi:random` and the platform
-//! context, and exports the `zhongtai:auth/authn` and `zhongtai:auth/roles`
-//! interfaces.
+//! The domain logic ([`service::Auth`]) is plain Rust over the ports of
+//! `zhongtai-guest` and is unit-tested natively. When built for `wasm32`, the
+//! `guest` module exports the `zhongtai:auth/authn` and `zhongtai:auth/roles`
+//! interfaces on the platform's imports.
 
 pub mod model;
 pub mod password;
@@ -15,71 +13,27 @@ pub mod token;
 #[cfg(target_arch = "wasm32")]
 mod guest;
 
-pub use model::{AuthError, Claims, Environment, Session, Storage, Subject, SubjectKind};
+pub use model::{AuthError, Claims, Session, Subject, SubjectKind};
 pub use service::Auth;
 
 #[cfg(test)]
 mod tests {
-    use std::cell::{Cell, RefCell};
-    use std::collections::{BTreeMap, HashMap};
+    use zhongtai_guest::testing::{FakePlatform, MemoryStore};
 
     use super::*;
 
-    #[derive(Default)]
-    struct Memory(RefCell<BTreeMap<String, Vec<u8>>>);
+    type Memory = MemoryStore;
 
-    impl Storage for Memory {
-        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-            Ok(self.0.borrow().get(key).cloned())
-        }
-        fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
-            self.0.borrow_mut().insert(key.into(), value.to_vec());
-            Ok(())
-        }
-        fn delete(&self, key: &str) -> Result<(), String> {
-            self.0.borrow_mut().remove(key);
-            Ok(())
-        }
-    }
-
-    struct Env {
-        now: Cell<u64>,
-        counter: Cell<u8>,
-        config: RefCell<HashMap<&'static str, String>>,
-        department: &'static str,
-    }
+    struct Env;
 
     impl Env {
-        fn new() -> Self {
-            let config = HashMap::from([
-                ("argon2-memory-kib", "64".to_owned()),
-                ("argon2-iterations", "1".to_owned()),
-                ("bootstrap-admins", "civil-affairs/1".to_owned()),
-            ]);
-            Self {
-                now: Cell::new(1_700_000_000),
-                counter: Cell::new(0),
-                config: RefCell::new(config),
-                department: "civil-affairs",
-            }
-        }
-    }
-
-    impl Environment for Env {
-        fn now(&self) -> u64 {
-            self.now.get()
-        }
-        fn random(&self, buf: &mut [u8]) {
-            for b in buf {
-                self.counter.set(self.counter.get().wrapping_add(1));
-                *b = self.counter.get();
-            }
-        }
-        fn config(&self, key: &str) -> Option<String> {
-            self.config.borrow().get(key).cloned()
-        }
-        fn caller_department(&self) -> String {
-            self.department.into()
+        #[allow(clippy::new_ret_no_self)]
+        fn new() -> FakePlatform {
+            let platform = FakePlatform::new("civil-affairs");
+            platform.set_config("argon2-memory-kib", "64");
+            platform.set_config("argon2-iterations", "1");
+            platform.set_config("bootstrap-admins", "civil-affairs/1");
+            platform
         }
     }
 
@@ -184,13 +138,11 @@ mod tests {
         let auth = Auth::new(&store, &env);
         let old = service::format_key("old", &[1; 32]);
         let new = service::format_key("new", &[2; 32]);
-        env.config.borrow_mut().insert("signing-keys", old.clone());
+        env.set_config("signing-keys", &old);
         auth.register(SubjectKind::Citizen, CITIZEN, "Li", PASSWORD)
             .unwrap();
         let token = auth.login(CITIZEN, PASSWORD).unwrap().token;
-        env.config
-            .borrow_mut()
-            .insert("signing-keys", format!("{new},{old}"));
+        env.set_config("signing-keys", &format!("{new},{old}"));
         assert!(auth.verify(&token).is_ok());
         assert!(
             auth.login(CITIZEN, PASSWORD)
@@ -198,7 +150,7 @@ mod tests {
                 .token
                 .starts_with("zt1.new.")
         );
-        env.config.borrow_mut().insert("signing-keys", new);
+        env.set_config("signing-keys", &new);
         assert_eq!(auth.verify(&token), Err(AuthError::BadSignature));
     }
 

@@ -1,5 +1,4 @@
-//! The auth capability's records, errors and the ports it needs from its
-//! host (storage, clock, randomness, configuration, caller).
+//! The auth capability's records and errors.
 
 use serde::{Deserialize, Serialize};
 pub use zhongtai_ids::SubjectKind;
@@ -76,28 +75,6 @@ pub enum AuthError {
     Forbidden(String),
     /// Storage or configuration failure.
     Other(String),
-}
-
-/// Storage of the auth package's bucket.
-pub trait Storage {
-    /// The value of `key`, if any.
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
-    /// Sets `key`.
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), String>;
-    /// Removes `key`.
-    fn delete(&self, key: &str) -> Result<(), String>;
-}
-
-/// Everything else the capability needs from where it runs.
-pub trait Environment {
-    /// Unix seconds now.
-    fn now(&self) -> u64;
-    /// Fills `buf` with cryptographically secure random bytes.
-    fn random(&self, buf: &mut [u8]);
-    /// A configuration value.
-    fn config(&self, key: &str) -> Option<String>;
-    /// The calling department.
-    fn caller_department(&self) -> String;
 }
 
 /// A subject as stored (key `subject/<id>`). Its password hash is kept

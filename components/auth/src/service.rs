@@ -1,13 +1,12 @@
-//! The auth capability's operations over its [`Storage`] and [`Environment`].
+//! The auth capability's operations over its [`Storage`] and [`Platform`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use zhongtai_ids::{SubjectId, SubjectKind};
 
-use crate::model::{
-    AuthError, Claims, Environment, Failures, Session, Storage, StoredSession, StoredSubject,
-    Subject,
-};
+use zhongtai_guest::{Platform, Storage};
+
+use crate::model::{AuthError, Claims, Failures, Session, StoredSession, StoredSubject, Subject};
 use crate::password::{self, Cost, PasswordHash};
 use crate::token::{self, SigningKey, TokenClaims};
 
@@ -15,10 +14,10 @@ use crate::token::{self, SigningKey, TokenClaims};
 pub const ADMIN_ROLE: &str = "admin";
 const GENERATED_KEY: &str = "keys/generated";
 
-/// The auth capability bound to its storage and environment for one call.
-pub struct Auth<'a, S: Storage, E: Environment> {
+/// The auth capability bound to its storage and platform for one call.
+pub struct Auth<'a, S: Storage, P: Platform> {
     store: &'a S,
-    env: &'a E,
+    env: &'a P,
 }
 
 fn other(e: impl std::fmt::Display) -> AuthError {
@@ -29,16 +28,11 @@ fn load<T: serde::de::DeserializeOwned>(
     store: &impl Storage,
     key: &str,
 ) -> Result<Option<T>, AuthError> {
-    match store.get(key).map_err(other)? {
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| AuthError::Other(format!("stored record {key:?} is unreadable: {e}"))),
-        None => Ok(None),
-    }
+    zhongtai_guest::load_json(store, key).map_err(AuthError::Other)
 }
 
 fn save<T: serde::Serialize>(store: &impl Storage, key: &str, value: &T) -> Result<(), AuthError> {
-    let bytes = serde_json::to_vec(value).map_err(other)?;
+    let bytes = zhongtai_guest::to_json(value).map_err(AuthError::Other)?;
     store.set(key, &bytes).map_err(other)
 }
 
@@ -64,9 +58,9 @@ fn credential_key(id: &str) -> String {
     format!("credential/{id}")
 }
 
-impl<'a, S: Storage, E: Environment> Auth<'a, S, E> {
+impl<'a, S: Storage, P: Platform> Auth<'a, S, P> {
     /// Binds the capability to `store` and `env`.
-    pub fn new(store: &'a S, env: &'a E) -> Self {
+    pub fn new(store: &'a S, env: &'a P) -> Self {
         Self { store, env }
     }
 

@@ -1,9 +1,8 @@
 //! The WIT export layer: binds the payment logic to the platform imports.
 
-use std::cell::OnceCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use zhongtai_guest::wasm::{Bucket, Host};
 
-use crate::model::{self, Environment, Storage};
+use crate::model;
 use crate::service::Payments;
 
 wit_bindgen::generate!({
@@ -15,69 +14,28 @@ wit_bindgen::generate!({
         "../../wit/payment",
     ],
     world: "zhongtai:payment/component",
+    with: {
+        "wasi:keyvalue/store@0.2.0-draft": zhongtai_guest::wasm::bindings::wasi::keyvalue::store,
+        "wasi:keyvalue/atomics@0.2.0-draft": zhongtai_guest::wasm::bindings::wasi::keyvalue::atomics,
+        "wasi:keyvalue/batch@0.2.0-draft": zhongtai_guest::wasm::bindings::wasi::keyvalue::batch,
+        "wasi:config/store@0.2.0-rc.1": zhongtai_guest::wasm::bindings::wasi::config::store,
+        "wasi:logging/logging@0.1.0-draft": zhongtai_guest::wasm::bindings::wasi::logging::logging,
+        "zhongtai:platform/context@1.0.0": zhongtai_guest::wasm::bindings::zhongtai::platform::context,
+        "zhongtai:platform/locks@1.0.0": zhongtai_guest::wasm::bindings::zhongtai::platform::locks,
+    },
     generate_all,
 });
 
 use exports::zhongtai::payment::{ledger, orders};
-use wasi::keyvalue::{atomics, batch, store};
 use zhongtai::payment::types as wit;
-use zhongtai::platform::{context, locks};
 
 struct Component;
 
-#[derive(Default)]
-struct Bucket(OnceCell<store::Bucket>);
-
-impl Bucket {
-    fn open(&self) -> Result<&store::Bucket, String> {
-        if self.0.get().is_none() {
-            let bucket = store::open("default").map_err(|e| format!("keyvalue open: {e:?}"))?;
-            let _ = self.0.set(bucket);
-        }
-        self.0
-            .get()
-            .ok_or_else(|| "keyvalue bucket unavailable".to_owned())
-    }
-}
-
-impl Storage for Bucket {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        self.open()?
-            .get(key)
-            .map_err(|e| format!("keyvalue get: {e:?}"))
-    }
-    fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<(), String> {
-        batch::set_many(self.open()?, &entries).map_err(|e| format!("keyvalue set-many: {e:?}"))
-    }
-    fn increment(&self, key: &str, delta: u64) -> Result<u64, String> {
-        atomics::increment(self.open()?, key, delta)
-            .map_err(|e| format!("keyvalue increment: {e:?}"))
-    }
-}
-
-struct Platform;
-
-impl Environment for Platform {
-    type Guard = locks::Guard;
-    fn now(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default()
-    }
-    fn caller_department(&self) -> String {
-        context::current().department
-    }
-    fn lock(&self, name: &str) -> Result<locks::Guard, String> {
-        locks::acquire(name).map_err(|e| format!("lock {name:?}: {e:?}"))
-    }
-}
-
 fn with_payments<T>(
-    f: impl FnOnce(&Payments<'_, Bucket, Platform>) -> Result<T, model::PaymentError>,
+    f: impl FnOnce(&Payments<'_, Bucket, Host>) -> Result<T, model::PaymentError>,
 ) -> Result<T, wit::Error> {
     let bucket = Bucket::default();
-    f(&Payments::new(&bucket, &Platform)).map_err(error_to_wit)
+    f(&Payments::new(&bucket, &Host)).map_err(error_to_wit)
 }
 
 fn status_to_wit(status: model::OrderStatus) -> wit::OrderStatus {

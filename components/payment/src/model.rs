@@ -1,4 +1,4 @@
-//! The payment capability's records, errors and ports.
+//! The payment capability's records and errors.
 
 use serde::{Deserialize, Serialize};
 
@@ -138,26 +138,4 @@ impl PaymentError {
             PaymentError::Other(_) | PaymentError::ChannelDeclined(_)
         )
     }
-}
-
-/// The payment package's bucket.
-pub trait Storage {
-    /// The value of `key`.
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
-    /// Writes all `entries` at once, or none.
-    fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<(), String>;
-    /// Atomically adds `delta` to a counter and returns the new value.
-    fn increment(&self, key: &str, delta: u64) -> Result<u64, String>;
-}
-
-/// Everything else the capability needs from where it runs.
-pub trait Environment {
-    /// A held lock; released when dropped.
-    type Guard;
-    /// Unix seconds now.
-    fn now(&self) -> u64;
-    /// The calling department.
-    fn caller_department(&self) -> String;
-    /// Takes the named lock, waiting for other calls to release it.
-    fn lock(&self, name: &str) -> Result<Self::Guard, String>;
 }

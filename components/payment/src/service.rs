@@ -11,9 +11,9 @@ use zhongtai_ids::{SubjectId, department_id};
 
 use crate::channel;
 use crate::model::{
-    CNY, EntryKind, Environment, LedgerEntry, MAX_AMOUNT, Money, NewOrder, Order, OrderStatus,
-    PaymentError, Storage,
+    CNY, EntryKind, LedgerEntry, MAX_AMOUNT, Money, NewOrder, Order, OrderStatus, PaymentError,
 };
+use zhongtai_guest::{Platform, Storage};
 
 /// Longest purpose or refund reason, in characters.
 pub const MAX_TEXT_CHARS: usize = 256;
@@ -34,7 +34,7 @@ struct LedgerHead {
 }
 
 /// The payment capability bound to its storage and environment for one call.
-pub struct Payments<'a, S: Storage, E: Environment> {
+pub struct Payments<'a, S: Storage, E: Platform> {
     store: &'a S,
     env: &'a E,
 }
@@ -43,13 +43,8 @@ fn other(e: impl std::fmt::Display) -> PaymentError {
     PaymentError::Other(e.to_string())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, PaymentError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| PaymentError::Other(format!("stored record {key:?} is unreadable: {e}")))
-}
-
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, PaymentError> {
-    serde_json::to_vec(value).map_err(other)
+    zhongtai_guest::to_json(value).map_err(PaymentError::Other)
 }
 
 fn check_text(what: &str, text: &str) -> Result<(), PaymentError> {
@@ -110,17 +105,14 @@ impl Batch {
     }
 }
 
-impl<'a, S: Storage, E: Environment> Payments<'a, S, E> {
+impl<'a, S: Storage, E: Platform> Payments<'a, S, E> {
     /// Binds the capability to `store` and `env`.
     pub fn new(store: &'a S, env: &'a E) -> Self {
         Self { store, env }
     }
 
     fn load<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, PaymentError> {
-        match self.store.get(key).map_err(other)? {
-            Some(bytes) => decode(key, &bytes).map(Some),
-            None => Ok(None),
-        }
+        zhongtai_guest::load_json(self.store, key).map_err(PaymentError::Other)
     }
 
     fn order(&self, id: &str) -> Result<Order, PaymentError> {
@@ -457,7 +449,7 @@ impl LedgerWriter {
     }
 
     /// Adds the entries, indexes, balances and head to `batch`.
-    fn finish<S: Storage, E: Environment>(
+    fn finish<S: Storage, E: Platform>(
         self,
         payments: &Payments<'_, S, E>,
         batch: &mut Batch,

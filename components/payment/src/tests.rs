@@ -1,60 +1,20 @@
 //! Native tests of the payment logic, including property tests of the
 //! ledger and of idempotency over random sequences of operations.
 
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
+use zhongtai_guest::testing::{FakePlatform, MemoryStore};
 
 use crate::model::*;
 use crate::service::Payments;
 
-#[derive(Default, Clone)]
-struct Memory(RefCell<BTreeMap<String, Vec<u8>>>);
+type Memory = MemoryStore;
 
-impl Storage for Memory {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        Ok(self.0.borrow().get(key).cloned())
-    }
-    fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<(), String> {
-        self.0.borrow_mut().extend(entries);
-        Ok(())
-    }
-    fn increment(&self, key: &str, delta: u64) -> Result<u64, String> {
-        let mut map = self.0.borrow_mut();
-        let current: u64 = map
-            .get(key)
-            .map(|v| String::from_utf8_lossy(v).parse().unwrap_or(0))
-            .unwrap_or(0);
-        map.insert(key.to_owned(), (current + delta).to_string().into_bytes());
-        Ok(current + delta)
-    }
-}
-
-struct Env {
-    department: RefCell<String>,
-    now: Cell<u64>,
-}
+struct Env;
 
 impl Env {
-    fn new(department: &str) -> Self {
-        Self {
-            department: RefCell::new(department.to_owned()),
-            now: Cell::new(1_700_000_000),
-        }
-    }
-}
-
-impl Environment for Env {
-    type Guard = ();
-    fn now(&self) -> u64 {
-        self.now.get()
-    }
-    fn caller_department(&self) -> String {
-        self.department.borrow().clone()
-    }
-    fn lock(&self, _name: &str) -> Result<(), String> {
-        Ok(())
+    #[allow(clippy::new_ret_no_self)]
+    fn new(department: &str) -> FakePlatform {
+        FakePlatform::new(department)
     }
 }
 
@@ -194,7 +154,7 @@ fn only_the_payee_refunds_cancels_and_reads() {
     let (store, env) = (Memory::default(), Env::new(DEPT));
     let payments = Payments::new(&store, &env);
     let order = payments.create(new_order(100), "c1").unwrap();
-    *env.department.borrow_mut() = "public-security".into();
+    env.call_as("public-security");
     assert!(matches!(
         payments.cancel(&order.id, "x"),
         Err(PaymentError::Forbidden(_))

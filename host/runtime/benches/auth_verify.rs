@@ -29,27 +29,32 @@ fn context() -> CallContext {
 /// The auth bucket of the host's store, as the native logic sees it.
 struct NativeBucket(Arc<SledStore>);
 
-impl zhongtai_auth::Storage for NativeBucket {
+const BUCKET: &str = "zhongtai:auth/default";
+
+impl zhongtai_guest::Storage for NativeBucket {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        self.0
-            .get("zhongtai:auth/default", key)
-            .map_err(|e| e.to_string())
+        self.0.get(BUCKET, key).map_err(|e| e.to_string())
     }
     fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
-        self.0
-            .set("zhongtai:auth/default", key, value)
-            .map_err(|e| e.to_string())
+        self.0.set(BUCKET, key, value).map_err(|e| e.to_string())
     }
     fn delete(&self, key: &str) -> Result<(), String> {
+        self.0.delete(BUCKET, key).map_err(|e| e.to_string())
+    }
+    fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<(), String> {
+        self.0.set_many(BUCKET, &entries).map_err(|e| e.to_string())
+    }
+    fn increment(&self, key: &str, delta: u64) -> Result<u64, String> {
         self.0
-            .delete("zhongtai:auth/default", key)
+            .increment(BUCKET, key, delta)
             .map_err(|e| e.to_string())
     }
 }
 
 struct NativeEnvironment(HostConfig);
 
-impl zhongtai_auth::Environment for NativeEnvironment {
+impl zhongtai_guest::Platform for NativeEnvironment {
+    type Guard = ();
     fn now(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -64,6 +69,9 @@ impl zhongtai_auth::Environment for NativeEnvironment {
     }
     fn caller_department(&self) -> String {
         "bench".into()
+    }
+    fn lock(&self, _name: &str) -> Result<(), String> {
+        Ok(())
     }
 }
 
