@@ -184,23 +184,7 @@ proptest! {
     ) {
         let (store, env) = (MemoryStore::default(), FakePlatform::new("taxation"));
         let credit = Credit::new(&store, &env);
-        let date = |days_ago: u32| {
-            let day = 1_700_000_000 / 86_400 - i64::from(days_ago);
-            // Back from days since the epoch to a calendar date.
-            let (mut y, mut rest) = (1970u32, day);
-            loop {
-                let len = if zhongtai_ids::days_in_month(y, 2) == 29 { 366 } else { 365 };
-                if rest < len { break; }
-                rest -= len;
-                y += 1;
-            }
-            let mut m = 1;
-            while rest >= i64::from(zhongtai_ids::days_in_month(y, m)) {
-                rest -= i64::from(zhongtai_ids::days_in_month(y, m));
-                m += 1;
-            }
-            format!("{y:04}-{m:02}-{:02}", rest + 1)
-        };
+        let date = |days_ago: u32| zhongtai_ids::iso_date_of(1_700_000_000 - u64::from(days_ago) * 86_400);
         for (category, severity, days_ago) in events {
             credit.add_event(event(CITIZEN, category, severity, &date(days_ago))).unwrap();
         }

@@ -267,6 +267,27 @@ pub fn days_from_civil(year: u32, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The calendar date (year, month, day) of a day count since 1970-01-01;
+/// the inverse of [`days_from_civil`].
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Today's date as `YYYY-MM-DD` for a Unix time in seconds.
+pub fn iso_date_of(unix_seconds: u64) -> String {
+    let (y, m, d) = civil_from_days((unix_seconds / 86_400) as i64);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,9 +345,16 @@ mod tests {
         assert!(iso_date("2023-2-01").is_err());
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(iso_date_of(1_700_000_000), "2023-11-14");
     }
 
     proptest! {
+        #[test]
+        fn day_counts_and_dates_convert_both_ways(days in -100_000i64..200_000) {
+            let (y, m, d) = civil_from_days(days);
+            prop_assert_eq!(days_from_civil(y as u32, m, d), days);
+        }
+
         #[test]
         fn any_generated_identity_number_validates_and_any_wrong_check_fails(
             region in 110_000u32..660_000, year in 1900u32..2100, month in 1u32..=12, day in 1u32..=28, seq in 0u32..1000,

@@ -20,7 +20,12 @@ pub const WASM_TARGET: &str = "wasm32-wasip2";
 pub const GUEST_PROFILE: &str = "guest";
 
 /// The platform's capability components, by cargo package name.
-pub const CAPABILITIES: &[&str] = &["zhongtai-auth", "zhongtai-payment", "zhongtai-credit"];
+pub const CAPABILITIES: &[&str] = &[
+    "zhongtai-auth",
+    "zhongtai-payment",
+    "zhongtai-credit",
+    "zhongtai-license",
+];
 
 /// Test fixtures: a component of an unknown package that misbehaves on request.
 pub const FIXTURES: &[&str] = &["fixture-sampler"];
