@@ -320,6 +320,21 @@ fn only_admin_officials_grant_and_revoke_roles() {
 }
 
 #[test]
+fn a_misconfigured_key_is_reported_as_other() {
+    let (runtime, _dir) = runtime(
+        RuntimeLimits::default(),
+        config(&[("signing-keys", "k:c2hvcnQ=")]),
+    );
+    let auth = Auth::new(runtime);
+    ok(&auth.register("citizen", CITIZEN));
+    let refused = auth.login(CITIZEN, PASSWORD);
+    let message = refused["err"]["other"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{refused}"));
+    assert!(message.contains("at least 32 are needed"), "{message}");
+}
+
+#[test]
 fn a_generated_key_is_used_when_none_is_configured() {
     let dir = tempfile::tempdir().unwrap();
     let mut unkeyed = HostConfig::default();

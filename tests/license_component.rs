@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{Value as Json, json};
-use support::{context, load, runtime};
+use support::{context, load};
 use zhongtai_runtime::{HostConfig, LoadedComponent, Runtime, RuntimeLimits};
 
 const COMPANY: &str = "91350100M000100Y43";
@@ -19,9 +19,14 @@ struct License {
 
 impl License {
     fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::in_dir(dir, KEYS)
+    }
+
+    fn in_dir(dir: tempfile::TempDir, keys: &str) -> Self {
         let mut config = HostConfig::default();
-        config.set("zhongtai:license", "signing-keys", KEYS);
-        let (runtime, dir) = runtime(RuntimeLimits::default(), config);
+        config.set("zhongtai:license", "signing-keys", keys);
+        let runtime = support::runtime_in(dir.path(), RuntimeLimits::default(), config);
         let component = load(&runtime, "zhongtai-license");
         Self {
             runtime,
@@ -175,5 +180,32 @@ fn every_reachable_error() {
     assert_eq!(
         verify("FO-2026-00009999-1"),
         json!({"err": "unknown-license"})
+    );
+}
+
+#[test]
+fn a_license_signed_by_a_removed_key_and_a_broken_key_configuration() {
+    let license = License::new();
+    let number = license.issue(request())["ok"]["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = license._dir;
+    drop(license.runtime);
+    let rotated = License::in_dir(dir, "k2027:BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ=");
+    let verify = rotated.call_as(
+        "public-security",
+        "verification.verify",
+        json!({ "number": number }),
+    );
+    assert_eq!(verify, json!({"err": "bad-signature"}));
+    let broken = License::in_dir(tempfile::tempdir().unwrap(), "k2027:not-base64");
+    let issued = broken.issue(request());
+    assert!(
+        issued["err"]["other"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("signing-keys"),
+        "{issued}"
     );
 }

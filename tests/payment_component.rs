@@ -188,6 +188,8 @@ fn every_reachable_error() {
         payment.pay(&order_id, "p2"),
         json!({"err": {"invalid-transition": "cancelled"}})
     );
+    let declined = id(&payment.create(40_002, "c-declined"));
+    assert!(payment.pay(&declined, "p-declined")["err"]["channel-declined"].is_string());
     let too_many = payment.call(
         "ledger.department-entries",
         json!({"department": "taxation", "offset": 0, "limit": 0}),

@@ -14,9 +14,16 @@ pub trait Channel {
     fn refund(&self, order: &Order, amount: i64) -> Result<String, PaymentError>;
 }
 
-/// A channel that settles at once and never declines; for development and
-/// tests.
+/// A channel that settles at once; for development and tests. Like a test
+/// card that is always declined, it declines a charge of exactly
+/// [`Sandbox::DECLINED_AMOUNT`] fen, so that callers can exercise their
+/// decline handling.
 pub struct Sandbox;
+
+impl Sandbox {
+    /// The amount the sandbox always declines: 400.02 CNY.
+    pub const DECLINED_AMOUNT: i64 = 40_002;
+}
 
 impl Channel for Sandbox {
     fn name(&self) -> &'static str {
@@ -24,6 +31,12 @@ impl Channel for Sandbox {
     }
 
     fn charge(&self, order: &Order) -> Result<String, PaymentError> {
+        if order.amount.amount == Self::DECLINED_AMOUNT {
+            return Err(PaymentError::ChannelDeclined(format!(
+                "the sandbox declines charges of {} fen",
+                Self::DECLINED_AMOUNT
+            )));
+        }
         Ok(format!("sandbox-charge-{}", order.id))
     }
 

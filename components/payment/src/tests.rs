@@ -114,6 +114,25 @@ fn transitions_are_checked() {
 }
 
 #[test]
+fn a_declined_charge_changes_nothing_and_may_be_retried() {
+    let (store, env) = (Memory::default(), Env::new(DEPT));
+    let payments = Payments::new(&store, &env);
+    let order = payments
+        .create(new_order(crate::channel::Sandbox::DECLINED_AMOUNT), "c1")
+        .unwrap();
+    let before = store.snapshot();
+    assert!(matches!(
+        payments.pay(&order.id, "sandbox", "p1"),
+        Err(PaymentError::ChannelDeclined(_))
+    ));
+    assert_eq!(store.snapshot(), before);
+    assert!(matches!(
+        payments.pay(&order.id, "sandbox", "p1"),
+        Err(PaymentError::ChannelDeclined(_))
+    ));
+}
+
+#[test]
 fn input_is_validated() {
     let (store, env) = (Memory::default(), Env::new(DEPT));
     let payments = Payments::new(&store, &env);
