@@ -205,9 +205,16 @@ fn verify_errors() {
         auth.call("authn.verify", json!({"token": "Bearer abc"})),
         json!({"err": "malformed-token"})
     );
+    // Alter the signature's first character: six bits of signature, unlike
+    // the last character, part of which is padding.
+    let signature_at = token.rfind('.').unwrap() + 1;
     let mut forged = token.clone();
-    forged.pop();
-    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let altered = if token[signature_at..].starts_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    forged.replace_range(signature_at..signature_at + 1, altered);
     assert_eq!(
         auth.call("authn.verify", json!({ "token": forged })),
         json!({"err": "bad-signature"})
