@@ -27,8 +27,9 @@ pub const CAPABILITIES: &[&str] = &[
     "zhongtai-license",
 ];
 
-/// Test fixtures: a component of an unknown package that misbehaves on request.
-pub const FIXTURES: &[&str] = &["fixture-sampler"];
+/// Test fixtures: a component of an unknown package that misbehaves on
+/// request, and one importing what no host provides.
+pub const FIXTURES: &[&str] = &["fixture-sampler", "fixture-stranger"];
 
 /// The zhongtai source tree: the directory holding `Cargo.toml` and
 /// `components/`. Looks upward from the current directory, then falls back to

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value as Json, json};
+use crate::registry_commands;
 use zhongtai_runtime::{
     CallContext, HostConfig, LoadedComponent, Runtime, RuntimeLimits, RuntimeOptions, SledStore,
     Slug,
@@ -35,6 +36,67 @@ enum Command {
     /// Build the auth component and walk an identity through it:
     /// register, login, verify, logout, verify again.
     Demo(HostArgs),
+    /// Create a publisher key pair (FILE and FILE.pub).
+    Keygen {
+        /// Where to write the secret key.
+        #[arg(long, default_value = "zhongtai-publisher.key")]
+        out: PathBuf,
+    },
+    /// Publish a component to a registry.
+    Publish(registry_commands::PublishArgs),
+    /// Yank a version (resolution skips it; locked users can still fetch it).
+    Yank {
+        /// `namespace:name@version`.
+        target: String,
+        /// Restore a yanked version instead.
+        #[arg(long)]
+        undo: bool,
+        #[command(flatten)]
+        registry: registry_commands::RegistryArgs,
+    },
+    /// Search packages by name.
+    Search {
+        /// Part of a package name; empty lists all.
+        #[arg(default_value = "")]
+        query: String,
+        #[command(flatten)]
+        registry: registry_commands::RegistryArgs,
+    },
+    /// Show a package's versions, digests, publishers and WIT worlds.
+    Info {
+        /// `namespace:name`.
+        package: String,
+        #[command(flatten)]
+        registry: registry_commands::RegistryArgs,
+    },
+    /// Show the version a semver requirement resolves to.
+    Resolve {
+        /// `namespace:name`.
+        package: String,
+        /// A requirement, e.g. `^1`.
+        requirement: String,
+        #[command(flatten)]
+        registry: registry_commands::RegistryArgs,
+    },
+    /// Resolve a requirement and download that version, checking its digest
+    /// and signature.
+    Fetch {
+        /// `namespace:name`.
+        package: String,
+        /// A requirement, e.g. `^1` or `=1.0.0`.
+        requirement: String,
+        /// Where to write the component.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Accept only versions signed by these public keys (files or base64).
+        #[arg(long)]
+        trust: Vec<String>,
+        #[command(flatten)]
+        registry: registry_commands::RegistryArgs,
+    },
+    /// Run the registry.
+    #[command(subcommand)]
+    Registry(registry_commands::RegistryCommand),
 }
 
 #[derive(Args)]
@@ -94,6 +156,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(host) => demo(&host),
+        Command::Keygen { out } => registry_commands::keygen(&out),
+        Command::Publish(args) => registry_commands::publish(args),
+        Command::Yank { target, undo, registry } => registry_commands::yank(&target, undo, &registry),
+        Command::Search { query, registry } => registry_commands::search(&query, &registry),
+        Command::Info { package, registry } => registry_commands::info(&package, &registry),
+        Command::Resolve {
+            package,
+            requirement,
+            registry,
+        } => registry_commands::resolve(&package, &requirement, &registry),
+        Command::Fetch {
+            package,
+            requirement,
+            out,
+            trust,
+            registry,
+        } => registry_commands::fetch(&package, &requirement, &out, &trust, &registry),
+        Command::Registry(command) => registry_commands::serve(command),
     }
 }
 

@@ -2,6 +2,7 @@
 //! runs a command and turns the error chain into a message and exit code.
 
 mod commands;
+mod registry_commands;
 
 use clap::Parser;
 

@@ -42,6 +42,52 @@ wasmtime::component::bindgen!({
     },
 });
 
+/// Every interface the platform links for components, with its version: the
+/// WASI 0.2 interfaces (from wasmtime-wasi, WASI 0.2.12) and the
+/// `zhongtai:platform/capability` world. A registry refuses components that
+/// import anything else, so that what it accepts is what this host can run.
+pub const PROVIDED_INTERFACES: &[&str] = &[
+    "wasi:cli/environment@0.2.12",
+    "wasi:cli/exit@0.2.12",
+    "wasi:cli/stdin@0.2.12",
+    "wasi:cli/stdout@0.2.12",
+    "wasi:cli/stderr@0.2.12",
+    "wasi:cli/terminal-input@0.2.12",
+    "wasi:cli/terminal-output@0.2.12",
+    "wasi:cli/terminal-stdin@0.2.12",
+    "wasi:cli/terminal-stdout@0.2.12",
+    "wasi:cli/terminal-stderr@0.2.12",
+    "wasi:clocks/monotonic-clock@0.2.12",
+    "wasi:clocks/wall-clock@0.2.12",
+    "wasi:filesystem/types@0.2.12",
+    "wasi:filesystem/preopens@0.2.12",
+    "wasi:io/error@0.2.12",
+    "wasi:io/poll@0.2.12",
+    "wasi:io/streams@0.2.12",
+    "wasi:random/random@0.2.12",
+    "wasi:random/insecure@0.2.12",
+    "wasi:random/insecure-seed@0.2.12",
+    "wasi:sockets/network@0.2.12",
+    "wasi:sockets/instance-network@0.2.12",
+    "wasi:sockets/ip-name-lookup@0.2.12",
+    "wasi:sockets/tcp@0.2.12",
+    "wasi:sockets/tcp-create-socket@0.2.12",
+    "wasi:sockets/udp@0.2.12",
+    "wasi:sockets/udp-create-socket@0.2.12",
+    "wasi:keyvalue/store@0.2.0-draft",
+    "wasi:keyvalue/atomics@0.2.0-draft",
+    "wasi:keyvalue/batch@0.2.0-draft",
+    "wasi:config/store@0.2.0-rc.1",
+    "wasi:logging/logging@0.1.0-draft",
+    "zhongtai:platform/context@1.0.0",
+    "zhongtai:platform/locks@1.0.0",
+];
+
+/// [`PROVIDED_INTERFACES`] as owned strings, as a registry takes them.
+pub fn provided_interfaces() -> Vec<String> {
+    PROVIDED_INTERFACES.iter().map(|s| s.to_string()).collect()
+}
+
 /// How much of a guest's stderr is kept to explain a failed call.
 pub(crate) const STDERR_CAPTURE_BYTES: usize = 16 * 1024;
 

@@ -1,0 +1,294 @@
+//! The registry's storage: package records in sled, blobs as files named by
+//! their sha256 (`blobs/sha256/<hex>`), the layout of OCI and cargo
+//! registries. Blobs live outside sled so that large components do not bloat
+//! the database and so that damage on disk is caught by re-hashing on every
+//! fetch.
+//!
+//! Crash safety comes from ordering: a blob is written to a temporary file,
+//! synced and renamed into place (and its directory synced) *before* the
+//! version record that names it is written and flushed. A crash in between
+//! leaves at most an unreferenced blob, never a version pointing at a
+//! missing or partial one.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::RegistryError;
+use crate::name::{Digest, PackageName};
+use crate::signing::Signed;
+use crate::validate::{self, WorldSummary};
+
+/// One published version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// The package.
+    pub package: PackageName,
+    /// The version.
+    pub version: semver::Version,
+    /// The sha256 of its bytes.
+    pub digest: Digest,
+    /// Size in bytes.
+    pub size: u64,
+    /// Yanked versions are skipped by resolution but stay fetchable.
+    pub yanked: bool,
+    /// Unix seconds.
+    pub published_at: u64,
+    /// The publisher's signature, if the version was signed.
+    pub signed: Option<Signed>,
+    /// What the component imports and exports.
+    pub world: WorldSummary,
+}
+
+/// A package and all its versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageInfo {
+    /// The package.
+    pub name: PackageName,
+    /// Versions, lowest first.
+    pub versions: Vec<VersionRecord>,
+}
+
+/// One line of a search result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageSummary {
+    /// The package.
+    pub name: PackageName,
+    /// Its highest non-yanked version, if any.
+    pub latest: Option<semver::Version>,
+    /// How many versions exist, yanked included.
+    pub versions: usize,
+}
+
+/// A publish request.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    /// The package.
+    pub package: PackageName,
+    /// The version.
+    pub version: semver::Version,
+    /// The component's bytes.
+    pub bytes: Vec<u8>,
+    /// The publisher's signature of (package, version, digest), if any.
+    pub signed: Option<Signed>,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishOutcome {
+    /// The version as stored.
+    pub record: VersionRecord,
+    /// False when the same bytes were already published as this version.
+    pub created: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredPackage {
+    versions: BTreeMap<String, VersionRecord>,
+}
+
+/// The registry's storage in a directory.
+pub struct RegistryStore {
+    dir: PathBuf,
+    packages: sled::Tree,
+    db: sled::Db,
+    publishing: Mutex<()>,
+    provided: Vec<String>,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+impl RegistryStore {
+    /// Opens (or creates) a registry in `dir`. `provided` lists the
+    /// interfaces the platform gives components (`wasi:io/streams@0.2.12`, …);
+    /// a component importing anything else is refused.
+    pub fn open(dir: &Path, provided: Vec<String>) -> Result<Self, RegistryError> {
+        fs::create_dir_all(dir.join("blobs/sha256"))?;
+        let db = sled::Config::new().path(dir.join("index")).open()?;
+        let packages = db.open_tree("packages")?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            packages,
+            db,
+            publishing: Mutex::new(()),
+            provided,
+        })
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join("blobs/sha256").join(digest.hex())
+    }
+
+    fn load(&self, name: &PackageName) -> Result<Option<StoredPackage>, RegistryError> {
+        match self.packages.get(name.as_str())? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| RegistryError::Storage(format!("record of {name} is unreadable: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    fn write_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), RegistryError> {
+        let path = self.blob_path(digest);
+        if path.exists() && fs::read(&path).is_ok_and(|stored| Digest::of(&stored) == *digest) {
+            return Ok(());
+        }
+        let dir = path.parent().unwrap_or(&self.dir);
+        let temp = dir.join(format!(".partial-{}-{}", digest.hex(), std::process::id()));
+        let mut file = fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, &path)?;
+        sync_dir(dir)?;
+        Ok(())
+    }
+
+    /// Validates and stores a version; see the module docs for the order of
+    /// writes. Publishing the same bytes again changes nothing; other bytes
+    /// under a published version are refused.
+    pub fn publish(&self, request: PublishRequest) -> Result<PublishOutcome, RegistryError> {
+        let world = validate::validate(&request.bytes, &self.provided)?;
+        let digest = Digest::of(&request.bytes);
+        if let Some(signed) = &request.signed {
+            signed.verify(&request.package, &request.version, &digest)?;
+        }
+        let _one_at_a_time = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stored = self
+            .load(&request.package)?
+            .unwrap_or(StoredPackage { versions: BTreeMap::new() });
+        let key = request.version.to_string();
+        if let Some(existing) = stored.versions.get(&key) {
+            if existing.digest == digest {
+                return Ok(PublishOutcome {
+                    record: existing.clone(),
+                    created: false,
+                });
+            }
+            return Err(RegistryError::VersionExists {
+                package: request.package.to_string(),
+                version: key,
+                existing: existing.digest.to_string(),
+            });
+        }
+        self.write_blob(&digest, &request.bytes)?;
+        let record = VersionRecord {
+            package: request.package.clone(),
+            version: request.version,
+            digest,
+            size: request.bytes.len() as u64,
+            yanked: false,
+            published_at: now(),
+            signed: request.signed,
+            world,
+        };
+        stored.versions.insert(key, record.clone());
+        self.save(&request.package, &stored)?;
+        Ok(PublishOutcome { record, created: true })
+    }
+
+    fn save(&self, name: &PackageName, stored: &StoredPackage) -> Result<(), RegistryError> {
+        let bytes = serde_json::to_vec(stored).map_err(|e| RegistryError::Storage(e.to_string()))?;
+        self.packages.insert(name.as_str(), bytes)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A package with all its versions.
+    pub fn package(&self, name: &PackageName) -> Result<PackageInfo, RegistryError> {
+        let stored = self
+            .load(name)?
+            .ok_or_else(|| RegistryError::NotFound(format!("package {name}")))?;
+        let mut versions: Vec<VersionRecord> = stored.versions.into_values().collect();
+        versions.sort_by(|a, b| a.version.cmp(&b.version));
+        Ok(PackageInfo {
+            name: name.clone(),
+            versions,
+        })
+    }
+
+    /// Packages whose name contains `query` (all when empty), by name.
+    pub fn search(&self, query: &str) -> Result<Vec<PackageSummary>, RegistryError> {
+        let mut found = Vec::new();
+        for entry in self.packages.iter() {
+            let (key, _) = entry?;
+            let name = PackageName::parse(&String::from_utf8_lossy(&key))?;
+            if !name.as_str().contains(query) {
+                continue;
+            }
+            let info = self.package(&name)?;
+            found.push(PackageSummary {
+                latest: info.versions.iter().filter(|v| !v.yanked).map(|v| v.version.clone()).max(),
+                versions: info.versions.len(),
+                name,
+            });
+        }
+        Ok(found)
+    }
+
+    /// The bytes of a blob, checked against its digest.
+    pub fn blob(&self, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
+        let bytes = match fs::read(self.blob_path(digest)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(RegistryError::NotFound(format!("blob {digest}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
+            return Err(RegistryError::BlobCorrupt {
+                digest: digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Yanks (or, with `yanked = false`, restores) a version.
+    pub fn set_yanked(&self, name: &PackageName, version: &semver::Version, yanked: bool) -> Result<VersionRecord, RegistryError> {
+        let _one_at_a_time = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stored = self
+            .load(name)?
+            .ok_or_else(|| RegistryError::NotFound(format!("package {name}")))?;
+        let record = stored
+            .versions
+            .get_mut(&version.to_string())
+            .ok_or_else(|| RegistryError::NotFound(format!("{name}@{version}")))?;
+        record.yanked = yanked;
+        let record = record.clone();
+        self.save(name, &stored)?;
+        Ok(record)
+    }
+
+    /// Replaces a version's signature as stored, bypassing every check; for
+    /// tests that play a compromised registry.
+    #[doc(hidden)]
+    pub fn tamper_signature(&self, name: &PackageName, version: &semver::Version, signed: Option<Signed>) -> Result<(), RegistryError> {
+        let mut stored = self
+            .load(name)?
+            .ok_or_else(|| RegistryError::NotFound(format!("package {name}")))?;
+        if let Some(record) = stored.versions.get_mut(&version.to_string()) {
+            record.signed = signed;
+        }
+        self.save(name, &stored)
+    }
+
+    /// Where a blob's file is; for tests that damage it.
+    #[doc(hidden)]
+    pub fn blob_file(&self, digest: &Digest) -> PathBuf {
+        self.blob_path(digest)
+    }
+}
