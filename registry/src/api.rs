@@ -47,8 +47,10 @@ impl From<RegistryError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::json!({"error": {"code": self.0.code(), "message": self.0.to_string()}});
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body =
+            serde_json::json!({"error": {"code": self.0.code(), "message": self.0.to_string()}});
         (status, axum::Json(body)).into_response()
     }
 }
@@ -61,14 +63,19 @@ pub fn app(state: Arc<ApiState>) -> Router {
         .route("/api/v1/packages", get(search))
         .route("/api/v1/packages/{name}", get(package))
         .route("/api/v1/packages/{name}/{version}", put(publish))
-        .route("/api/v1/packages/{name}/{version}/yank", put(yank).delete(unyank))
+        .route(
+            "/api/v1/packages/{name}/{version}/yank",
+            put(yank).delete(unyank),
+        )
         .route("/api/v1/blobs/{digest}", get(blob))
         .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES + 1024))
         .with_state(state)
 }
 
 /// Runs blocking registry work off the async workers.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, RegistryError> + Send + 'static) -> ApiResult<T> {
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
+) -> ApiResult<T> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| RegistryError::Storage(format!("worker failed: {e}")))?
@@ -83,7 +90,11 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), RegistryError>
     match (&state.token, given) {
         (Some(expected), Some(given))
             if expected.len() == given.len()
-                && expected.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0 =>
+                && expected
+                    .bytes()
+                    .zip(given.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0 =>
         {
             Ok(())
         }
@@ -97,18 +108,27 @@ struct SearchQuery {
     q: String,
 }
 
-async fn search(State(state): State<Arc<ApiState>>, Query(query): Query<SearchQuery>) -> ApiResult<Response> {
+async fn search(
+    State(state): State<Arc<ApiState>>,
+    Query(query): Query<SearchQuery>,
+) -> ApiResult<Response> {
     let found = blocking(move || state.registry.search(&query.q)).await?;
     Ok(axum::Json(found).into_response())
 }
 
-async fn package(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiResult<Response> {
+async fn package(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
     let name = PackageName::parse(&name).map_err(RegistryError::from)?;
     let info = blocking(move || state.registry.package(&name)).await?;
     Ok(axum::Json(info).into_response())
 }
 
-async fn blob(State(state): State<Arc<ApiState>>, Path(digest): Path<String>) -> ApiResult<Response> {
+async fn blob(
+    State(state): State<Arc<ApiState>>,
+    Path(digest): Path<String>,
+) -> ApiResult<Response> {
     let digest = Digest::parse(&digest).map_err(RegistryError::from)?;
     let bytes = blocking(move || state.registry.blob(&digest)).await?;
     Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes).into_response())
@@ -123,18 +143,28 @@ async fn publish(
     authorize(&state, &headers)?;
     let package = PackageName::parse(&name).map_err(RegistryError::from)?;
     let version = parse_version(&version).map_err(RegistryError::from)?;
-    let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let signed = match (header_text("x-zhongtai-signature"), header_text("x-zhongtai-public-key")) {
+    let header_text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let signed = match (
+        header_text("x-zhongtai-signature"),
+        header_text("x-zhongtai-public-key"),
+    ) {
         (Some(signature), Some(key)) => Some(Signed {
             signature,
             public_key: PublicKey::parse(&key).map_err(RegistryError::from)?,
         }),
         (None, None) => None,
         _ => {
-            return Err(RegistryError::Signature(crate::signing::SignatureError::BadKey(
-                "X-Zhongtai-Signature and X-Zhongtai-Public-Key go together".into(),
-            ))
-            .into());
+            return Err(
+                RegistryError::Signature(crate::signing::SignatureError::BadKey(
+                    "X-Zhongtai-Signature and X-Zhongtai-Public-Key go together".into(),
+                ))
+                .into(),
+            );
         }
     };
     let request = PublishRequest {
@@ -144,11 +174,21 @@ async fn publish(
         signed,
     };
     let outcome = blocking(move || state.registry.publish(request)).await?;
-    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, axum::Json(outcome)).into_response())
 }
 
-async fn set_yanked(state: Arc<ApiState>, headers: HeaderMap, name: String, version: String, yanked: bool) -> ApiResult<Response> {
+async fn set_yanked(
+    state: Arc<ApiState>,
+    headers: HeaderMap,
+    name: String,
+    version: String,
+    yanked: bool,
+) -> ApiResult<Response> {
     authorize(&state, &headers)?;
     let name = PackageName::parse(&name).map_err(RegistryError::from)?;
     let version = parse_version(&version).map_err(RegistryError::from)?;
@@ -156,11 +196,19 @@ async fn set_yanked(state: Arc<ApiState>, headers: HeaderMap, name: String, vers
     Ok(axum::Json(record).into_response())
 }
 
-async fn yank(State(state): State<Arc<ApiState>>, Path((name, version)): Path<(String, String)>, headers: HeaderMap) -> ApiResult<Response> {
+async fn yank(
+    State(state): State<Arc<ApiState>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     set_yanked(state, headers, name, version, true).await
 }
 
-async fn unyank(State(state): State<Arc<ApiState>>, Path((name, version)): Path<(String, String)>, headers: HeaderMap) -> ApiResult<Response> {
+async fn unyank(
+    State(state): State<Arc<ApiState>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     set_yanked(state, headers, name, version, false).await
 }
 
@@ -170,5 +218,7 @@ pub async fn serve(
     state: Arc<ApiState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

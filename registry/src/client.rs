@@ -10,7 +10,9 @@ use crate::error::RegistryError;
 use crate::name::{Digest, PackageName};
 use crate::resolve::highest_match;
 use crate::signing::TrustPolicy;
-use crate::store::{PackageInfo, PackageSummary, PublishOutcome, PublishRequest, RegistryStore, VersionRecord};
+use crate::store::{
+    PackageInfo, PackageSummary, PublishOutcome, PublishRequest, RegistryStore, VersionRecord,
+};
 
 /// What every registry, embedded or remote, can do.
 pub trait Registry: Send + Sync {
@@ -23,7 +25,12 @@ pub trait Registry: Send + Sync {
     /// A blob's bytes. Implementations check them against the digest.
     fn blob(&self, digest: &Digest) -> Result<Vec<u8>, RegistryError>;
     /// Yanks or restores a version.
-    fn set_yanked(&self, name: &PackageName, version: &semver::Version, yanked: bool) -> Result<VersionRecord, RegistryError>;
+    fn set_yanked(
+        &self,
+        name: &PackageName,
+        version: &semver::Version,
+        yanked: bool,
+    ) -> Result<VersionRecord, RegistryError>;
 }
 
 /// The exact version an `=x.y.z` requirement names, if it is one.
@@ -43,16 +50,28 @@ fn exact(requirement: &semver::VersionReq) -> Option<semver::Version> {
 /// The version `requirement` resolves to: the highest non-yanked match. An
 /// exact requirement (`=1.2.0`) also finds a yanked version, as a lock file
 /// does, so that locked deployments keep working after a yank.
-pub fn resolve(registry: &dyn Registry, name: &PackageName, requirement: &semver::VersionReq) -> Result<VersionRecord, RegistryError> {
+pub fn resolve(
+    registry: &dyn Registry,
+    name: &PackageName,
+    requirement: &semver::VersionReq,
+) -> Result<VersionRecord, RegistryError> {
     let info = registry.package(name)?;
     if let Some(pinned) = exact(requirement)
         && let Some(record) = info.versions.iter().find(|v| v.version == pinned)
     {
         return Ok(record.clone());
     }
-    let chosen = highest_match(requirement, info.versions.iter().map(|v| (&v.version, v.yanked))).cloned();
+    let chosen = highest_match(
+        requirement,
+        info.versions.iter().map(|v| (&v.version, v.yanked)),
+    )
+    .cloned();
     match chosen {
-        Some(version) => Ok(info.versions.into_iter().find(|v| v.version == version).expect("chosen from these versions")),
+        Some(version) => Ok(info
+            .versions
+            .into_iter()
+            .find(|v| v.version == version)
+            .expect("chosen from these versions")),
         None => Err(RegistryError::NoMatch {
             package: name.to_string(),
             requirement: requirement.to_string(),
@@ -71,8 +90,17 @@ pub fn resolve(registry: &dyn Registry, name: &PackageName, requirement: &semver
 
 /// Fetches a version's bytes, checking that they hash to its digest and
 /// that its signature holds under `trust`. Yanked versions are fetchable.
-pub fn fetch(registry: &dyn Registry, record: &VersionRecord, trust: &TrustPolicy) -> Result<Vec<u8>, RegistryError> {
-    trust.check(&record.package, &record.version, &record.digest, record.signed.as_ref())?;
+pub fn fetch(
+    registry: &dyn Registry,
+    record: &VersionRecord,
+    trust: &TrustPolicy,
+) -> Result<Vec<u8>, RegistryError> {
+    trust.check(
+        &record.package,
+        &record.version,
+        &record.digest,
+        record.signed.as_ref(),
+    )?;
     let bytes = registry.blob(&record.digest)?;
     let actual = Digest::of(&bytes);
     if actual != record.digest {
@@ -116,7 +144,12 @@ impl Registry for LocalRegistry {
     fn blob(&self, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
         self.store.blob(digest)
     }
-    fn set_yanked(&self, name: &PackageName, version: &semver::Version, yanked: bool) -> Result<VersionRecord, RegistryError> {
+    fn set_yanked(
+        &self,
+        name: &PackageName,
+        version: &semver::Version,
+        yanked: bool,
+    ) -> Result<VersionRecord, RegistryError> {
         self.store.set_yanked(name, version, yanked)
     }
 }
@@ -180,12 +213,16 @@ impl RemoteRegistry {
                 code: body.error.code,
                 message: body.error.message,
             }),
-            Err(_) => Err(self.transport(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)))),
+            Err(_) => Err(self.transport(format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            ))),
         }
     }
 
     fn json<T: serde::de::DeserializeOwned>(&self, bytes: Vec<u8>) -> Result<T, RegistryError> {
-        serde_json::from_slice(&bytes).map_err(|e| self.transport(format!("unexpected answer: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.transport(format!("unexpected answer: {e}")))
     }
 
     fn get(&self, path: &str) -> Result<Vec<u8>, RegistryError> {
@@ -206,7 +243,10 @@ impl Registry for RemoteRegistry {
     fn publish(&self, request: PublishRequest) -> Result<PublishOutcome, RegistryError> {
         let mut call = self
             .agent
-            .put(&format!("{}/api/v1/packages/{}/{}", self.base, request.package, request.version))
+            .put(&format!(
+                "{}/api/v1/packages/{}/{}",
+                self.base, request.package, request.version
+            ))
             .header("Authorization", &self.bearer())
             .header("Content-Type", "application/wasm");
         if let Some(signed) = &request.signed {
@@ -214,7 +254,9 @@ impl Registry for RemoteRegistry {
                 .header("X-Zhongtai-Signature", &signed.signature)
                 .header("X-Zhongtai-Public-Key", &signed.public_key.0);
         }
-        let response = call.send(&request.bytes[..]).map_err(|e| self.transport(e))?;
+        let response = call
+            .send(&request.bytes[..])
+            .map_err(|e| self.transport(e))?;
         let bytes = self.answer(response)?;
         self.json(bytes)
     }
@@ -228,7 +270,9 @@ impl Registry for RemoteRegistry {
         let query: String = query
             .bytes()
             .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
                 _ => format!("%{b:02X}"),
             })
             .collect();
@@ -248,12 +292,23 @@ impl Registry for RemoteRegistry {
         Ok(bytes)
     }
 
-    fn set_yanked(&self, name: &PackageName, version: &semver::Version, yanked: bool) -> Result<VersionRecord, RegistryError> {
+    fn set_yanked(
+        &self,
+        name: &PackageName,
+        version: &semver::Version,
+        yanked: bool,
+    ) -> Result<VersionRecord, RegistryError> {
         let url = format!("{}/api/v1/packages/{name}/{version}/yank", self.base);
         let response = if yanked {
-            self.agent.put(&url).header("Authorization", &self.bearer()).send_empty()
+            self.agent
+                .put(&url)
+                .header("Authorization", &self.bearer())
+                .send_empty()
         } else {
-            self.agent.delete(&url).header("Authorization", &self.bearer()).call()
+            self.agent
+                .delete(&url)
+                .header("Authorization", &self.bearer())
+                .call()
         }
         .map_err(|e| self.transport(e))?;
         let bytes = self.answer(response)?;
@@ -262,10 +317,17 @@ impl Registry for RemoteRegistry {
 }
 
 /// Opens the registry at `location`: a URL (`http://…`) or a directory.
-pub fn open(location: &str, token: Option<String>, provided: Vec<String>) -> Result<Box<dyn Registry>, RegistryError> {
+pub fn open(
+    location: &str,
+    token: Option<String>,
+    provided: Vec<String>,
+) -> Result<Box<dyn Registry>, RegistryError> {
     if location.starts_with("http://") || location.starts_with("https://") {
         Ok(Box::new(RemoteRegistry::new(location, token)))
     } else {
-        Ok(Box::new(LocalRegistry::open(Path::new(location), provided)?))
+        Ok(Box::new(LocalRegistry::open(
+            Path::new(location),
+            provided,
+        )?))
     }
 }

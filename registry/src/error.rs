@@ -18,7 +18,9 @@ pub enum RegistryError {
     #[error(transparent)]
     Signature(#[from] SignatureError),
     /// The version exists with other bytes; versions never change.
-    #[error("{package}@{version} is already published with digest {existing}; a published version never changes, publish a new version")]
+    #[error(
+        "{package}@{version} is already published with digest {existing}; a published version never changes, publish a new version"
+    )]
     VersionExists {
         /// The package.
         package: String,
@@ -31,7 +33,9 @@ pub enum RegistryError {
     #[error("{0} not found")]
     NotFound(String),
     /// No version satisfies the requirement.
-    #[error("no published, non-yanked version of {package} matches {requirement} (published: {published})")]
+    #[error(
+        "no published, non-yanked version of {package} matches {requirement} (published: {published})"
+    )]
     NoMatch {
         /// The package.
         package: String,
@@ -80,7 +84,9 @@ impl RegistryError {
         match self {
             RegistryError::InvalidName(_) => "invalid-name",
             RegistryError::InvalidComponent(ValidationError::CoreModule) => "core-module",
-            RegistryError::InvalidComponent(ValidationError::MissingImports { .. }) => "missing-imports",
+            RegistryError::InvalidComponent(ValidationError::MissingImports { .. }) => {
+                "missing-imports"
+            }
             RegistryError::InvalidComponent(_) => "invalid-component",
             RegistryError::Signature(_) => "bad-signature",
             RegistryError::VersionExists { .. } => "version-exists",

@@ -18,7 +18,9 @@ pub struct NameError(pub String);
 fn valid_part(part: &str) -> bool {
     (1..=64).contains(&part.len())
         && part.starts_with(|c: char| c.is_ascii_lowercase())
-        && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && part
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !part.ends_with('-')
 }
 
@@ -26,7 +28,9 @@ impl PackageName {
     /// Parses `namespace:name`.
     pub fn parse(text: &str) -> Result<Self, NameError> {
         match text.split_once(':') {
-            Some((namespace, name)) if valid_part(namespace) && valid_part(name) => Ok(Self(text.to_owned())),
+            Some((namespace, name)) if valid_part(namespace) && valid_part(name) => {
+                Ok(Self(text.to_owned()))
+            }
             _ => Err(NameError(format!(
                 "package name {text:?} must be namespace:name, each part lowercase letters, digits or '-', starting with a letter"
             ))),
@@ -60,12 +64,14 @@ impl fmt::Display for PackageName {
 
 /// Parses a semver version, saying what was wrong.
 pub fn parse_version(text: &str) -> Result<semver::Version, NameError> {
-    semver::Version::parse(text).map_err(|e| NameError(format!("version {text:?} is not semver: {e}")))
+    semver::Version::parse(text)
+        .map_err(|e| NameError(format!("version {text:?} is not semver: {e}")))
 }
 
 /// Parses a semver requirement by cargo's rules (`^1.2`, `~1`, `>=1, <2`).
 pub fn parse_requirement(text: &str) -> Result<semver::VersionReq, NameError> {
-    semver::VersionReq::parse(text).map_err(|e| NameError(format!("version requirement {text:?} is not valid: {e}")))
+    semver::VersionReq::parse(text)
+        .map_err(|e| NameError(format!("version requirement {text:?} is not valid: {e}")))
 }
 
 /// A sha256 digest, written `sha256:` and 64 lowercase hex digits.
@@ -77,16 +83,25 @@ impl Digest {
     /// The digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
         use sha2::Digest as _;
-        Self(format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes))))
+        Self(format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(bytes))
+        ))
     }
 
     /// Parses `sha256:<64 hex>`.
     pub fn parse(text: &str) -> Result<Self, NameError> {
         let hex_part = text.strip_prefix("sha256:").unwrap_or("");
-        if hex_part.len() == 64 && hex_part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex_part.len() == 64
+            && hex_part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Self(text.to_owned()))
         } else {
-            Err(NameError(format!("digest {text:?} must be sha256: followed by 64 lowercase hex digits")))
+            Err(NameError(format!(
+                "digest {text:?} must be sha256: followed by 64 lowercase hex digits"
+            )))
         }
     }
 
@@ -128,7 +143,16 @@ mod tests {
     fn names() {
         assert!(PackageName::parse("zhongtai:auth").is_ok());
         assert!(PackageName::parse("market-regulation:fees").is_ok());
-        for bad in ["auth", "Zhongtai:auth", "zhongtai:", ":auth", "a:b:c", "a:1b", "a:b-", "a:b c"] {
+        for bad in [
+            "auth",
+            "Zhongtai:auth",
+            "zhongtai:",
+            ":auth",
+            "a:b:c",
+            "a:1b",
+            "a:b-",
+            "a:b c",
+        ] {
             assert!(PackageName::parse(bad).is_err(), "{bad}");
         }
     }

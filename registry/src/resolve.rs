@@ -31,7 +31,9 @@ mod tests {
         let pick = |req: &str, yanked: &[&str]| {
             highest_match(
                 &VersionReq::parse(req).unwrap(),
-                versions.iter().map(|x| (x, yanked.contains(&x.to_string().as_str()))),
+                versions
+                    .iter()
+                    .map(|x| (x, yanked.contains(&x.to_string().as_str()))),
             )
             .map(ToString::to_string)
         };

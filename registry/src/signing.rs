@@ -63,7 +63,8 @@ impl PublisherKey {
     /// A fresh key from the operating system's randomness.
     pub fn generate() -> Result<Self, SignatureError> {
         let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| SignatureError::BadKey(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut seed)
+            .map_err(|e| SignatureError::BadKey(format!("no randomness: {e}")))?;
         Ok(Self {
             key: SigningKey::from_bytes(&seed),
         })
@@ -76,7 +77,11 @@ impl PublisherKey {
             .strip_prefix("zhongtai-ed25519-secret:")
             .and_then(|b64| STANDARD.decode(b64).ok())
             .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-            .ok_or_else(|| SignatureError::BadKey("expected zhongtai-ed25519-secret:<base64 of 32 bytes>".into()))?;
+            .ok_or_else(|| {
+                SignatureError::BadKey(
+                    "expected zhongtai-ed25519-secret:<base64 of 32 bytes>".into(),
+                )
+            })?;
         Ok(Self {
             key: SigningKey::from_bytes(&seed),
         })
@@ -84,7 +89,10 @@ impl PublisherKey {
 
     /// The secret key as one line of text, for a key file.
     pub fn to_text(&self) -> String {
-        format!("zhongtai-ed25519-secret:{}\n", STANDARD.encode(self.key.to_bytes()))
+        format!(
+            "zhongtai-ed25519-secret:{}\n",
+            STANDARD.encode(self.key.to_bytes())
+        )
     }
 
     /// The public half.
@@ -93,7 +101,12 @@ impl PublisherKey {
     }
 
     /// Signs the publish statement of one version.
-    pub fn sign(&self, package: &PackageName, version: &semver::Version, digest: &Digest) -> Signed {
+    pub fn sign(
+        &self,
+        package: &PackageName,
+        version: &semver::Version,
+        digest: &Digest,
+    ) -> Signed {
         let signature = self.key.sign(&statement(package, version, digest));
         Signed {
             signature: STANDARD.encode(signature.to_bytes()),
@@ -107,13 +120,18 @@ impl PublicKey {
     /// `keygen` writes.
     pub fn parse(text: &str) -> Result<Self, SignatureError> {
         let text = text.trim();
-        let b64 = text.strip_prefix("zhongtai-ed25519-public:").unwrap_or(text);
+        let b64 = text
+            .strip_prefix("zhongtai-ed25519-public:")
+            .unwrap_or(text);
         let bytes: [u8; 32] = STANDARD
             .decode(b64)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| SignatureError::BadKey(format!("{text:?} is not base64 of a 32-byte public key")))?;
-        VerifyingKey::from_bytes(&bytes).map_err(|_| SignatureError::BadKey("not an Ed25519 public key".into()))?;
+            .ok_or_else(|| {
+                SignatureError::BadKey(format!("{text:?} is not base64 of a 32-byte public key"))
+            })?;
+        VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| SignatureError::BadKey("not an Ed25519 public key".into()))?;
         Ok(Self(b64.to_owned()))
     }
 
@@ -126,7 +144,12 @@ impl PublicKey {
 
 impl Signed {
     /// Checks the signature for this package, version and digest.
-    pub fn verify(&self, package: &PackageName, version: &semver::Version, digest: &Digest) -> Result<(), SignatureError> {
+    pub fn verify(
+        &self,
+        package: &PackageName,
+        version: &semver::Version,
+        digest: &Digest,
+    ) -> Result<(), SignatureError> {
         let what = format!("{package}@{version}");
         let key = PublicKey::parse(&self.public_key.0)?;
         let key_bytes: [u8; 32] = STANDARD
@@ -134,14 +157,18 @@ impl Signed {
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| SignatureError::BadKey("public key".into()))?;
-        let key = VerifyingKey::from_bytes(&key_bytes).map_err(|_| SignatureError::BadKey("public key".into()))?;
+        let key = VerifyingKey::from_bytes(&key_bytes)
+            .map_err(|_| SignatureError::BadKey("public key".into()))?;
         let signature: [u8; 64] = STANDARD
             .decode(&self.signature)
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| SignatureError::Mismatch(what.clone()))?;
-        key.verify(&statement(package, version, digest), &Signature::from_bytes(&signature))
-            .map_err(|_| SignatureError::Mismatch(what))
+        key.verify(
+            &statement(package, version, digest),
+            &Signature::from_bytes(&signature),
+        )
+        .map_err(|_| SignatureError::Mismatch(what))
     }
 }
 

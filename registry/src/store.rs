@@ -134,9 +134,9 @@ impl RegistryStore {
 
     fn load(&self, name: &PackageName) -> Result<Option<StoredPackage>, RegistryError> {
         match self.packages.get(name.as_str())? {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| RegistryError::Storage(format!("record of {name} is unreadable: {e}"))),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                RegistryError::Storage(format!("record of {name} is unreadable: {e}"))
+            }),
             None => Ok(None),
         }
     }
@@ -166,9 +166,9 @@ impl RegistryStore {
             signed.verify(&request.package, &request.version, &digest)?;
         }
         let _one_at_a_time = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
-        let mut stored = self
-            .load(&request.package)?
-            .unwrap_or(StoredPackage { versions: BTreeMap::new() });
+        let mut stored = self.load(&request.package)?.unwrap_or(StoredPackage {
+            versions: BTreeMap::new(),
+        });
         let key = request.version.to_string();
         if let Some(existing) = stored.versions.get(&key) {
             if existing.digest == digest {
@@ -196,11 +196,15 @@ impl RegistryStore {
         };
         stored.versions.insert(key, record.clone());
         self.save(&request.package, &stored)?;
-        Ok(PublishOutcome { record, created: true })
+        Ok(PublishOutcome {
+            record,
+            created: true,
+        })
     }
 
     fn save(&self, name: &PackageName, stored: &StoredPackage) -> Result<(), RegistryError> {
-        let bytes = serde_json::to_vec(stored).map_err(|e| RegistryError::Storage(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(stored).map_err(|e| RegistryError::Storage(e.to_string()))?;
         self.packages.insert(name.as_str(), bytes)?;
         self.db.flush()?;
         Ok(())
@@ -230,7 +234,12 @@ impl RegistryStore {
             }
             let info = self.package(&name)?;
             found.push(PackageSummary {
-                latest: info.versions.iter().filter(|v| !v.yanked).map(|v| v.version.clone()).max(),
+                latest: info
+                    .versions
+                    .iter()
+                    .filter(|v| !v.yanked)
+                    .map(|v| v.version.clone())
+                    .max(),
                 versions: info.versions.len(),
                 name,
             });
@@ -258,7 +267,12 @@ impl RegistryStore {
     }
 
     /// Yanks (or, with `yanked = false`, restores) a version.
-    pub fn set_yanked(&self, name: &PackageName, version: &semver::Version, yanked: bool) -> Result<VersionRecord, RegistryError> {
+    pub fn set_yanked(
+        &self,
+        name: &PackageName,
+        version: &semver::Version,
+        yanked: bool,
+    ) -> Result<VersionRecord, RegistryError> {
         let _one_at_a_time = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
         let mut stored = self
             .load(name)?
@@ -276,7 +290,12 @@ impl RegistryStore {
     /// Replaces a version's signature as stored, bypassing every check; for
     /// tests that play a compromised registry.
     #[doc(hidden)]
-    pub fn tamper_signature(&self, name: &PackageName, version: &semver::Version, signed: Option<Signed>) -> Result<(), RegistryError> {
+    pub fn tamper_signature(
+        &self,
+        name: &PackageName,
+        version: &semver::Version,
+        signed: Option<Signed>,
+    ) -> Result<(), RegistryError> {
         let mut stored = self
             .load(name)?
             .ok_or_else(|| RegistryError::NotFound(format!("package {name}")))?;

@@ -29,7 +29,9 @@ pub enum ValidationError {
         size: usize,
     },
     /// A core module.
-    #[error("this is a core WebAssembly module, not a component; build for wasm32-wasip2 (or wrap it with `wasm-tools component new`)")]
+    #[error(
+        "this is a core WebAssembly module, not a component; build for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+    )]
     CoreModule,
     /// Not WebAssembly.
     #[error("not a WebAssembly component (it does not start with the wasm magic bytes)")]
@@ -61,7 +63,9 @@ pub fn inspect(bytes: &[u8]) -> Result<WorldSummary, ValidationError> {
     let (resolve, world) = match decode(bytes) {
         Ok(DecodedWasm::Component(resolve, world)) => (resolve, world),
         Ok(DecodedWasm::WitPackage(..)) => {
-            return Err(ValidationError::Undecodable("this is a WIT package, not a component".into()));
+            return Err(ValidationError::Undecodable(
+                "this is a WIT package, not a component".into(),
+            ));
         }
         Err(e) => return Err(ValidationError::Undecodable(format!("{e:#}"))),
     };
@@ -72,8 +76,14 @@ pub fn inspect(bytes: &[u8]) -> Result<WorldSummary, ValidationError> {
             .filter_map(|(key, item)| match item {
                 // An interface of types only (a capability's `types`) needs
                 // nothing linked; the host cannot lack it.
-                WorldItem::Interface { id, .. } if resolve.interfaces[*id].functions.is_empty() => None,
-                WorldItem::Interface { id, .. } => Some(resolve.id_of(*id).unwrap_or_else(|| resolve.name_world_key(key))),
+                WorldItem::Interface { id, .. } if resolve.interfaces[*id].functions.is_empty() => {
+                    None
+                }
+                WorldItem::Interface { id, .. } => Some(
+                    resolve
+                        .id_of(*id)
+                        .unwrap_or_else(|| resolve.name_world_key(key)),
+                ),
                 WorldItem::Function(f) => Some(f.name.clone()),
                 WorldItem::Type { .. } => None,
             })
@@ -153,21 +163,44 @@ mod tests {
             imports: imports.iter().map(|s| s.to_string()).collect(),
             exports: vec!["x".into()],
         };
-        assert!(missing_imports(&world(&["wasi:io/streams@0.2.0", "wasi:io/streams@0.2.12"]), &provided).is_empty());
-        assert!(missing_imports(&world(&["wasi:keyvalue/store@0.2.0-draft"]), &provided).is_empty());
-        assert_eq!(missing_imports(&world(&["wasi:io/streams@0.3.0"]), &provided), ["wasi:io/streams@0.3.0"]);
-        assert_eq!(missing_imports(&world(&["wasi:keyvalue/store@0.2.0-draft2"]), &provided), ["wasi:keyvalue/store@0.2.0-draft2"]);
+        assert!(
+            missing_imports(
+                &world(&["wasi:io/streams@0.2.0", "wasi:io/streams@0.2.12"]),
+                &provided
+            )
+            .is_empty()
+        );
+        assert!(
+            missing_imports(&world(&["wasi:keyvalue/store@0.2.0-draft"]), &provided).is_empty()
+        );
+        assert_eq!(
+            missing_imports(&world(&["wasi:io/streams@0.3.0"]), &provided),
+            ["wasi:io/streams@0.3.0"]
+        );
+        assert_eq!(
+            missing_imports(&world(&["wasi:keyvalue/store@0.2.0-draft2"]), &provided),
+            ["wasi:keyvalue/store@0.2.0-draft2"]
+        );
         assert_eq!(
             missing_imports(&world(&["zhongtai:platform/context@1.1.0"]), &provided),
             ["zhongtai:platform/context@1.1.0"]
         );
-        assert_eq!(missing_imports(&world(&["wasi:http/handler@0.2.0"]), &provided), ["wasi:http/handler@0.2.0"]);
+        assert_eq!(
+            missing_imports(&world(&["wasi:http/handler@0.2.0"]), &provided),
+            ["wasi:http/handler@0.2.0"]
+        );
     }
 
     #[test]
     fn non_components_are_refused() {
-        assert_eq!(inspect(b"\0asm\x01\0\0\0"), Err(ValidationError::CoreModule));
+        assert_eq!(
+            inspect(b"\0asm\x01\0\0\0"),
+            Err(ValidationError::CoreModule)
+        );
         assert_eq!(inspect(b"hello"), Err(ValidationError::NotWasm));
-        assert!(matches!(inspect(b"\0asm\x0d\0\x01\0garbage"), Err(ValidationError::Undecodable(_))));
+        assert!(matches!(
+            inspect(b"\0asm\x0d\0\x01\0garbage"),
+            Err(ValidationError::Undecodable(_))
+        ));
     }
 }

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::registry_commands;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value as Json, json};
-use crate::registry_commands;
 use zhongtai_runtime::{
     CallContext, HostConfig, LoadedComponent, Runtime, RuntimeLimits, RuntimeOptions, SledStore,
     Slug,
@@ -158,7 +158,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(host) => demo(&host),
         Command::Keygen { out } => registry_commands::keygen(&out),
         Command::Publish(args) => registry_commands::publish(args),
-        Command::Yank { target, undo, registry } => registry_commands::yank(&target, undo, &registry),
+        Command::Yank {
+            target,
+            undo,
+            registry,
+        } => registry_commands::yank(&target, undo, &registry),
         Command::Search { query, registry } => registry_commands::search(&query, &registry),
         Command::Info { package, registry } => registry_commands::info(&package, &registry),
         Command::Resolve {

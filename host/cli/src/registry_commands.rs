@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use zhongtai_registry::name::{parse_requirement, parse_version};
-use zhongtai_registry::{PackageName, PublicKey, PublishRequest, PublisherKey, Registry, TrustPolicy};
+use zhongtai_registry::{
+    PackageName, PublicKey, PublishRequest, PublisherKey, Registry, TrustPolicy,
+};
 
 /// Where the registry is, and the token for changing it.
 #[derive(Args)]
@@ -96,7 +98,10 @@ pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
     let key = PublisherKey::generate()?;
     write_private(out, &key.to_text())?;
     let public = out.with_extension("pub");
-    std::fs::write(&public, format!("zhongtai-ed25519-public:{}\n", key.public_key().0))?;
+    std::fs::write(
+        &public,
+        format!("zhongtai-ed25519-public:{}\n", key.public_key().0),
+    )?;
     println!("secret key: {} (keep it private)", out.display());
     println!("public key: {} ({})", public.display(), key.public_key().0);
     Ok(ExitCode::SUCCESS)
@@ -108,7 +113,9 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(text.as_bytes())?;
     Ok(())
 }
@@ -117,11 +124,13 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 pub fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
     let package = PackageName::parse(&args.package)?;
     let version = parse_version(&args.version)?;
-    let bytes = std::fs::read(&args.component).with_context(|| format!("reading {}", args.component.display()))?;
+    let bytes = std::fs::read(&args.component)
+        .with_context(|| format!("reading {}", args.component.display()))?;
     let digest = zhongtai_registry::Digest::of(&bytes);
     let signed = match &args.key {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading key {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading key {}", path.display()))?;
             Some(PublisherKey::from_text(&text)?.sign(&package, &version, &digest))
         }
         None => None,
@@ -139,9 +148,15 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
     })?;
     let record = &outcome.record;
     if outcome.created {
-        println!("published {}@{} {}", record.package, record.version, record.digest);
+        println!(
+            "published {}@{} {}",
+            record.package, record.version, record.digest
+        );
     } else {
-        println!("{}@{} was already published with these bytes; nothing changed", record.package, record.version);
+        println!(
+            "{}@{} was already published with these bytes; nothing changed",
+            record.package, record.version
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -166,7 +181,9 @@ pub fn yank(target: &str, undo: bool, registry: &RegistryArgs) -> anyhow::Result
 /// Lists packages whose name contains `query`.
 pub fn search(query: &str, registry: &RegistryArgs) -> anyhow::Result<ExitCode> {
     for found in registry.open()?.search(query)? {
-        let latest = found.latest.map_or("(all yanked)".to_owned(), |v| v.to_string());
+        let latest = found
+            .latest
+            .map_or("(all yanked)".to_owned(), |v| v.to_string());
         println!("{}  {latest}  ({} versions)", found.name, found.versions);
     }
     Ok(ExitCode::SUCCESS)
@@ -183,25 +200,42 @@ pub fn info(name: &str, registry: &RegistryArgs) -> anyhow::Result<ExitCode> {
 pub fn resolve(name: &str, requirement: &str, registry: &RegistryArgs) -> anyhow::Result<ExitCode> {
     let name = PackageName::parse(name)?;
     let requirement = parse_requirement(requirement)?;
-    let record = zhongtai_registry::resolve_version(registry.open()?.as_ref(), &name, &requirement)?;
+    let record =
+        zhongtai_registry::resolve_version(registry.open()?.as_ref(), &name, &requirement)?;
     println!("{}@{} {}", record.package, record.version, record.digest);
     Ok(ExitCode::SUCCESS)
 }
 
 /// Fetches `name` at `requirement` into `out`, checking digest and signature.
-pub fn fetch(name: &str, requirement: &str, out: &Path, trust: &[String], registry: &RegistryArgs) -> anyhow::Result<ExitCode> {
+pub fn fetch(
+    name: &str,
+    requirement: &str,
+    out: &Path,
+    trust: &[String],
+    registry: &RegistryArgs,
+) -> anyhow::Result<ExitCode> {
     let registry_client = registry.open()?;
     let name = PackageName::parse(name)?;
     let requirement = parse_requirement(requirement)?;
     let record = zhongtai_registry::resolve_version(registry_client.as_ref(), &name, &requirement)?;
-    eprintln!("Fetching {}@{} ({} KiB)...", record.package, record.version, record.size.div_ceil(1024));
+    eprintln!(
+        "Fetching {}@{} ({} KiB)...",
+        record.package,
+        record.version,
+        record.size.div_ceil(1024)
+    );
     let bytes = zhongtai_registry::fetch(registry_client.as_ref(), &record, &trust_policy(trust)?)?;
     std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
-    let signer = record
-        .signed
-        .as_ref()
-        .map_or("unsigned".to_owned(), |s| format!("signed by {}", s.public_key.fingerprint()));
-    println!("{}@{} {} ({signer}) -> {}", record.package, record.version, record.digest, out.display());
+    let signer = record.signed.as_ref().map_or("unsigned".to_owned(), |s| {
+        format!("signed by {}", s.public_key.fingerprint())
+    });
+    println!(
+        "{}@{} {} ({signer}) -> {}",
+        record.package,
+        record.version,
+        record.digest,
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -211,14 +245,21 @@ pub fn serve(command: RegistryCommand) -> anyhow::Result<ExitCode> {
     if token.is_none() {
         eprintln!("warning: no --token given; the registry is read-only");
     }
-    let registry = zhongtai_registry::LocalRegistry::open(&dir, zhongtai_runtime::platform::provided_interfaces())?;
+    let registry = zhongtai_registry::LocalRegistry::open(
+        &dir,
+        zhongtai_runtime::platform::provided_interfaces(),
+    )?;
     let state = Arc::new(zhongtai_registry::api::ApiState { registry, token });
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("listening on {addr}"))?;
-        eprintln!("Registry {} serving on http://{}", dir.display(), listener.local_addr()?);
+        eprintln!(
+            "Registry {} serving on http://{}",
+            dir.display(),
+            listener.local_addr()?
+        );
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };

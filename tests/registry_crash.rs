@@ -1,0 +1,117 @@
+//! A publish killed with SIGKILL at any moment leaves either the whole
+//! version or none of it: after a restart every listed version's blob is
+//! present and intact.
+
+mod support;
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+
+use zhongtai_registry::{LocalRegistry, PackageName, Registry, TrustPolicy, fetch};
+
+/// `bytes` with a custom section appended, so that every version differs.
+fn with_custom_section(bytes: &[u8], label: &str) -> Vec<u8> {
+    let name = b"zhongtai-test";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(label.as_bytes());
+    payload.extend(std::iter::repeat_n(0u8, 64 * 1024));
+    let mut out = bytes.to_vec();
+    out.push(0); // custom section id
+    let mut size = payload.len();
+    loop {
+        let byte = (size & 0x7f) as u8;
+        size >>= 7;
+        out.push(if size == 0 { byte } else { byte | 0x80 });
+        if size == 0 {
+            break;
+        }
+    }
+    out.extend(payload);
+    out
+}
+
+#[test]
+fn a_killed_publish_leaves_the_whole_version_or_none() {
+    let auth = std::fs::read(&support::guests()["zhongtai-auth"]).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    const VERSIONS: usize = 40;
+    for i in 1..=VERSIONS {
+        std::fs::write(
+            work.path().join(format!("auth-{i}.wasm")),
+            with_custom_section(&auth, &i.to_string()),
+        )
+        .unwrap();
+    }
+    let mut survivors = 0;
+    for round in 0..6u64 {
+        let registry_dir = work.path().join(format!("registry-{round}"));
+        let script = format!(
+            "for i in $(seq 1 {VERSIONS}); do \"$ZHONGTAI\" publish auth-$i.wasm --package zhongtai:auth --version 1.0.$i --registry {} >/dev/null 2>&1 || exit 1; done",
+            registry_dir.display()
+        );
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .current_dir(work.path())
+            .env("ZHONGTAI", env!("CARGO_BIN_EXE_zhongtai"))
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(150 + round * 170));
+        let group = format!("-{}", child.id());
+        let killed = Command::new("kill")
+            .args(["-9", "--", &group])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let _ = child.wait();
+        // A restart comes after the killed processes are gone.
+        while Command::new("kill")
+            .args(["-0", "--", &group])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+
+        // The restart: the registry opens, and everything it lists is whole.
+        let registry = LocalRegistry::open(
+            &registry_dir,
+            zhongtai_runtime::platform::provided_interfaces(),
+        )
+        .expect("the registry opens after a crash");
+        let versions = match registry.package(&PackageName::parse("zhongtai:auth").unwrap()) {
+            Ok(info) => info.versions,
+            Err(e) if e.code() == "not-found" => Vec::new(),
+            Err(e) => panic!("round {round}: {e}"),
+        };
+        for (index, record) in versions.iter().enumerate() {
+            assert_eq!(
+                record.version.to_string(),
+                format!("1.0.{}", index + 1),
+                "round {round}: versions are contiguous"
+            );
+            let bytes = fetch(&registry, record, &TrustPolicy::default()).unwrap_or_else(|e| {
+                panic!(
+                    "round {round}: {} is listed but not whole: {e}",
+                    record.version
+                )
+            });
+            let expected =
+                std::fs::read(work.path().join(format!("auth-{}.wasm", index + 1))).unwrap();
+            assert_eq!(bytes, expected);
+        }
+        survivors += versions.len();
+        assert!(
+            versions.len() < VERSIONS,
+            "round {round}: the kill came after every publish; nothing was tested"
+        );
+    }
+    assert!(
+        survivors > 0,
+        "no round got as far as one version; nothing was tested"
+    );
+}
