@@ -209,6 +209,12 @@ fn runtime(host: &HostArgs) -> anyhow::Result<Runtime> {
 
 fn load(runtime: &Runtime, path: &Path) -> anyhow::Result<LoadedComponent> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if !runtime.is_compiled(&bytes) {
+        eprintln!(
+            "Compiling {} (once; later loads use the cache)...",
+            path.display()
+        );
+    }
     let started = Instant::now();
     let component = runtime
         .load(&bytes)

@@ -39,6 +39,11 @@ impl CompileCache {
             .map(|dir| dir.join(format!("{digest}-{}.cwasm", self.engine_key)))
     }
 
+    /// Whether a compiled form of the component with this digest is cached.
+    pub fn contains(&self, digest: &str) -> bool {
+        self.entry(digest).is_some_and(|path| path.exists())
+    }
+
     /// The compiled form of `bytes` (whose sha256 is `digest`): from the cache
     /// when present and loadable, else compiled now and stored.
     pub fn load_or_compile(

@@ -104,6 +104,12 @@ impl Runtime {
         &self.limits
     }
 
+    /// Whether loading `bytes` will take its compiled form from the cache
+    /// (and so be quick) rather than compile it.
+    pub fn is_compiled(&self, bytes: &[u8]) -> bool {
+        self.cache.contains(&hex::encode(Sha256::digest(bytes)))
+    }
+
     /// Loads a component whose state belongs to the package of its first
     /// exported interface.
     pub fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
