@@ -298,10 +298,6 @@ fn demo(host: &HostArgs) -> anyhow::Result<ExitCode> {
     let built = zhongtai_build::build(&root, &["zhongtai-auth"], false)?;
     let path = &built["zhongtai-auth"];
     let runtime = runtime(host)?;
-    eprintln!(
-        "Loading {} (the first run compiles it; later runs use the cache)...",
-        path.display()
-    );
     let auth = load(&runtime, path)?;
     let context = || {
         CallContext::new(
