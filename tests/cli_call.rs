@@ -107,3 +107,71 @@ fn mistakes_exit_non_zero_with_a_message() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_component_from_the_registry_runs_only_when_its_publisher_is_trusted() {
+    let work = tempfile::tempdir().unwrap();
+    let cwd = work.path();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_zhongtai"))
+            .args(args)
+            .current_dir(cwd)
+            .env("RUST_LOG", "warn")
+            .env_remove("ZHONGTAI_REGISTRY")
+            .output()
+            .expect("running zhongtai")
+    };
+    assert!(run(&["keygen", "--out", "trusted.key"]).status.success());
+    assert!(run(&["keygen", "--out", "other.key"]).status.success());
+    let auth = support::guests()["zhongtai-auth"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let publish = |version: &str, key: Option<&str>| {
+        let mut args = vec![
+            "publish",
+            &auth,
+            "--package",
+            "zhongtai:auth",
+            "--version",
+            version,
+            "--registry",
+            "reg",
+        ];
+        if let Some(key) = key {
+            args.extend(["--key", key]);
+        }
+        assert!(run(&args).status.success());
+    };
+    publish("1.0.0", Some("trusted.key"));
+    let verify = |component: &str, trust: &str| {
+        run(&[
+            "call",
+            component,
+            "authn.verify",
+            r#"{"token": "x"}"#,
+            "--registry",
+            "reg",
+            "--trust",
+            trust,
+            "--data-dir",
+            "data",
+        ])
+    };
+    let trusted = verify("zhongtai:auth@^1", "trusted.pub");
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&trusted.stdout).contains("malformed-token"));
+
+    let untrusted = verify("zhongtai:auth@^1", "other.pub");
+    assert!(!untrusted.status.success());
+    assert!(String::from_utf8_lossy(&untrusted.stderr).contains("not a trusted publisher key"));
+
+    publish("1.0.1", None);
+    let unsigned = verify("zhongtai:auth@=1.0.1", "trusted.pub");
+    assert!(!unsigned.status.success());
+    assert!(String::from_utf8_lossy(&unsigned.stderr).contains("is not signed"));
+}

@@ -28,8 +28,11 @@ enum Command {
     Call(CallArgs),
     /// List the functions a component exports, with their WIT signatures.
     Inspect {
-        /// The component (.wasm).
-        component: PathBuf,
+        /// The component: a .wasm file, or `namespace:name@requirement` from
+        /// the registry.
+        component: String,
+        #[command(flatten)]
+        source: SourceArgs,
     },
     /// Build the platform's capability components for wasm32-wasip2.
     Build,
@@ -117,8 +120,9 @@ struct HostArgs {
 
 #[derive(Args)]
 struct CallArgs {
-    /// The component (.wasm).
-    component: PathBuf,
+    /// The component: a .wasm file, or `namespace:name@requirement` (e.g.
+    /// `zhongtai:auth@^1`) from the registry.
+    component: String,
     /// What to call: `interface.function` (e.g. `authn.verify`, or the
     /// interface's full name `zhongtai:auth/authn@1.0.0.verify`).
     function: String,
@@ -140,13 +144,25 @@ struct CallArgs {
     get: Option<String>,
     #[command(flatten)]
     host: HostArgs,
+    #[command(flatten)]
+    source: SourceArgs,
+}
+
+/// Where a component named by package comes from, and whom to trust.
+#[derive(Args)]
+struct SourceArgs {
+    #[command(flatten)]
+    registry: registry_commands::RegistryArgs,
+    /// Load only components signed by these publisher keys (files or base64).
+    #[arg(long)]
+    trust: Vec<String>,
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Call(args) => call(args),
-        Command::Inspect { component } => inspect(&component),
+        Command::Inspect { component, source } => inspect(&component, &source),
         Command::Build => {
             let root = zhongtai_build::source_root()?;
             let built = zhongtai_build::build(&root, zhongtai_build::CAPABILITIES, false)?;
@@ -209,19 +225,48 @@ fn runtime(host: &HostArgs) -> anyhow::Result<Runtime> {
 
 fn load(runtime: &Runtime, path: &Path) -> anyhow::Result<LoadedComponent> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if !runtime.is_compiled(&bytes) {
-        eprintln!(
-            "Compiling {} (once; later loads use the cache)...",
-            path.display()
-        );
+    load_bytes(runtime, &bytes, None, &path.display().to_string())
+}
+
+/// Loads a .wasm file, or `namespace:name@requirement` from the registry
+/// with its digest and signature checked under `--trust`.
+fn load_component(
+    runtime: &Runtime,
+    component: &str,
+    source: &SourceArgs,
+) -> anyhow::Result<LoadedComponent> {
+    let path = Path::new(component);
+    if path.exists() || !component.contains(':') {
+        return load(runtime, path);
+    }
+    let (package, requirement) = component.split_once('@').unwrap_or((component, "*"));
+    let package = zhongtai_registry::PackageName::parse(package)?;
+    let requirement = zhongtai_registry::name::parse_requirement(requirement)?;
+    let registry = source.registry.open()?;
+    let record = zhongtai_registry::resolve_version(registry.as_ref(), &package, &requirement)?;
+    let trust = registry_commands::trust_policy(&source.trust)?;
+    let bytes = zhongtai_registry::fetch(registry.as_ref(), &record, &trust)
+        .with_context(|| format!("refusing to load {}@{}", record.package, record.version))?;
+    let name = format!("{}@{}", record.package, record.version);
+    load_bytes(runtime, &bytes, Some(package.as_str()), &name)
+}
+
+fn load_bytes(
+    runtime: &Runtime,
+    bytes: &[u8],
+    package: Option<&str>,
+    name: &str,
+) -> anyhow::Result<LoadedComponent> {
+    if !runtime.is_compiled(bytes) {
+        eprintln!("Compiling {name} (once; later loads use the cache)...");
     }
     let started = Instant::now();
     let component = runtime
-        .load(&bytes)
-        .with_context(|| format!("loading {}", path.display()))?;
+        .load_as(bytes, package)
+        .with_context(|| format!("loading {name}"))?;
     if !component.was_cached() {
         tracing::info!(
-            component = %path.display(),
+            component = name,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "compiled"
         );
@@ -244,7 +289,7 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     );
     context.subject = args.subject;
     let runtime = runtime(&args.host)?;
-    let component = load(&runtime, &args.component)?;
+    let component = load_component(&runtime, &args.component, &args.source)?;
     let result = runtime.call(&component, context, interface, function, &json_args)?;
     match args.get {
         None => println!("{}", serde_json::to_string_pretty(&result)?),
@@ -260,14 +305,14 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn inspect(path: &Path) -> anyhow::Result<ExitCode> {
+fn inspect(component: &str, source: &SourceArgs) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::new(RuntimeOptions {
         limits: RuntimeLimits::default(),
         cache_dir: None,
         config: HostConfig::default(),
         store: Arc::new(SledStore::temporary()?),
     })?;
-    let component = load(&runtime, path)?;
+    let component = load_component(&runtime, component, source)?;
     println!(
         "package {}  sha256:{}",
         component.package(),

@@ -24,7 +24,8 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    fn open(&self) -> anyhow::Result<Box<dyn Registry>> {
+    /// Opens the registry these arguments name.
+    pub fn open(&self) -> anyhow::Result<Box<dyn Registry>> {
         zhongtai_registry::client::open(
             &self.registry,
             self.token.clone(),
