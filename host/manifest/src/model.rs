@@ -1,0 +1,118 @@
+//! The manifest as written: `examples/<department>/zhongtai.toml`.
+//!
+//! ```toml
+//! manifest-version = 1
+//! department = "market-regulation"
+//!
+//! [components]
+//! auth = { package = "zhongtai:auth", version = "^1.0" }
+//!
+//! [[services]]
+//! name = "whoami"
+//! method = "GET"
+//! path = "/whoami"
+//!
+//! [[services.steps]]
+//! name = "claims"
+//! call = "auth.authn.verify"
+//! args = { token = "request.headers['authorization']" }
+//! errors = { malformed-token = 401, expired = 401 }
+//!
+//! [services.response]
+//! status = 200
+//! body = "steps.claims"
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A department's manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Manifest {
+    /// Must be 1.
+    pub manifest_version: Spanned<u32>,
+    /// The department; its routes live under `/<department>/`.
+    pub department: Spanned<String>,
+    /// What the department is, for people.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Capabilities used, by alias.
+    #[serde(default)]
+    pub components: BTreeMap<String, Spanned<ComponentRef>>,
+    /// HTTP services.
+    #[serde(default)]
+    pub services: Vec<Service>,
+}
+
+/// A capability the department uses: a registry package and a semver range.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentRef {
+    /// `namespace:name`.
+    pub package: String,
+    /// A semver requirement by cargo's rules, e.g. `^1.0`.
+    pub version: String,
+}
+
+/// One HTTP service: a route and the workflow behind it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// 1 to 64 lowercase letters, digits or `-`; the `service` of every
+    /// call's context.
+    pub name: Spanned<String>,
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub method: Spanned<String>,
+    /// Starts with `/`; `{name}` segments are path parameters.
+    pub path: Spanned<String>,
+    /// Run in order.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    /// What to answer when every step has run.
+    pub response: Response,
+}
+
+/// One step of a workflow: a capability call or a check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// 1 to 64 lowercase letters, digits or `_`, starting with a letter; its
+    /// result is `steps.<name>` in later expressions.
+    pub name: Spanned<String>,
+    /// `alias.interface.function`.
+    #[serde(default)]
+    pub call: Option<Spanned<String>>,
+    /// Arguments by parameter name, each a CEL expression.
+    #[serde(default)]
+    pub args: BTreeMap<String, Spanned<String>>,
+    /// A CEL condition: the step runs only when it is true.
+    #[serde(default, rename = "if")]
+    pub condition: Option<Spanned<String>>,
+    /// A CEL condition the request must meet; when false the request is
+    /// refused with `status` and `message`.
+    #[serde(default)]
+    pub check: Option<Spanned<String>>,
+    /// Status for a failed check (default 403).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Message for a failed check.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// HTTP status per error case of the call's result (default 422).
+    #[serde(default)]
+    pub errors: BTreeMap<String, u16>,
+}
+
+/// The answer of a service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Response {
+    /// HTTP status (default 200).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// A CEL expression for the JSON body.
+    pub body: Spanned<String>,
+}
