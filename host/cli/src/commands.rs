@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::registry_commands;
+use crate::{registry_commands, up_command};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value as Json, json};
@@ -100,6 +100,23 @@ enum Command {
     /// Run the registry.
     #[command(subcommand)]
     Registry(registry_commands::RegistryCommand),
+    /// Serve every department manifest under a directory on one address,
+    /// building and publishing the capabilities into the embedded registry
+    /// when they are not there yet.
+    Up {
+        #[command(flatten)]
+        up: up_command::UpArgs,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// Write zhongtai.lock beside every manifest: exact versions and digests.
+    Lock {
+        /// Directory of departments.
+        #[arg(long, default_value = "examples")]
+        dir: PathBuf,
+        #[command(flatten)]
+        registry: registry_commands::RegistryArgs,
+    },
 }
 
 #[derive(Args)]
@@ -194,6 +211,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             registry,
         } => registry_commands::fetch(&package, &requirement, &out, &trust, &registry),
         Command::Registry(command) => registry_commands::serve(command),
+        Command::Up { up, host } => {
+            let runtime = Arc::new(runtime(&host)?);
+            let deployed = up_command::deploy_all(runtime, &up, &host.data_dir)?;
+            up_command::serve(deployed, &up.addr)
+        }
+        Command::Lock { dir, registry } => up_command::lock(&dir, &registry),
     }
 }
 

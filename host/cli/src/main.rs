@@ -3,6 +3,7 @@
 
 mod commands;
 mod registry_commands;
+mod up_command;
 
 use clap::Parser;
 

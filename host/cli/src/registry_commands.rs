@@ -24,6 +24,11 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
+    /// Whether the registry is a URL rather than a directory.
+    pub fn is_remote(&self) -> bool {
+        self.registry.starts_with("http://") || self.registry.starts_with("https://")
+    }
+
     /// Opens the registry these arguments name.
     pub fn open(&self) -> anyhow::Result<Box<dyn Registry>> {
         zhongtai_registry::client::open(

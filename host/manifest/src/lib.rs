@@ -17,7 +17,7 @@ pub mod model;
 pub mod validate;
 
 pub use error::{ManifestError, ManifestErrors};
-pub use validate::{Action, Checked, CheckedService, CheckedStep};
+pub use validate::{Action, Checked, CheckedService, CheckedStep, ComponentSpec};
 
 use error::Locator;
 

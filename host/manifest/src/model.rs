@@ -5,7 +5,7 @@
 //! department = "market-regulation"
 //!
 //! [components]
-//! auth = { package = "zhongtai:auth", version = "^1.0" }
+//! auth = { package = "zhongtai:auth", version = "^1.0", grants = ["authn.verify"] }
 //!
 //! [[services]]
 //! name = "whoami"
@@ -47,7 +47,8 @@ pub struct Manifest {
     pub services: Vec<Service>,
 }
 
-/// A capability the department uses: a registry package and a semver range.
+/// A capability the department uses: a registry package, a semver range,
+/// and the functions the department may call.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentRef {
@@ -55,6 +56,10 @@ pub struct ComponentRef {
     pub package: String,
     /// A semver requirement by cargo's rules, e.g. `^1.0`.
     pub version: String,
+    /// Functions granted, as `interface.function` or `interface.*`. Nothing
+    /// else of the component may be called: deny by default.
+    #[serde(default)]
+    pub grants: Vec<String>,
 }
 
 /// One HTTP service: a route and the workflow behind it.

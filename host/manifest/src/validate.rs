@@ -20,10 +20,33 @@ pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 pub struct Checked {
     /// The department.
     pub department: String,
-    /// Components by alias: package and requirement.
-    pub components: BTreeMap<String, (String, semver::VersionReq)>,
+    /// Components by alias.
+    pub components: BTreeMap<String, ComponentSpec>,
     /// Services in file order.
     pub services: Vec<CheckedService>,
+}
+
+/// A component as the manifest asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentSpec {
+    /// `namespace:name`.
+    pub package: String,
+    /// The semver requirement.
+    pub requirement: semver::VersionReq,
+    /// Granted `interface.function` or `interface.*` entries.
+    pub grants: Vec<String>,
+}
+
+impl ComponentSpec {
+    /// Whether `interface.function` is granted (`interface` as written in
+    /// the step, e.g. `authn`).
+    pub fn grants(&self, interface: &str, function: &str) -> bool {
+        self.grants.iter().any(|g| match g.rsplit_once('.') {
+            Some((i, "*")) => i == interface,
+            Some((i, f)) => i == interface && f == function,
+            None => false,
+        })
+    }
 }
 
 /// A service ready to run.
@@ -279,11 +302,27 @@ pub fn check(manifest: &Manifest, file: &str, text: &str) -> Result<Checked, Vec
                 format!("{:?} must be namespace:name", component.get_ref().package),
             );
         }
+        for grant in &component.get_ref().grants {
+            if grant
+                .rsplit_once('.')
+                .is_none_or(|(i, f)| i.is_empty() || f.is_empty())
+            {
+                c.fail(
+                    component,
+                    &format!("{field}.grants"),
+                    format!("{grant:?} must be interface.function or interface.*"),
+                );
+            }
+        }
         match semver::VersionReq::parse(&component.get_ref().version) {
             Ok(requirement) => {
                 components.insert(
                     alias.clone(),
-                    (component.get_ref().package.clone(), requirement),
+                    ComponentSpec {
+                        package: component.get_ref().package.clone(),
+                        requirement,
+                        grants: component.get_ref().grants.clone(),
+                    },
                 );
             }
             Err(e) => c.fail(

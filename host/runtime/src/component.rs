@@ -96,6 +96,16 @@ impl LoadedComponent {
     pub fn interfaces(&self) -> &BTreeMap<String, ExportedInterface> {
         &self.inner.interfaces
     }
+
+    /// Finds an exported function the way calls do (`authn` or the full
+    /// interface name); returns `interface.function` and its signature.
+    pub fn function(
+        &self,
+        interface: &str,
+        function: &str,
+    ) -> Result<(String, &ExportedFunction), crate::CallError> {
+        crate::runtime::resolve(self, interface, function)
+    }
 }
 
 /// Lists the functions `component` exports, at the root and one interface deep.

@@ -269,7 +269,7 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     }
 }
 
-fn resolve<'a>(
+pub(crate) fn resolve<'a>(
     component: &'a LoadedComponent,
     interface: &str,
     function: &str,

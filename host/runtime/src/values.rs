@@ -144,6 +144,19 @@ macro_rules! integer {
     }};
 }
 
+/// The case names of a `result`'s error type when it is a variant or enum,
+/// e.g. the cases of a capability's `error`.
+pub fn error_cases(result: &Type) -> Option<Vec<String>> {
+    let Type::Result(result) = result else {
+        return None;
+    };
+    match result.err()? {
+        Type::Variant(v) => Some(v.cases().map(|c| c.name.to_owned()).collect()),
+        Type::Enum(e) => Some(e.names().map(str::to_owned).collect()),
+        _ => None,
+    }
+}
+
 /// Converts `json` into a value of WIT type `ty`.
 pub fn json_to_val(ty: &Type, json: &Json) -> Result<Val, ValueError> {
     match ty {

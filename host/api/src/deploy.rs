@@ -1,0 +1,229 @@
+//! Deploying a manifest: each component resolved from the registry (or
+//! pinned by the lock), fetched with its digest and signature checked,
+//! loaded, and every call step checked against the component's WIT
+//! signature before anything runs.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+use zhongtai_manifest::lock::Lock;
+use zhongtai_manifest::{Action, Checked};
+use zhongtai_registry::name::parse_requirement;
+use zhongtai_registry::{PackageName, Registry, TrustPolicy};
+use zhongtai_runtime::values::{error_cases, json_to_val};
+use zhongtai_runtime::{LoadedComponent, Runtime};
+
+/// A component as deployed for one alias.
+#[derive(Clone)]
+pub struct DeployedComponent {
+    /// The manifest's request.
+    pub spec: zhongtai_manifest::ComponentSpec,
+    /// The exact version resolved.
+    pub version: semver::Version,
+    /// Its digest.
+    pub digest: String,
+    /// The loaded component.
+    pub loaded: LoadedComponent,
+}
+
+/// A department's manifest, deployed and ready to serve.
+pub struct Deployment {
+    /// The checked manifest.
+    pub manifest: Checked,
+    /// Components by alias.
+    pub components: BTreeMap<String, DeployedComponent>,
+}
+
+/// Why a deployment was refused: every problem, each naming its place.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct DeployError(pub Vec<String>);
+
+/// Deploys `manifest` (from `file`) with components from `registry`.
+pub fn deploy(
+    manifest: Checked,
+    file: &str,
+    lock: Option<&Lock>,
+    registry: &dyn Registry,
+    trust: &TrustPolicy,
+    runtime: &Runtime,
+) -> Result<Deployment, DeployError> {
+    let mut problems = Vec::new();
+    let mut components = BTreeMap::new();
+    for (alias, spec) in &manifest.components {
+        match deploy_component(alias, spec, lock, registry, trust, runtime) {
+            Ok(component) => {
+                components.insert(alias.clone(), component);
+            }
+            Err(problem) => problems.push(format!("{file}: components.{alias}: {problem}")),
+        }
+    }
+    for service in &manifest.services {
+        for step in &service.steps {
+            let Action::Call {
+                alias,
+                interface,
+                function,
+                args,
+                errors,
+            } = &step.action
+            else {
+                continue;
+            };
+            let Some(component) = components.get(alias) else {
+                continue;
+            };
+            let place = format!(
+                "{file}:{}:{}: service {} step {}",
+                step.position.0, step.position.1, service.name, step.name
+            );
+            let (name, export) = match component.loaded.function(interface, function) {
+                Ok(found) => found,
+                Err(e) => {
+                    problems.push(format!("{place}: {e}"));
+                    continue;
+                }
+            };
+            for (param, _) in &export.params {
+                if !args.contains_key(param) {
+                    problems.push(format!(
+                        "{place}: missing argument `{param}` of {name} {}",
+                        export.signature()
+                    ));
+                }
+            }
+            for (arg, expression) in args {
+                let Some((_, ty)) = export.params.iter().find(|(p, _)| p == arg) else {
+                    problems.push(format!(
+                        "{place}: {name} has no parameter `{arg}`; it is {}",
+                        export.signature()
+                    ));
+                    continue;
+                };
+                if expression.is_literal() {
+                    let value = expression
+                        .program
+                        .execute(&cel::Context::default())
+                        .ok()
+                        .and_then(|v| v.json().ok());
+                    if let Some(value) = value
+                        && let Err(e) = json_to_val(ty, &value)
+                    {
+                        problems.push(format!(
+                            "{place}: argument `{arg}{}`: expected {}, found {}",
+                            e.path, e.expected, e.found
+                        ));
+                    }
+                }
+            }
+            if let Some(cases) = export.results.first().and_then(error_cases) {
+                for case in errors.keys() {
+                    if !cases.contains(case) {
+                        problems.push(format!("{place}: errors.{case}: {name} has no error case `{case}`; its cases are {}", cases.join(", ")));
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(Deployment {
+            manifest,
+            components,
+        })
+    } else {
+        Err(DeployError(problems))
+    }
+}
+
+fn deploy_component(
+    alias: &str,
+    spec: &zhongtai_manifest::ComponentSpec,
+    lock: Option<&Lock>,
+    registry: &dyn Registry,
+    trust: &TrustPolicy,
+    runtime: &Runtime,
+) -> Result<DeployedComponent, String> {
+    let package = PackageName::parse(&spec.package).map_err(|e| e.to_string())?;
+    let pin = lock.and_then(|l| l.pin(alias, &spec.package, &spec.requirement.to_string()));
+    let requirement = match pin {
+        Some(pin) => parse_requirement(&format!("={}", pin.version)).map_err(|e| e.to_string())?,
+        None => spec.requirement.clone(),
+    };
+    let record = zhongtai_registry::resolve_version(registry, &package, &requirement)
+        .map_err(|e| e.to_string())?;
+    if let Some(pin) = pin
+        && pin.digest != record.digest.as_str()
+    {
+        return Err(format!(
+            "{}@{} in the registry has digest {}, but zhongtai.lock pins {}; refusing it",
+            record.package, record.version, record.digest, pin.digest
+        ));
+    }
+    let bytes = zhongtai_registry::fetch(registry, &record, trust).map_err(|e| e.to_string())?;
+    let loaded = runtime
+        .load_as(&bytes, Some(package.as_str()))
+        .map_err(|e| format!("{}@{}: {e}", record.package, record.version))?;
+    Ok(DeployedComponent {
+        spec: spec.clone(),
+        version: record.version,
+        digest: record.digest.to_string(),
+        loaded,
+    })
+}
+
+/// A lock for `manifest`: each alias resolved to an exact version and digest.
+pub fn lock(manifest: &Checked, registry: &dyn Registry) -> Result<Lock, DeployError> {
+    let mut problems = Vec::new();
+    let mut components = Vec::new();
+    for (alias, spec) in &manifest.components {
+        let resolved = PackageName::parse(&spec.package)
+            .map_err(|e| e.to_string())
+            .and_then(|package| {
+                zhongtai_registry::resolve_version(registry, &package, &spec.requirement)
+                    .map_err(|e| e.to_string())
+            });
+        match resolved {
+            Ok(record) => components.push(zhongtai_manifest::lock::LockedComponent {
+                alias: alias.clone(),
+                package: spec.package.clone(),
+                requirement: spec.requirement.to_string(),
+                version: record.version.to_string(),
+                digest: record.digest.to_string(),
+            }),
+            Err(problem) => problems.push(format!("components.{alias}: {problem}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(Lock {
+            lock_version: 1,
+            components,
+        })
+    } else {
+        Err(DeployError(problems))
+    }
+}
+
+/// Turns JSON into a CEL value; integers that fit are `int`, so that
+/// arithmetic with literals works.
+pub(crate) fn cel_value(json: &Json) -> cel::Value {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    match json {
+        Json::Null => cel::Value::Null,
+        Json::Bool(b) => cel::Value::Bool(*b),
+        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => cel::Value::Int(i),
+            (None, Some(u)) => cel::Value::UInt(u),
+            _ => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => cel::Value::String(Arc::new(s.clone())),
+        Json::Array(items) => cel::Value::List(Arc::new(items.iter().map(cel_value).collect())),
+        Json::Object(map) => {
+            let map: HashMap<cel::objects::Key, cel::Value> = map
+                .iter()
+                .map(|(k, v)| (cel::objects::Key::String(Arc::new(k.clone())), cel_value(v)))
+                .collect();
+            cel::Value::Map(cel::objects::Map { map: Arc::new(map) })
+        }
+    }
+}

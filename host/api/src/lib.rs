@@ -1,0 +1,17 @@
+//! zhongtai's HTTP host.
+//!
+//! How the pieces fit: [`deploy`] turns a checked manifest into a
+//! [`deploy::Deployment`] — components resolved from the registry (or pinned
+//! by the lock), fetched with digest and signature checked, loaded, and every
+//! call step checked against the WIT signature it calls. [`workflow::run`]
+//! runs one service for one request: CEL arguments, conditions and checks,
+//! grants, a fresh instance per call, error cases mapped to HTTP statuses.
+//! [`server`] serves every department under `/<department>/…` on axum.
+//! Depends on manifest, runtime and registry; nothing depends on it but the CLI.
+
+pub mod deploy;
+pub mod server;
+pub mod workflow;
+
+pub use deploy::{DeployError, Deployment, deploy, lock};
+pub use server::{Host, app, serve};

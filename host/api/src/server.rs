@@ -1,0 +1,280 @@
+//! The HTTP host: every deployed department's services under
+//! `/<department>/…`, plus `GET /healthz` and `GET /readyz`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value as Json, json};
+use zhongtai_runtime::Runtime;
+
+use crate::deploy::Deployment;
+use crate::workflow::{RequestData, ServiceError, run};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The running platform: the runtime and the deployed departments.
+pub struct Host {
+    runtime: Arc<Runtime>,
+    deployments: RwLock<BTreeMap<String, Arc<Deployment>>>,
+}
+
+impl Host {
+    /// A host with nothing deployed yet.
+    pub fn new(runtime: Arc<Runtime>) -> Self {
+        Self {
+            runtime,
+            deployments: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Puts `deployment` in service for its department, replacing any
+    /// earlier one; requests already running finish on the one they started
+    /// with.
+    pub fn install(&self, deployment: Deployment) {
+        let department = deployment.manifest.department.clone();
+        self.deployments
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(department, Arc::new(deployment));
+    }
+
+    /// The departments in service.
+    pub fn departments(&self) -> Vec<String> {
+        self.deployments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn deployment(&self, department: &str) -> Option<Arc<Deployment>> {
+        self.deployments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(department)
+            .cloned()
+    }
+}
+
+fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        axum::Json(json!({"error": {"code": code, "message": message.into()}})),
+    )
+        .into_response()
+}
+
+/// The host's routes.
+pub fn app(host: Arc<Host>) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(ready))
+        .fallback(service)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(host)
+}
+
+async fn ready(State(host): State<Arc<Host>>) -> Response {
+    let departments = host.departments();
+    if departments.is_empty() {
+        return error(503, "not-ready", "no department is deployed yet");
+    }
+    axum::Json(json!({"status": "ready", "departments": departments})).into_response()
+}
+
+/// Matches `path` against a service's pattern, returning path parameters.
+fn match_path(pattern: &str, path: &str) -> Option<BTreeMap<String, String>> {
+    let pattern: Vec<&str> = pattern.trim_end_matches('/').split('/').collect();
+    let actual: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    if pattern.len() != actual.len() {
+        return None;
+    }
+    let mut params = BTreeMap::new();
+    for (p, a) in pattern.iter().zip(&actual) {
+        match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            Some(name) if !a.is_empty() => {
+                params.insert(name.to_owned(), percent_decode(a));
+            }
+            Some(_) => return None,
+            None if p == a => {}
+            None => return None,
+        }
+    }
+    Some(params)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn service(
+    State(host): State<Arc<Host>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    let Some((department, rest)) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .map(|(d, r)| (d.to_owned(), format!("/{r}")))
+    else {
+        return error(
+            404,
+            "not-found",
+            format!("no route {path}; routes are /<department>/…"),
+        );
+    };
+    let Some(deployment) = host.deployment(&department) else {
+        return error(
+            404,
+            "not-found",
+            format!("no department {department:?} is deployed"),
+        );
+    };
+    let mut allowed = Vec::new();
+    let mut found = None;
+    for (index, service) in deployment.manifest.services.iter().enumerate() {
+        if let Some(params) = match_path(&service.path, &rest) {
+            allowed.push(service.method.clone());
+            if service.method == method.as_str() {
+                found = Some((index, params));
+            }
+        }
+    }
+    let Some((index, params)) = found else {
+        if allowed.is_empty() {
+            return error(
+                404,
+                "not-found",
+                format!("{department} has no service at {rest}"),
+            );
+        }
+        return error(
+            405,
+            "method-not-allowed",
+            format!("{rest} accepts {}", allowed.join(", ")),
+        );
+    };
+    let body = if body.is_empty() {
+        Json::Null
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(json) => json,
+            Err(e) => return error(400, "bad-request", format!("the body is not JSON: {e}")),
+        }
+    };
+    let request = RequestData {
+        path: params,
+        query: uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect(),
+        headers: headers
+            .iter()
+            .filter_map(|(name, value)| {
+                value
+                    .to_str()
+                    .ok()
+                    .map(|v| (name.as_str().to_owned(), v.to_owned()))
+            })
+            .collect(),
+        body,
+        request_id: headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| {
+                (1..=64).contains(&id.len())
+                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+            .map_or_else(zhongtai_runtime::context::new_request_id, str::to_owned),
+    };
+    let runtime = host.runtime.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let service = &deployment.manifest.services[index];
+        run(&runtime, &deployment, service, &request)
+    })
+    .await;
+    match outcome {
+        Ok(Ok((status, body))) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            axum::Json(body),
+        )
+            .into_response(),
+        Ok(Err(ServiceError {
+            status,
+            code,
+            message,
+            step,
+        })) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (
+                status,
+                axum::Json(json!({"error": {"code": code, "message": message, "step": step}})),
+            )
+                .into_response()
+        }
+        Err(e) => error(500, "internal", format!("the request's worker failed: {e}")),
+    }
+}
+
+/// Serves `host` on `listener` until `shutdown` completes; requests in
+/// flight finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    host: Arc<Host>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(host))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_match_patterns_with_parameters() {
+        let params = match_path("/licenses/{number}", "/licenses/BL-2026-1").unwrap();
+        assert_eq!(params["number"], "BL-2026-1");
+        assert!(match_path("/licenses/{number}", "/licenses").is_none());
+        assert!(match_path("/licenses", "/permits").is_none());
+        assert_eq!(match_path("/a/{x}", "/a/b%20c").unwrap()["x"], "b c");
+    }
+}

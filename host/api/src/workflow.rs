@@ -1,0 +1,237 @@
+//! Running a service: each step in order, a fresh component instance per
+//! call, CEL for arguments, conditions, checks and the response.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Value as Json, json};
+use zhongtai_manifest::expr::Expression;
+use zhongtai_manifest::{Action, CheckedService};
+use zhongtai_runtime::{CallContext, CallError, Runtime, Slug};
+
+use crate::deploy::{Deployment, cel_value};
+
+/// What a service sees of an HTTP request.
+#[derive(Debug, Clone, Default)]
+pub struct RequestData {
+    /// Path parameters by name.
+    pub path: BTreeMap<String, String>,
+    /// Query parameters by name.
+    pub query: BTreeMap<String, String>,
+    /// Headers by lowercase name.
+    pub headers: BTreeMap<String, String>,
+    /// The JSON body (`null` when there is none).
+    pub body: Json,
+    /// The request id (`x-request-id`, or a fresh one).
+    pub request_id: String,
+}
+
+impl RequestData {
+    fn as_json(&self) -> Json {
+        let token = self
+            .headers
+            .get("authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map_or(Json::Null, |t| Json::String(t.trim().to_owned()));
+        json!({
+            "path": self.path,
+            "query": self.query,
+            "headers": self.headers,
+            "body": self.body,
+            "token": token,
+            "id": self.request_id,
+        })
+    }
+}
+
+/// A refusal or failure, answered as `{"error": {"code", "message", "step"}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceError {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable code: an error case of the component, `check-failed`,
+    /// `not-granted`, `timeout`, `trap`, `expression`, …
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// The step that failed, if one did.
+    pub step: Option<String>,
+}
+
+impl ServiceError {
+    fn new(status: u16, code: &str, message: impl Into<String>, step: Option<&str>) -> Self {
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            step: step.map(str::to_owned),
+        }
+    }
+
+    /// The JSON body of the answer.
+    pub fn body(&self) -> Json {
+        json!({"error": {"code": self.code, "message": self.message, "step": self.step}})
+    }
+}
+
+fn evaluate(
+    expression: &Expression,
+    request: &Json,
+    steps: &serde_json::Map<String, Json>,
+    step: Option<&str>,
+) -> Result<Json, ServiceError> {
+    let mut context = cel::Context::default();
+    context.add_variable_from_value("request", cel_value(request));
+    context.add_variable_from_value("steps", cel_value(&Json::Object(steps.clone())));
+    let value = expression.program.execute(&context).map_err(|e| {
+        ServiceError::new(
+            400,
+            "expression",
+            format!(
+                "`{}` could not be evaluated for this request: {e}",
+                expression.source
+            ),
+            step,
+        )
+    })?;
+    value.json().map_err(|e| {
+        ServiceError::new(
+            500,
+            "expression",
+            format!("`{}` has no JSON value: {e}", expression.source),
+            step,
+        )
+    })
+}
+
+fn call_error(error: CallError, step: &str) -> ServiceError {
+    let status = match &error {
+        CallError::Arguments { .. } => 400,
+        CallError::Timeout { .. } => 504,
+        CallError::Busy { .. } => 503,
+        _ => 500,
+    };
+    ServiceError::new(status, error.code(), error.to_string(), Some(step))
+}
+
+/// Runs `service` of `deployment` for `request`; returns status and body.
+pub fn run(
+    runtime: &Runtime,
+    deployment: &Deployment,
+    service: &CheckedService,
+    request: &RequestData,
+) -> Result<(u16, Json), ServiceError> {
+    let request_json = request.as_json();
+    let mut steps = serde_json::Map::new();
+    let department = Slug::parse("department", &deployment.manifest.department)
+        .map_err(|e| ServiceError::new(500, "internal", e.to_string(), None))?;
+    let service_slug = Slug::parse("service", &service.name)
+        .map_err(|e| ServiceError::new(500, "internal", e.to_string(), None))?;
+    for step in &service.steps {
+        let name = step.name.as_str();
+        if let Some(condition) = &step.condition
+            && evaluate(condition, &request_json, &steps, Some(name))? != Json::Bool(true)
+        {
+            steps.insert(name.to_owned(), Json::Null);
+            continue;
+        }
+        match &step.action {
+            Action::Check {
+                condition,
+                status,
+                message,
+            } => {
+                if evaluate(condition, &request_json, &steps, Some(name))? != Json::Bool(true) {
+                    return Err(ServiceError::new(
+                        *status,
+                        "check-failed",
+                        message.clone(),
+                        Some(name),
+                    ));
+                }
+                steps.insert(name.to_owned(), Json::Bool(true));
+            }
+            Action::Call {
+                alias,
+                interface,
+                function,
+                args,
+                errors,
+            } => {
+                let component = deployment.components.get(alias).ok_or_else(|| {
+                    ServiceError::new(
+                        500,
+                        "internal",
+                        format!("alias {alias} is not deployed"),
+                        Some(name),
+                    )
+                })?;
+                if !component.spec.grants(interface, function) {
+                    tracing::warn!(department = %department, service = %service_slug, alias, interface, function, "call refused: not granted");
+                    return Err(ServiceError::new(
+                        403,
+                        "not-granted",
+                        format!(
+                            "{} may not call {alias}.{interface}.{function}: the manifest does not grant it",
+                            department
+                        ),
+                        Some(name),
+                    ));
+                }
+                let mut arguments = serde_json::Map::new();
+                for (param, expression) in args {
+                    arguments.insert(
+                        param.clone(),
+                        evaluate(expression, &request_json, &steps, Some(name))?,
+                    );
+                }
+                let context = CallContext {
+                    department: department.clone(),
+                    service: service_slug.clone(),
+                    request_id: request.request_id.clone(),
+                    subject: None,
+                };
+                let result = runtime
+                    .call(
+                        &component.loaded,
+                        context,
+                        interface,
+                        function,
+                        &Json::Object(arguments),
+                    )
+                    .map_err(|e| call_error(e, name))?;
+                let value = match result {
+                    Json::Object(mut map) if map.len() == 1 && map.contains_key("ok") => {
+                        map.remove("ok").unwrap_or(Json::Null)
+                    }
+                    Json::Object(map) if map.len() == 1 && map.contains_key("err") => {
+                        let error = map.get("err").cloned().unwrap_or(Json::Null);
+                        let (case, detail) = match &error {
+                            Json::String(case) => (case.clone(), None),
+                            Json::Object(m) if m.len() == 1 => m
+                                .iter()
+                                .next()
+                                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                                .unwrap_or_default(),
+                            other => ("error".to_owned(), Some(other.clone())),
+                        };
+                        let message = match detail {
+                            Some(Json::String(text)) => text,
+                            Some(other) => format!("{case}: {other}"),
+                            None => case.clone(),
+                        };
+                        let status = errors.get(&case).copied().unwrap_or(422);
+                        return Err(ServiceError::new(status, &case, message, Some(name)));
+                    }
+                    other => other,
+                };
+                steps.insert(name.to_owned(), value);
+            }
+        }
+    }
+    let body = evaluate(&service.body, &request_json, &steps, None)?;
+    Ok((service.status, body))
+}
+
+/// A deployment with its routes, shared by requests.
+pub type SharedDeployment = Arc<Deployment>;

@@ -1,0 +1,196 @@
+//! `zhongtai up` and `zhongtai lock`: the platform serving department
+//! manifests on one address, with an embedded registry and store.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use zhongtai_manifest::lock::Lock;
+use zhongtai_registry::name::parse_version;
+use zhongtai_registry::{PackageName, PublishRequest, PublisherKey, Registry};
+use zhongtai_runtime::Runtime;
+
+use crate::registry_commands::{RegistryArgs, trust_policy};
+
+/// `zhongtai up`.
+#[derive(Args)]
+pub struct UpArgs {
+    /// Directory of departments, each `<dir>/<department>/zhongtai.toml`.
+    #[arg(long, default_value = "examples")]
+    pub dir: PathBuf,
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Load only components signed by these publisher keys.
+    #[arg(long)]
+    pub trust: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// The manifests under `dir`, by path, sorted.
+pub fn manifests(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path().join("zhongtai.toml");
+        if path.is_file() {
+            found.push(path);
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        bail!("no <department>/zhongtai.toml under {}", dir.display());
+    }
+    Ok(found)
+}
+
+/// Builds the platform's capabilities and publishes any the embedded
+/// registry lacks, as the version of the contract they export, signed with
+/// the local publisher key (created on first use beside the registry).
+fn publish_capabilities(registry: &dyn Registry, key_path: &Path) -> anyhow::Result<()> {
+    let missing: Vec<&str> = zhongtai_build::CAPABILITIES
+        .iter()
+        .copied()
+        .filter(|crate_name| {
+            let package = format!("zhongtai:{}", crate_name.trim_start_matches("zhongtai-"));
+            PackageName::parse(&package).is_ok_and(|p| registry.package(&p).is_err())
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "Building {} for the embedded registry...",
+        missing.join(", ")
+    );
+    let root = zhongtai_build::source_root()?;
+    let built = zhongtai_build::build(&root, &missing, false)?;
+    let key = match std::fs::read_to_string(key_path) {
+        Ok(text) => PublisherKey::from_text(&text)?,
+        Err(_) => {
+            let key = PublisherKey::generate()?;
+            if let Some(parent) = key_path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(key_path, key.to_text())?;
+            key
+        }
+    };
+    for (crate_name, path) in built {
+        let package = PackageName::parse(&format!(
+            "zhongtai:{}",
+            crate_name.trim_start_matches("zhongtai-")
+        ))?;
+        let bytes = std::fs::read(&path)?;
+        let world = zhongtai_registry::validate::inspect(&bytes)?;
+        let version = world
+            .exports
+            .first()
+            .and_then(|e| e.rsplit_once('@'))
+            .map(|(_, v)| v.to_owned())
+            .unwrap_or_else(|| "1.0.0".into());
+        let version = parse_version(&version)?;
+        let digest = zhongtai_registry::Digest::of(&bytes);
+        let signed = Some(key.sign(&package, &version, &digest));
+        let outcome = registry.publish(PublishRequest {
+            package: package.clone(),
+            version,
+            bytes,
+            signed,
+        })?;
+        eprintln!(
+            "Published {}@{} {}",
+            package, outcome.record.version, outcome.record.digest
+        );
+    }
+    Ok(())
+}
+
+fn read_lock(manifest: &Path) -> anyhow::Result<Option<Lock>> {
+    let path = manifest.with_file_name("zhongtai.lock");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(
+            Lock::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Deploys every manifest under `args.dir` into a new host.
+pub fn deploy_all(
+    runtime: Arc<Runtime>,
+    args: &UpArgs,
+    data_dir: &Path,
+) -> anyhow::Result<Arc<zhongtai_api::Host>> {
+    let registry = args.registry.open()?;
+    if !args.registry.is_remote() {
+        publish_capabilities(registry.as_ref(), &data_dir.join("publisher.key"))?;
+    }
+    let trust = trust_policy(&args.trust)?;
+    let host = Arc::new(zhongtai_api::Host::new(runtime.clone()));
+    for path in manifests(&args.dir)? {
+        let checked = zhongtai_manifest::load(&path)?;
+        let lock = read_lock(&path)?;
+        let file = path.display().to_string();
+        let deployment = zhongtai_api::deploy(
+            checked,
+            &file,
+            lock.as_ref(),
+            registry.as_ref(),
+            &trust,
+            &runtime,
+        )?;
+        eprintln!(
+            "Deployed {} ({} services) from {}",
+            deployment.manifest.department,
+            deployment.manifest.services.len(),
+            path.display()
+        );
+        host.install(deployment);
+    }
+    Ok(host)
+}
+
+/// Serves until SIGINT or SIGTERM, then lets requests in flight finish.
+pub fn serve(host: Arc<zhongtai_api::Host>, addr: &str) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        let local = listener.local_addr()?;
+        eprintln!("zhongtai serving {} on http://{local}", host.departments().join(", "));
+        let shutdown = async {
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+            }
+            eprintln!("Shutting down: finishing requests in flight...");
+        };
+        zhongtai_api::serve(listener, host, shutdown).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `zhongtai.lock` beside every manifest under `dir`.
+pub fn lock(dir: &Path, registry_args: &RegistryArgs) -> anyhow::Result<ExitCode> {
+    let registry = registry_args.open()?;
+    for path in manifests(dir)? {
+        let checked = zhongtai_manifest::load(&path)?;
+        let lock = zhongtai_api::lock(&checked, registry.as_ref())?;
+        let lock_path = path.with_file_name("zhongtai.lock");
+        std::fs::write(&lock_path, lock.to_text())
+            .with_context(|| format!("writing {}", lock_path.display()))?;
+        println!(
+            "{}: {} components locked",
+            lock_path.display(),
+            lock.components.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
