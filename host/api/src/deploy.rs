@@ -84,20 +84,22 @@ pub fn deploy(
                     continue;
                 }
             };
+            let parameters = export
+                .params
+                .iter()
+                .map(|(p, ty)| format!("{p}: {}", zhongtai_runtime::values::describe_type(ty)))
+                .collect::<Vec<_>>()
+                .join(", ");
             for (param, _) in &export.params {
                 if !args.contains_key(param) {
                     problems.push(format!(
-                        "{place}: missing argument `{param}` of {name} {}",
-                        export.signature()
+                        "{place}: missing argument `{param}` of {name}({parameters})"
                     ));
                 }
             }
             for (arg, expression) in args {
                 let Some((_, ty)) = export.params.iter().find(|(p, _)| p == arg) else {
-                    problems.push(format!(
-                        "{place}: {name} has no parameter `{arg}`; it is {}",
-                        export.signature()
-                    ));
+                    problems.push(format!("{place}: {name} has no parameter `{arg}`; its parameters are ({parameters})"));
                     continue;
                 };
                 if expression.is_literal() {
