@@ -25,6 +25,10 @@ impl Drop for Platform {
 
 impl Platform {
     fn start(departments: &Path, data: &Path) -> Self {
+        Self::start_with(departments, data, &[])
+    }
+
+    fn start_with(departments: &Path, data: &Path, extra: &[&str]) -> Self {
         std::fs::write(
             data.join("config.toml"),
             "[components.\"zhongtai:auth\"]\nargon2-memory-kib = 256\nargon2-iterations = 1\n",
@@ -37,6 +41,7 @@ impl Platform {
             .arg(data)
             .arg("--registry")
             .arg(data.join("registry"))
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stderr(Stdio::piped())
             .spawn()
@@ -359,4 +364,165 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
         .unwrap();
     assert_eq!(bad_json.status().as_u16(), 400);
     assert_eq!(platform.send("GET", "/healthz", None, None).0, 200);
+}
+
+fn zhongtai_cli(args: &[&str], host: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_zhongtai"))
+        .args(args)
+        .env("ZHONGTAI_HOST", host)
+        .env("ZHONGTAI_ADMIN_TOKEN", "operator-token")
+        .output()
+        .expect("running zhongtai")
+}
+
+#[test]
+fn a_department_is_upgraded_and_rolled_back_under_load_without_a_failed_request() {
+    support::guests();
+    let departments = departments_with_extra();
+    let data = tempfile::tempdir().unwrap();
+    let platform = Platform::start_with(
+        departments.path(),
+        data.path(),
+        &["--admin-token", "operator-token"],
+    );
+
+    // A license to verify, over and over.
+    let register =
+        json!({"id": COMPANY, "name": "Fuzhou Example Trading Co., Ltd.", "password": PASSWORD});
+    assert_eq!(
+        platform
+            .send(
+                "POST",
+                "/public-security/legal-entities",
+                None,
+                Some(register)
+            )
+            .0,
+        201
+    );
+    let (_, session) = platform.send(
+        "POST",
+        "/public-security/sessions",
+        None,
+        Some(json!({"id": COMPANY, "password": PASSWORD})),
+    );
+    let token = session["token"].as_str().unwrap().to_owned();
+    let application =
+        json!({"application-id": "APP-1", "valid-from": "2026-01-01", "valid-until": "2030-12-31"});
+    let (_, granted) = platform.send(
+        "POST",
+        "/market-regulation/business-license-applications",
+        Some(&token),
+        Some(application),
+    );
+    let verify_path = format!(
+        "/public-security/licenses/{}",
+        granted["license"]["number"].as_str().unwrap()
+    );
+
+    // The upgrade: the same department, answering with its revision.
+    let original =
+        std::fs::read_to_string(departments.path().join("public-security/zhongtai.toml")).unwrap();
+    let upgraded = original.replace(
+        "body = \"{'valid': true, 'license': steps.license}\"",
+        "body = \"{'valid': true, 'license': steps.license, 'edition': 2}\"",
+    );
+    assert_ne!(upgraded, original);
+    let upgraded_path = data.path().join("upgraded.toml");
+    std::fs::write(&upgraded_path, &upgraded).unwrap();
+    let broken_path = data.path().join("broken.toml");
+    std::fs::write(
+        &broken_path,
+        upgraded.replace("license.verification.verify", "license.verification.verfy"),
+    )
+    .unwrap();
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (served, failed, editions) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (mut served, mut failed, mut editions) =
+                        (0, Vec::new(), std::collections::BTreeSet::new());
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let (status, body) = platform.send("GET", &verify_path, None, None);
+                        if status == 200 {
+                            served += 1;
+                            editions.insert(body["edition"].as_i64().unwrap_or(1));
+                        } else {
+                            failed.push(format!("{status} {body}"));
+                        }
+                    }
+                    (served, failed, editions)
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let url = platform.url.as_str();
+        let deployed = zhongtai_cli(&["deploy", upgraded_path.to_str().unwrap()], url);
+        assert!(
+            deployed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&deployed.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let (_, body) = platform.send("GET", &verify_path, None, None);
+        assert_eq!(body["edition"], 2, "the upgrade is in service");
+
+        let refused = zhongtai_cli(&["deploy", broken_path.to_str().unwrap()], url);
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("has no function \"verfy\""));
+        let (_, body) = platform.send("GET", &verify_path, None, None);
+        assert_eq!(
+            body["edition"], 2,
+            "a bad manifest never replaces a running good one"
+        );
+
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let rolled = zhongtai_cli(&["rollback", "public-security"], url);
+        assert!(
+            rolled.status.success(),
+            "{}",
+            String::from_utf8_lossy(&rolled.stderr)
+        );
+        let (_, body) = platform.send("GET", &verify_path, None, None);
+        assert_eq!(
+            body["edition"],
+            Json::Null,
+            "rolled back to the first edition"
+        );
+        let none = zhongtai_cli(&["rollback", "public-security"], url);
+        assert!(String::from_utf8_lossy(&none.stderr).contains("no earlier deployment"));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        workers.into_iter().map(|w| w.join().unwrap()).fold(
+            (0, Vec::new(), std::collections::BTreeSet::new()),
+            |mut acc, (s, f, e)| {
+                acc.0 += s;
+                acc.1.extend(f);
+                acc.2.extend(e);
+                acc
+            },
+        )
+    });
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        served + failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert!(served > 20, "only {served} requests were served");
+    assert_eq!(
+        editions.into_iter().collect::<Vec<_>>(),
+        [1, 2],
+        "requests saw both editions"
+    );
+
+    let unauthorized = Command::new(env!("CARGO_BIN_EXE_zhongtai"))
+        .args(["rollback", "public-security", "--admin-token", "guess"])
+        .env("ZHONGTAI_HOST", &platform.url)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&unauthorized.stderr).contains("HTTP 401"));
 }

@@ -6,9 +6,11 @@
 //! call step checked against the WIT signature it calls. [`workflow::run`]
 //! runs one service for one request: CEL arguments, conditions and checks,
 //! grants, a fresh instance per call, error cases mapped to HTTP statuses.
-//! [`server`] serves every department under `/<department>/…` on axum.
+//! [`server`] serves every department under `/<department>/…` on axum, and
+//! [`admin`] deploys, upgrades and rolls back departments while serving.
 //! Depends on manifest, runtime and registry; nothing depends on it but the CLI.
 
+pub mod admin;
 pub mod deploy;
 pub mod server;
 pub mod workflow;

@@ -19,30 +19,70 @@ use crate::workflow::{RequestData, ServiceError, run};
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The running platform: the runtime and the deployed departments.
+/// How many earlier deployments of a department are kept for rollback.
+pub const KEPT_DEPLOYMENTS: usize = 8;
+
+/// The running platform: the runtime and the deployed departments, each
+/// with its recent history (the last entry is in service).
 pub struct Host {
     runtime: Arc<Runtime>,
-    deployments: RwLock<BTreeMap<String, Arc<Deployment>>>,
+    deployments: RwLock<BTreeMap<String, Vec<(u64, Arc<Deployment>)>>>,
+    revisions: std::sync::atomic::AtomicU64,
+    admin: Option<crate::admin::Admin>,
 }
 
 impl Host {
-    /// A host with nothing deployed yet.
+    /// A host with nothing deployed yet and no admin API.
     pub fn new(runtime: Arc<Runtime>) -> Self {
+        Self::with_admin(runtime, None)
+    }
+
+    /// A host whose admin API deploys from `admin.registry`.
+    pub fn with_admin(runtime: Arc<Runtime>, admin: Option<crate::admin::Admin>) -> Self {
         Self {
             runtime,
             deployments: RwLock::new(BTreeMap::new()),
+            revisions: std::sync::atomic::AtomicU64::new(0),
+            admin,
         }
     }
 
-    /// Puts `deployment` in service for its department, replacing any
-    /// earlier one; requests already running finish on the one they started
+    pub(crate) fn admin(&self) -> Option<&crate::admin::Admin> {
+        self.admin.as_ref()
+    }
+
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Puts `deployment` in service for its department and returns its
+    /// revision; requests already running finish on the one they started
     /// with.
-    pub fn install(&self, deployment: Deployment) {
+    pub fn install(&self, deployment: Deployment) -> u64 {
+        let revision = self
+            .revisions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         let department = deployment.manifest.department.clone();
-        self.deployments
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(department, Arc::new(deployment));
+        let mut deployments = self.deployments.write().unwrap_or_else(|e| e.into_inner());
+        let history = deployments.entry(department).or_default();
+        history.push((revision, Arc::new(deployment)));
+        if history.len() > KEPT_DEPLOYMENTS {
+            history.remove(0);
+        }
+        revision
+    }
+
+    /// Returns `department` to its previous deployment; its revision, or
+    /// `None` when there is none.
+    pub fn rollback(&self, department: &str) -> Option<u64> {
+        let mut deployments = self.deployments.write().unwrap_or_else(|e| e.into_inner());
+        let history = deployments.get_mut(department)?;
+        if history.len() < 2 {
+            return None;
+        }
+        history.pop();
+        history.last().map(|(revision, _)| *revision)
     }
 
     /// The departments in service.
@@ -55,16 +95,38 @@ impl Host {
             .collect()
     }
 
+    /// Departments with their revision in service and component versions.
+    pub fn describe(&self) -> serde_json::Value {
+        let deployments = self.deployments.read().unwrap_or_else(|e| e.into_inner());
+        let departments: serde_json::Map<String, serde_json::Value> = deployments
+            .iter()
+            .filter_map(|(department, history)| {
+                let (revision, deployment) = history.last()?;
+                let components: serde_json::Map<String, serde_json::Value> = deployment
+                    .components
+                    .iter()
+                    .map(|(alias, c)| {
+                        let described = json!({"package": c.spec.package, "version": c.version.to_string(), "digest": c.digest});
+                        (alias.clone(), described)
+                    })
+                    .collect();
+                let described = json!({"revision": revision, "previous": history.len() - 1, "components": components});
+                Some((department.clone(), described))
+            })
+            .collect();
+        json!({ "departments": departments })
+    }
+
     fn deployment(&self, department: &str) -> Option<Arc<Deployment>> {
         self.deployments
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(department)
-            .cloned()
+            .and_then(|history| history.last().map(|(_, d)| d.clone()))
     }
 }
 
-fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
         status,
@@ -81,6 +143,15 @@ pub fn app(host: Arc<Host>) -> Router {
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
         .route("/readyz", get(ready))
+        .route("/admin/v1/departments", get(crate::admin::list))
+        .route(
+            "/admin/v1/departments/{department}/manifest",
+            axum::routing::post(crate::admin::deploy),
+        )
+        .route(
+            "/admin/v1/departments/{department}/rollback",
+            axum::routing::post(crate::admin::rollback),
+        )
         .fallback(service)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(host)

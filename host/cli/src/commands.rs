@@ -109,6 +109,20 @@ enum Command {
         #[command(flatten)]
         host: HostArgs,
     },
+    /// Deploy or upgrade one department on a running host (admin API).
+    Deploy {
+        /// The department's zhongtai.toml.
+        manifest: PathBuf,
+        #[command(flatten)]
+        admin: up_command::AdminArgs,
+    },
+    /// Return a department to its previous deployment (admin API).
+    Rollback {
+        /// The department.
+        department: String,
+        #[command(flatten)]
+        admin: up_command::AdminArgs,
+    },
     /// Write zhongtai.lock beside every manifest: exact versions and digests.
     Lock {
         /// Directory of departments.
@@ -217,6 +231,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             up_command::serve(deployed, &up.addr)
         }
         Command::Lock { dir, registry } => up_command::lock(&dir, &registry),
+        Command::Deploy { manifest, admin } => up_command::deploy(&manifest, &admin),
+        Command::Rollback { department, admin } => up_command::rollback(&department, &admin),
     }
 }
 

@@ -26,8 +26,70 @@ pub struct UpArgs {
     /// Load only components signed by these publisher keys.
     #[arg(long)]
     pub trust: Vec<String>,
+    /// Token for the admin API (deploy, upgrade, rollback); without one the
+    /// admin API refuses every request.
+    #[arg(long, env = "ZHONGTAI_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// `zhongtai deploy` and `zhongtai rollback`: where the host is.
+#[derive(Args)]
+pub struct AdminArgs {
+    /// The host's URL.
+    #[arg(long, env = "ZHONGTAI_HOST", default_value = "http://127.0.0.1:8080")]
+    pub host: String,
+    /// The admin token.
+    #[arg(long, env = "ZHONGTAI_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+fn admin_call(args: &AdminArgs, path: &str, body: Option<String>) -> anyhow::Result<ExitCode> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{}{path}", args.host.trim_end_matches('/'));
+    let request = agent.post(&url).header(
+        "Authorization",
+        &format!("Bearer {}", args.admin_token.as_deref().unwrap_or_default()),
+    );
+    let mut response = request
+        .send(body.unwrap_or_default())
+        .with_context(|| format!("calling {url}"))?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    if (200..300).contains(&status) {
+        println!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let message = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or(text);
+    bail!("the host refused (HTTP {status}):\n{message}")
+}
+
+/// Deploys (or upgrades) one department from its manifest file.
+pub fn deploy(manifest: &Path, args: &AdminArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    let checked = zhongtai_manifest::parse(&text, &manifest.display().to_string())?;
+    admin_call(
+        args,
+        &format!("/admin/v1/departments/{}/manifest", checked.department),
+        Some(text),
+    )
+}
+
+/// Rolls one department back to its previous deployment.
+pub fn rollback(department: &str, args: &AdminArgs) -> anyhow::Result<ExitCode> {
+    admin_call(
+        args,
+        &format!("/admin/v1/departments/{department}/rollback"),
+        None,
+    )
 }
 
 /// The manifests under `dir`, by path, sorted.
@@ -125,12 +187,17 @@ pub fn deploy_all(
     args: &UpArgs,
     data_dir: &Path,
 ) -> anyhow::Result<Arc<zhongtai_api::Host>> {
-    let registry = args.registry.open()?;
+    let registry: Arc<dyn Registry> = Arc::from(args.registry.open()?);
     if !args.registry.is_remote() {
         publish_capabilities(registry.as_ref(), &data_dir.join("publisher.key"))?;
     }
     let trust = trust_policy(&args.trust)?;
-    let host = Arc::new(zhongtai_api::Host::new(runtime.clone()));
+    let admin = zhongtai_api::admin::Admin {
+        registry: registry.clone(),
+        trust: trust.clone(),
+        token: args.admin_token.clone(),
+    };
+    let host = Arc::new(zhongtai_api::Host::with_admin(runtime.clone(), Some(admin)));
     for path in manifests(&args.dir)? {
         let checked = zhongtai_manifest::load(&path)?;
         let lock = read_lock(&path)?;
