@@ -19,6 +19,10 @@ use crate::workflow::{RequestData, ServiceError, run};
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// A department's deployments, oldest first, with their revisions; the
+/// last is in service.
+type History = Vec<(u64, Arc<Deployment>)>;
+
 /// How many earlier deployments of a department are kept for rollback.
 pub const KEPT_DEPLOYMENTS: usize = 8;
 
@@ -26,7 +30,7 @@ pub const KEPT_DEPLOYMENTS: usize = 8;
 /// with its recent history (the last entry is in service).
 pub struct Host {
     runtime: Arc<Runtime>,
-    deployments: RwLock<BTreeMap<String, Vec<(u64, Arc<Deployment>)>>>,
+    deployments: RwLock<BTreeMap<String, History>>,
     revisions: std::sync::atomic::AtomicU64,
     admin: Option<crate::admin::Admin>,
 }
