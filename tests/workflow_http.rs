@@ -364,6 +364,28 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
         .unwrap();
     assert_eq!(bad_json.status().as_u16(), 400);
     assert_eq!(platform.send("GET", "/healthz", None, None).0, 200);
+
+    // Who holds a token, and where the time of a request went.
+    let mut whoami = platform
+        .agent
+        .get(&format!("{}/public-security/whoami", platform.url))
+        .header("Authorization", &format!("Bearer {citizen}"))
+        .call()
+        .unwrap();
+    assert_eq!(whoami.status().as_u16(), 200);
+    let timing = whoami
+        .headers()
+        .get("server-timing")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        timing.starts_with("components;dur=") && timing.contains(", total;dur="),
+        "{timing}"
+    );
+    let claims: Json = serde_json::from_str(&whoami.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(claims["subject-id"], CITIZEN);
 }
 
 fn zhongtai_cli(args: &[&str], host: &str) -> std::process::Output {

@@ -14,7 +14,7 @@ use serde_json::{Value as Json, json};
 use zhongtai_runtime::Runtime;
 
 use crate::deploy::Deployment;
-use crate::workflow::{RequestData, ServiceError, run};
+use crate::workflow::{RequestData, run_timed};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -300,27 +300,39 @@ async fn service(
             .map_or_else(zhongtai_runtime::context::new_request_id, str::to_owned),
     };
     let runtime = host.runtime.clone();
+    let started = std::time::Instant::now();
     let outcome = tokio::task::spawn_blocking(move || {
         let service = &deployment.manifest.services[index];
-        run(&runtime, &deployment, service, &request)
+        let mut in_components = std::time::Duration::ZERO;
+        let outcome = run_timed(&runtime, &deployment, service, &request, &mut in_components);
+        (outcome, in_components)
     })
     .await;
-    match outcome {
-        Ok(Ok((status, body))) => (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-            axum::Json(body),
+    // Where the time went, for operators and load tests (Server-Timing).
+    let timing = |in_components: std::time::Duration| {
+        format!(
+            "components;dur={:.3}, total;dur={:.3}",
+            in_components.as_secs_f64() * 1000.0,
+            started.elapsed().as_secs_f64() * 1000.0
         )
-            .into_response(),
-        Ok(Err(ServiceError {
-            status,
-            code,
-            message,
-            step,
-        })) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    match outcome {
+        Ok((Ok((status, body)), in_components)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             (
                 status,
-                axum::Json(json!({"error": {"code": code, "message": message, "step": step}})),
+                [("server-timing", timing(in_components))],
+                axum::Json(body),
+            )
+                .into_response()
+        }
+        Ok((Err(failure), in_components)) => {
+            let status =
+                StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (
+                status,
+                [("server-timing", timing(in_components))],
+                axum::Json(failure.body()),
             )
                 .into_response()
         }

@@ -121,6 +121,18 @@ pub fn run(
     service: &CheckedService,
     request: &RequestData,
 ) -> Result<(u16, Json), ServiceError> {
+    let mut in_components = std::time::Duration::ZERO;
+    run_timed(runtime, deployment, service, request, &mut in_components)
+}
+
+/// [`run`], adding the time spent inside component calls to `in_components`.
+pub fn run_timed(
+    runtime: &Runtime,
+    deployment: &Deployment,
+    service: &CheckedService,
+    request: &RequestData,
+    in_components: &mut std::time::Duration,
+) -> Result<(u16, Json), ServiceError> {
     let request_json = request.as_json();
     let mut steps = serde_json::Map::new();
     let department = Slug::parse("department", &deployment.manifest.department)
@@ -191,15 +203,16 @@ pub fn run(
                     request_id: request.request_id.clone(),
                     subject: None,
                 };
-                let result = runtime
-                    .call(
-                        &component.loaded,
-                        context,
-                        interface,
-                        function,
-                        &Json::Object(arguments),
-                    )
-                    .map_err(|e| call_error(e, name))?;
+                let started = std::time::Instant::now();
+                let result = runtime.call(
+                    &component.loaded,
+                    context,
+                    interface,
+                    function,
+                    &Json::Object(arguments),
+                );
+                *in_components += started.elapsed();
+                let result = result.map_err(|e| call_error(e, name))?;
                 let value = match result {
                     Json::Object(mut map) if map.len() == 1 && map.contains_key("ok") => {
                         map.remove("ok").unwrap_or(Json::Null)
