@@ -137,6 +137,20 @@ args = { id = "request.path.id" }
 
 [services.response]
 body = "steps.subject"
+
+[[services]]
+name = "maybe"
+method = "GET"
+path = "/maybe/{word}"
+
+[[services.steps]]
+name = "claims"
+if = "request.path.word == 'verify'"
+call = "auth.authn.verify"
+args = { token = "request.token" }
+
+[services.response]
+body = "{'ran': steps.claims != null}"
 "#,
     )
     .unwrap();
@@ -337,6 +351,14 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
         (403, Some("not-granted")),
         "{refused}"
     );
+
+    // A step runs only when its condition holds.
+    assert_eq!(
+        platform.send("GET", "/nosy/maybe/skip", None, None),
+        (200, json!({"ran": false}))
+    );
+    let (status, ran) = platform.send("GET", "/nosy/maybe/verify", Some(&citizen), None);
+    assert_eq!((status, ran), (200, json!({"ran": true})));
 
     // Routing.
     assert_eq!(

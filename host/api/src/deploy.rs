@@ -162,6 +162,13 @@ fn deploy_component(
         ));
     }
     let bytes = zhongtai_registry::fetch(registry, &record, trust).map_err(|e| e.to_string())?;
+    if !runtime.is_compiled(&bytes) {
+        tracing::info!(
+            "compiling {}@{} (once; cached afterwards)",
+            record.package,
+            record.version
+        );
+    }
     let loaded = runtime
         .load_as(&bytes, Some(package.as_str()))
         .map_err(|e| format!("{}@{}: {e}", record.package, record.version))?;

@@ -11,8 +11,9 @@ fn main() -> std::process::ExitCode {
     let cli = commands::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,zhongtai=info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,zhongtai=info,zhongtai_api=info")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
