@@ -5,26 +5,7 @@ use zhongtai_guest::wasm::{Bucket, Host};
 use crate::model::{AuthError, Claims, Session, Subject, SubjectKind};
 use crate::service::Auth;
 
-wit_bindgen::generate!({
-    path: [
-        "../../wit/deps/keyvalue",
-        "../../wit/deps/config",
-        "../../wit/deps/logging",
-        "../../wit/platform",
-        "../../wit/auth",
-    ],
-    world: "zhongtai:auth/component",
-    with: {
-        "wasi:keyvalue/store@0.2.0-draft": zhongtai_guest::wasm::bindings::wasi::keyvalue::store,
-        "wasi:keyvalue/atomics@0.2.0-draft": zhongtai_guest::wasm::bindings::wasi::keyvalue::atomics,
-        "wasi:keyvalue/batch@0.2.0-draft": zhongtai_guest::wasm::bindings::wasi::keyvalue::batch,
-        "wasi:config/store@0.2.0-rc.1": zhongtai_guest::wasm::bindings::wasi::config::store,
-        "wasi:logging/logging@0.1.0-draft": zhongtai_guest::wasm::bindings::wasi::logging::logging,
-        "zhongtai:platform/context@1.0.0": zhongtai_guest::wasm::bindings::zhongtai::platform::context,
-        "zhongtai:platform/locks@1.0.0": zhongtai_guest::wasm::bindings::zhongtai::platform::locks,
-    },
-    generate_all,
-});
+zhongtai_guest::capability_bindings!("../../wit/auth", "zhongtai:auth/component");
 
 use exports::zhongtai::auth::{authn, roles};
 use zhongtai::auth::types as wit;

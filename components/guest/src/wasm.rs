@@ -21,6 +21,36 @@ pub mod bindings {
     });
 }
 
+/// Generates a capability component's bindings for its world, reusing the
+/// platform bindings above:
+/// `capability_bindings!("../../wit/auth", "zhongtai:auth/component");`
+/// (wit-bindgen needs both as literals).
+#[macro_export]
+macro_rules! capability_bindings {
+    ($wit:literal, $world:literal) => {
+        wit_bindgen::generate!({
+            path: [
+                "../../wit/deps/keyvalue",
+                "../../wit/deps/config",
+                "../../wit/deps/logging",
+                "../../wit/platform",
+                $wit,
+            ],
+            world: $world,
+            with: {
+                "wasi:keyvalue/store@0.2.0-draft": ::zhongtai_guest::wasm::bindings::wasi::keyvalue::store,
+                "wasi:keyvalue/atomics@0.2.0-draft": ::zhongtai_guest::wasm::bindings::wasi::keyvalue::atomics,
+                "wasi:keyvalue/batch@0.2.0-draft": ::zhongtai_guest::wasm::bindings::wasi::keyvalue::batch,
+                "wasi:config/store@0.2.0-rc.1": ::zhongtai_guest::wasm::bindings::wasi::config::store,
+                "wasi:logging/logging@0.1.0-draft": ::zhongtai_guest::wasm::bindings::wasi::logging::logging,
+                "zhongtai:platform/context@1.0.0": ::zhongtai_guest::wasm::bindings::zhongtai::platform::context,
+                "zhongtai:platform/locks@1.0.0": ::zhongtai_guest::wasm::bindings::zhongtai::platform::locks,
+            },
+            generate_all,
+        });
+    };
+}
+
 use bindings::wasi::keyvalue::{atomics, batch, store};
 use bindings::zhongtai::platform::{context, locks};
 
