@@ -4,8 +4,8 @@
 mod support;
 
 use serde_json::{Value as Json, json};
-use support::{context, load, runtime, runtime_in};
-use zhongtai_runtime::{HostConfig, LoadedComponent, Runtime, RuntimeLimits};
+use support::{Capability, runtime, runtime_in};
+use zhongtai_runtime::{HostConfig, Runtime, RuntimeLimits};
 
 const CITIZEN: &str = "11010519491231002X";
 const COMPANY: &str = "91350100M000100Y43";
@@ -32,28 +32,15 @@ fn config(extra: &[(&str, &str)]) -> HostConfig {
     config
 }
 
-struct Auth {
-    runtime: Runtime,
-    component: LoadedComponent,
-}
+struct Auth(Capability);
 
 impl Auth {
     fn new(runtime: Runtime) -> Self {
-        let component = load(&runtime, "zhongtai-auth");
-        Self { runtime, component }
+        Self(Capability::load(runtime, "zhongtai-auth"))
     }
 
     fn call_as(&self, department: &str, function: &str, args: Json) -> Json {
-        let (interface, function) = function.split_once('.').unwrap();
-        self.runtime
-            .call(
-                &self.component,
-                context(department),
-                interface,
-                function,
-                &args,
-            )
-            .unwrap_or_else(|e| panic!("{function}: {e}"))
+        self.0.call_as(department, function, args)
     }
 
     fn call(&self, function: &str, args: Json) -> Json {

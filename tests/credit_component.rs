@@ -4,40 +4,28 @@
 mod support;
 
 use serde_json::{Value as Json, json};
-use support::{context, load, runtime};
-use zhongtai_runtime::{HostConfig, LoadedComponent, Runtime, RuntimeLimits};
+use support::{Capability, runtime};
+use zhongtai_runtime::{HostConfig, RuntimeLimits};
 
 const CITIZEN: &str = "11010519491231002X";
 const COMPANY: &str = "91350100M000100Y43";
 
 struct Credit {
-    runtime: Runtime,
-    component: LoadedComponent,
+    capability: Capability,
     _dir: tempfile::TempDir,
 }
 
 impl Credit {
     fn new() -> Self {
         let (runtime, dir) = runtime(RuntimeLimits::default(), HostConfig::default());
-        let component = load(&runtime, "zhongtai-credit");
         Self {
-            runtime,
-            component,
+            capability: Capability::load(runtime, "zhongtai-credit"),
             _dir: dir,
         }
     }
 
     fn call_as(&self, department: &str, function: &str, args: Json) -> Json {
-        let (interface, function) = function.split_once('.').unwrap();
-        self.runtime
-            .call(
-                &self.component,
-                context(department),
-                interface,
-                function,
-                &args,
-            )
-            .unwrap_or_else(|e| panic!("{function}: {e}"))
+        self.capability.call_as(department, function, args)
     }
 
     fn add(

@@ -5,47 +5,34 @@
 mod support;
 
 use serde_json::{Value as Json, json};
-use support::{context, load};
-use zhongtai_runtime::{HostConfig, LoadedComponent, Runtime, RuntimeLimits};
+use support::Capability;
+use zhongtai_runtime::{HostConfig, RuntimeLimits};
 
 const COMPANY: &str = "91350100M000100Y43";
 const KEYS: &str = "k2026:AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=";
 
 struct License {
-    runtime: Runtime,
-    component: LoadedComponent,
-    _dir: tempfile::TempDir,
+    capability: Capability,
+    dir: tempfile::TempDir,
 }
 
 impl License {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self::in_dir(dir, KEYS)
+        Self::in_dir(tempfile::tempdir().unwrap(), KEYS)
     }
 
     fn in_dir(dir: tempfile::TempDir, keys: &str) -> Self {
         let mut config = HostConfig::default();
         config.set("zhongtai:license", "signing-keys", keys);
         let runtime = support::runtime_in(dir.path(), RuntimeLimits::default(), config);
-        let component = load(&runtime, "zhongtai-license");
         Self {
-            runtime,
-            component,
-            _dir: dir,
+            capability: Capability::load(runtime, "zhongtai-license"),
+            dir,
         }
     }
 
     fn call_as(&self, department: &str, function: &str, args: Json) -> Json {
-        let (interface, function) = function.split_once('.').unwrap();
-        self.runtime
-            .call(
-                &self.component,
-                context(department),
-                interface,
-                function,
-                &args,
-            )
-            .unwrap_or_else(|e| panic!("{function}: {e}"))
+        self.capability.call_as(department, function, args)
     }
 
     fn issue(&self, request: Json) -> Json {
@@ -190,8 +177,8 @@ fn a_license_signed_by_a_removed_key_and_a_broken_key_configuration() {
         .as_str()
         .unwrap()
         .to_owned();
-    let dir = license._dir;
-    drop(license.runtime);
+    let License { capability, dir } = license;
+    drop(capability);
     let rotated = License::in_dir(dir, "k2027:BAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ=");
     let verify = rotated.call_as(
         "public-security",

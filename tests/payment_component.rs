@@ -4,39 +4,27 @@
 mod support;
 
 use serde_json::{Value as Json, json};
-use support::{context, load, runtime};
-use zhongtai_runtime::{HostConfig, LoadedComponent, Runtime, RuntimeLimits};
+use support::{Capability, runtime};
+use zhongtai_runtime::{HostConfig, RuntimeLimits};
 
 const PAYER: &str = "11010519491231002X";
 
 struct Payment {
-    runtime: Runtime,
-    component: LoadedComponent,
+    capability: Capability,
     _dir: tempfile::TempDir,
 }
 
 impl Payment {
     fn new() -> Self {
         let (runtime, dir) = runtime(RuntimeLimits::default(), HostConfig::default());
-        let component = load(&runtime, "zhongtai-payment");
         Self {
-            runtime,
-            component,
+            capability: Capability::load(runtime, "zhongtai-payment"),
             _dir: dir,
         }
     }
 
     fn call_as(&self, department: &str, function: &str, args: Json) -> Json {
-        let (interface, function) = function.split_once('.').unwrap();
-        self.runtime
-            .call(
-                &self.component,
-                context(department),
-                interface,
-                function,
-                &args,
-            )
-            .unwrap_or_else(|e| panic!("{function}: {e}"))
+        self.capability.call_as(department, function, args)
     }
 
     fn call(&self, function: &str, args: Json) -> Json {

@@ -87,3 +87,39 @@ pub fn assert_golden(name: &str, actual: &str) {
     });
     assert_eq!(expected, actual, "output differs from {}", path.display());
 }
+
+/// A capability component loaded in a runtime, called as a department.
+pub struct Capability {
+    /// The runtime.
+    pub runtime: Runtime,
+    /// The loaded component.
+    pub component: LoadedComponent,
+}
+
+impl Capability {
+    /// Loads the built guest `package` into `runtime`.
+    pub fn load(runtime: Runtime, package: &str) -> Self {
+        let component = load(&runtime, package);
+        Self { runtime, component }
+    }
+
+    /// Calls `interface.function` (e.g. `orders.pay`) as `department` and
+    /// returns the JSON result; a host error fails the test.
+    pub fn call_as(
+        &self,
+        department: &str,
+        function: &str,
+        args: serde_json::Value,
+    ) -> serde_json::Value {
+        let (interface, function) = function.split_once('.').expect("interface.function");
+        self.runtime
+            .call(
+                &self.component,
+                context(department),
+                interface,
+                function,
+                &args,
+            )
+            .unwrap_or_else(|e| panic!("{function}: {e}"))
+    }
+}
