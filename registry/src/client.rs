@@ -12,6 +12,7 @@ use crate::resolve::highest_match;
 use crate::signing::TrustPolicy;
 use crate::store::{
     PackageInfo, PackageSummary, PublishOutcome, PublishRequest, RegistryStore, VersionRecord,
+    verified,
 };
 
 /// What every registry, embedded or remote, can do.
@@ -101,15 +102,8 @@ pub fn fetch(
         &record.digest,
         record.signed.as_ref(),
     )?;
-    let bytes = registry.blob(&record.digest)?;
-    let actual = Digest::of(&bytes);
-    if actual != record.digest {
-        return Err(RegistryError::BlobCorrupt {
-            digest: record.digest.to_string(),
-            actual: actual.to_string(),
-        });
-    }
-    Ok(bytes)
+    // Checked here as well as in `blob`: not every implementation is ours.
+    verified(&record.digest, registry.blob(&record.digest)?)
 }
 
 /// A registry in a local directory, used in process.
@@ -282,14 +276,7 @@ impl Registry for RemoteRegistry {
 
     fn blob(&self, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
         let bytes = self.get(&format!("/api/v1/blobs/{digest}"))?;
-        let actual = Digest::of(&bytes);
-        if actual != *digest {
-            return Err(RegistryError::BlobCorrupt {
-                digest: digest.to_string(),
-                actual: actual.to_string(),
-            });
-        }
-        Ok(bytes)
+        verified(digest, bytes)
     }
 
     fn set_yanked(

@@ -107,6 +107,18 @@ fn now() -> u64 {
         .unwrap_or_default()
 }
 
+/// `bytes` if they hash to `digest`, else [`RegistryError::BlobCorrupt`].
+pub fn verified(digest: &Digest, bytes: Vec<u8>) -> Result<Vec<u8>, RegistryError> {
+    let actual = Digest::of(&bytes);
+    if actual != *digest {
+        return Err(RegistryError::BlobCorrupt {
+            digest: digest.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(bytes)
+}
+
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
@@ -256,14 +268,7 @@ impl RegistryStore {
             }
             Err(e) => return Err(e.into()),
         };
-        let actual = Digest::of(&bytes);
-        if actual != *digest {
-            return Err(RegistryError::BlobCorrupt {
-                digest: digest.to_string(),
-                actual: actual.to_string(),
-            });
-        }
-        Ok(bytes)
+        verified(digest, bytes)
     }
 
     /// Yanks (or, with `yanked = false`, restores) a version.
