@@ -74,15 +74,38 @@ impl ServiceError {
     }
 }
 
+/// What expressions of one run see: the request and earlier steps' results,
+/// each converted to CEL once (the steps again only when a step adds one).
+struct Scope {
+    request: cel::Value,
+    steps: serde_json::Map<String, Json>,
+    steps_value: cel::Value,
+}
+
+impl Scope {
+    fn new(request: &Json) -> Self {
+        let steps = serde_json::Map::new();
+        Self {
+            request: cel_value(request),
+            steps_value: cel_value(&Json::Object(steps.clone())),
+            steps,
+        }
+    }
+
+    fn record(&mut self, step: &str, result: Json) {
+        self.steps.insert(step.to_owned(), result);
+        self.steps_value = cel_value(&Json::Object(self.steps.clone()));
+    }
+}
+
 fn evaluate(
     expression: &Expression,
-    request: &Json,
-    steps: &serde_json::Map<String, Json>,
+    scope: &Scope,
     step: Option<&str>,
 ) -> Result<Json, ServiceError> {
     let mut context = cel::Context::default();
-    context.add_variable_from_value("request", cel_value(request));
-    context.add_variable_from_value("steps", cel_value(&Json::Object(steps.clone())));
+    context.add_variable_from_value("request", scope.request.clone());
+    context.add_variable_from_value("steps", scope.steps_value.clone());
     let value = expression.program.execute(&context).map_err(|e| {
         ServiceError::new(
             400,
@@ -133,8 +156,7 @@ pub fn run_timed(
     request: &RequestData,
     in_components: &mut std::time::Duration,
 ) -> Result<(u16, Json), ServiceError> {
-    let request_json = request.as_json();
-    let mut steps = serde_json::Map::new();
+    let mut scope = Scope::new(&request.as_json());
     let department = Slug::parse("department", &deployment.manifest.department)
         .map_err(|e| ServiceError::new(500, "internal", e.to_string(), None))?;
     let service_slug = Slug::parse("service", &service.name)
@@ -142,9 +164,9 @@ pub fn run_timed(
     for step in &service.steps {
         let name = step.name.as_str();
         if let Some(condition) = &step.condition
-            && evaluate(condition, &request_json, &steps, Some(name))? != Json::Bool(true)
+            && evaluate(condition, &scope, Some(name))? != Json::Bool(true)
         {
-            steps.insert(name.to_owned(), Json::Null);
+            scope.record(name, Json::Null);
             continue;
         }
         match &step.action {
@@ -153,7 +175,7 @@ pub fn run_timed(
                 status,
                 message,
             } => {
-                if evaluate(condition, &request_json, &steps, Some(name))? != Json::Bool(true) {
+                if evaluate(condition, &scope, Some(name))? != Json::Bool(true) {
                     return Err(ServiceError::new(
                         *status,
                         "check-failed",
@@ -161,7 +183,7 @@ pub fn run_timed(
                         Some(name),
                     ));
                 }
-                steps.insert(name.to_owned(), Json::Bool(true));
+                scope.record(name, Json::Bool(true));
             }
             Action::Call {
                 alias,
@@ -192,10 +214,7 @@ pub fn run_timed(
                 }
                 let mut arguments = serde_json::Map::new();
                 for (param, expression) in args {
-                    arguments.insert(
-                        param.clone(),
-                        evaluate(expression, &request_json, &steps, Some(name))?,
-                    );
+                    arguments.insert(param.clone(), evaluate(expression, &scope, Some(name))?);
                 }
                 let context = CallContext {
                     department: department.clone(),
@@ -238,11 +257,11 @@ pub fn run_timed(
                     }
                     other => other,
                 };
-                steps.insert(name.to_owned(), value);
+                scope.record(name, value);
             }
         }
     }
-    let body = evaluate(&service.body, &request_json, &steps, None)?;
+    let body = evaluate(&service.body, &scope, None)?;
     Ok((service.status, body))
 }
 
