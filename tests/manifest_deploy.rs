@@ -14,18 +14,28 @@ use zhongtai_registry::{
 };
 use zhongtai_runtime::{HostConfig, RuntimeLimits};
 
+/// Publishes the built guest `guest` as `package@version`, unsigned.
+fn publish(registry: &LocalRegistry, package: &str, version: &str, guest: &str) {
+    registry
+        .publish(PublishRequest {
+            package: PackageName::parse(package).unwrap(),
+            version: parse_version(version).unwrap(),
+            bytes: support::guest_bytes(guest),
+            signed: None,
+        })
+        .unwrap();
+}
+
 fn registry_with_capabilities(dir: &Path) -> LocalRegistry {
     let registry =
         LocalRegistry::open(dir, zhongtai_runtime::platform::provided_interfaces()).unwrap();
     for name in ["auth", "payment"] {
-        registry
-            .publish(PublishRequest {
-                package: PackageName::parse(&format!("zhongtai:{name}")).unwrap(),
-                version: parse_version("1.0.0").unwrap(),
-                bytes: support::guest_bytes(&format!("zhongtai-{name}")),
-                signed: None,
-            })
-            .unwrap();
+        publish(
+            &registry,
+            &format!("zhongtai:{name}"),
+            "1.0.0",
+            &format!("zhongtai-{name}"),
+        );
     }
     registry
 }
@@ -35,22 +45,12 @@ fn manifests_that_do_not_fit_their_components_are_refused_at_deploy() {
     let registry_dir = tempfile::tempdir().unwrap();
     let registry = registry_with_capabilities(registry_dir.path());
     let (runtime, _dir) = support::runtime(RuntimeLimits::default(), HostConfig::default());
-    let dir = support::root().join("tests/manifests/deploy-bad");
-    let mut manifests: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    manifests.sort();
-    assert!(manifests.len() >= 7, "the golden set shrank");
-    let mut failures = Vec::new();
-    for path in manifests {
-        let file = format!("deploy-bad/{}", path.file_name().unwrap().to_string_lossy());
-        let checked = zhongtai_manifest::parse(&std::fs::read_to_string(&path).unwrap(), &file)
+    support::assert_golden_dir("manifests/deploy-bad", 7, |file, text| {
+        let checked = zhongtai_manifest::parse(text, file)
             .unwrap_or_else(|e| panic!("{file} should pass structural checks: {e}"));
-        let actual = match zhongtai_api::deploy(
+        match zhongtai_api::deploy(
             checked,
-            &file,
+            file,
             None,
             &registry,
             &TrustPolicy::default(),
@@ -58,20 +58,8 @@ fn manifests_that_do_not_fit_their_components_are_refused_at_deploy() {
         ) {
             Ok(_) => "(deployed)\n".to_owned(),
             Err(e) => format!("{e}\n"),
-        };
-        let expected_path = path.with_extension("err");
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(&expected_path, &actual).unwrap();
-            continue;
         }
-        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-        if expected != actual {
-            failures.push(format!(
-                "{file}\n  expected: {expected}  actual:   {actual}"
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    });
 }
 
 #[test]
@@ -82,14 +70,7 @@ fn a_lock_pins_versions_and_refuses_a_different_digest() {
     let manifest = support::root().join("examples/taxation/zhongtai.toml");
     let checked = zhongtai_manifest::load(&manifest).unwrap();
     // taxation also needs credit.
-    registry
-        .publish(PublishRequest {
-            package: PackageName::parse("zhongtai:credit").unwrap(),
-            version: parse_version("1.0.0").unwrap(),
-            bytes: support::guest_bytes("zhongtai-credit"),
-            signed: None,
-        })
-        .unwrap();
+    publish(&registry, "zhongtai:credit", "1.0.0", "zhongtai-credit");
     let lock = zhongtai_api::lock(&checked, &registry).unwrap();
     assert_eq!(lock.components.len(), 2);
     assert_eq!(Lock::parse(&lock.to_text()).unwrap(), lock);
@@ -104,14 +85,7 @@ fn a_lock_pins_versions_and_refuses_a_different_digest() {
     assert!(deployed.is_ok());
 
     // A newer version appears: the lock keeps the old one.
-    registry
-        .publish(PublishRequest {
-            package: PackageName::parse("zhongtai:payment").unwrap(),
-            version: parse_version("1.1.0").unwrap(),
-            bytes: support::guest_bytes("zhongtai-payment"),
-            signed: None,
-        })
-        .unwrap();
+    publish(&registry, "zhongtai:payment", "1.1.0", "zhongtai-payment");
     let deployed = zhongtai_api::deploy(
         checked.clone(),
         "taxation",

@@ -123,3 +123,45 @@ impl Capability {
             .unwrap_or_else(|e| panic!("{function}: {e}"))
     }
 }
+
+/// Checks every `*.toml` under `tests/<folder>` against the `.err` file
+/// beside it: `render` gets the file's name as `<last folder part>/<file>`
+/// and its text and returns the output to compare. With `UPDATE_GOLDEN=1`
+/// the `.err` files are rewritten instead. At least `at_least` cases must
+/// exist, so that the set cannot shrink unnoticed.
+pub fn assert_golden_dir(
+    folder: &str,
+    at_least: usize,
+    mut render: impl FnMut(&str, &str) -> String,
+) {
+    let dir = root().join("tests").join(folder);
+    let label = folder.rsplit('/').next().unwrap_or(folder);
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= at_least, "the golden set in {folder} shrank");
+    let mut failures = Vec::new();
+    for path in cases {
+        let file = format!(
+            "{label}/{}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let text = std::fs::read_to_string(&path).expect("reading a golden case");
+        let actual = render(&file, &text);
+        let expected_path = path.with_extension("err");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&expected_path, &actual).expect("writing golden file");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if expected != actual {
+            failures.push(format!(
+                "{file}\n  expected: {expected}  actual:   {actual}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
