@@ -6,6 +6,12 @@
 //! | `GET /admin/v1/departments` | departments, revisions and component versions |
 //! | `POST /admin/v1/departments/{department}/manifest` | deploy a manifest (body: its TOML); a manifest that fails any check is refused and the running one stays |
 //! | `POST /admin/v1/departments/{department}/rollback` | return to the previous deployment |
+//! | `GET /admin/v1/audit?department=&service=&subject=&request=&since=&until=&limit=` | audit records, oldest first (the latest `limit`, default 100) |
+//! | `GET /admin/v1/audit/verify` | the whole trail checked against the host key: a summary, or the first problem (409) |
+//! | `GET /admin/v1/audit/files/{trail.jsonl,checkpoints.jsonl,host.pub}` | the trail's files, for an auditor to verify offline |
+//!
+//! Every deploy, upgrade and rollback, and every refused attempt, is
+//! recorded in the audit trail before it takes effect.
 //!
 //! A switch is one pointer swap: requests in flight finish on the
 //! deployment they started with.
@@ -13,13 +19,15 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use zhongtai_registry::{Registry, TrustPolicy};
 
-use crate::server::{Host, error};
+use zhongtai_audit::{Filter, Trail, VerifyKey, parse_time, sha256_hex};
+
+use crate::server::{Host, admin_entry, error};
 
 /// What the admin API needs besides the host.
 pub struct Admin {
@@ -49,6 +57,29 @@ fn authorized(admin: &Admin, headers: &HeaderMap) -> bool {
     }
 }
 
+/// Checks the token; a refused attempt is itself recorded (as `action`).
+fn admit(
+    host: &Host,
+    headers: &HeaderMap,
+    action: &str,
+    department: &str,
+) -> Result<(), Box<Response>> {
+    let Some(admin) = host.admin() else {
+        return Err(Box::new(refuse()));
+    };
+    if authorized(admin, headers) {
+        return Ok(());
+    }
+    let mut entry = admin_entry(action, department);
+    entry.subject = None;
+    entry.outcome = "refused".to_owned();
+    entry.case = Some("unauthorized".to_owned());
+    if let Err(e) = host.record(entry) {
+        tracing::error!(error = %e, "audit record of a refused admin request not written");
+    }
+    Err(Box::new(refuse()))
+}
+
 fn refuse() -> Response {
     error(
         401,
@@ -75,13 +106,12 @@ pub async fn deploy(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(admin) = host.admin() else {
-        return refuse();
-    };
-    if !authorized(admin, &headers) {
-        return refuse();
+    if let Err(refused) = admit(&host, &headers, "deploy", &department) {
+        return *refused;
     }
     let text = String::from_utf8_lossy(&body).into_owned();
+    let source_hash = sha256_hex(&body);
+    let target = department.clone();
     let file = format!("{department}/zhongtai.toml");
     let worker_host = host.clone();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -93,7 +123,7 @@ pub async fn deploy(
                 checked.department
             ));
         }
-        let deployment = crate::deploy(
+        let mut deployment = crate::deploy(
             checked,
             &file,
             None,
@@ -102,7 +132,8 @@ pub async fn deploy(
             worker_host.runtime(),
         )
         .map_err(|e| e.to_string())?;
-        Ok(worker_host.install(deployment))
+        deployment.source_hash = Some(source_hash);
+        worker_host.install(deployment).map_err(|e| e.to_string())
     })
     .await;
     match outcome {
@@ -110,7 +141,17 @@ pub async fn deploy(
             tracing::info!(revision, "deployed");
             axum::Json(json!({"deployed": revision})).into_response()
         }
-        Ok(Err(problems)) => error(422, "invalid-manifest", problems),
+        Ok(Err(problems)) => {
+            let mut entry = admin_entry("deploy", &target);
+            entry.outcome = "refused".to_owned();
+            entry.case = Some("invalid-manifest".to_owned());
+            entry.args = Some(sha256_hex(&body));
+            entry.detail = Some(problems.clone());
+            if let Err(e) = host.record(entry) {
+                return error(503, "audit-unavailable", e.to_string());
+            }
+            error(422, "invalid-manifest", problems)
+        }
         Err(e) => error(500, "internal", format!("deploy worker failed: {e}")),
     }
 }
@@ -121,18 +162,140 @@ pub async fn rollback(
     Path(department): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(admin) = host.admin() else {
-        return refuse();
-    };
-    if !authorized(admin, &headers) {
-        return refuse();
+    if let Err(refused) = admit(&host, &headers, "rollback", &department) {
+        return *refused;
     }
     match host.rollback(&department) {
-        Some(revision) => axum::Json(json!({"rolled-back-to": revision})).into_response(),
-        None => error(
+        Ok(Some(revision)) => axum::Json(json!({"rolled-back-to": revision})).into_response(),
+        Err(e) => error(503, "audit-unavailable", e.to_string()),
+        Ok(None) => error(
             409,
             "no-previous-deployment",
             format!("{department} has no earlier deployment to roll back to"),
         ),
+    }
+}
+
+fn audit_of(
+    host: &Host,
+    headers: &HeaderMap,
+) -> Result<Arc<zhongtai_audit::AuditLog>, Box<Response>> {
+    let Some(admin) = host.admin() else {
+        return Err(Box::new(refuse()));
+    };
+    if !authorized(admin, headers) {
+        return Err(Box::new(refuse()));
+    }
+    host.audit().cloned().ok_or_else(|| {
+        Box::new(error(
+            404,
+            "no-audit-trail",
+            "this host keeps no audit trail",
+        ))
+    })
+}
+
+/// Query of `GET /admin/v1/audit`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct AuditQuery {
+    department: Option<String>,
+    service: Option<String>,
+    subject: Option<String>,
+    request: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /admin/v1/audit`.
+pub async fn audit_records(
+    State(host): State<Arc<Host>>,
+    headers: HeaderMap,
+    Query(query): Query<AuditQuery>,
+) -> Response {
+    let audit = match audit_of(&host, &headers) {
+        Ok(audit) => audit,
+        Err(refused) => return *refused,
+    };
+    let time = |t: Option<String>, name: &str| {
+        t.map(|t| parse_time(&t))
+            .transpose()
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    let filter = match (time(query.since, "since"), time(query.until, "until")) {
+        (Ok(since), Ok(until)) => Filter {
+            department: query.department,
+            service: query.service,
+            subject: query.subject,
+            request: query.request,
+            since,
+            until,
+            limit: Some(query.limit.unwrap_or(100)),
+        },
+        (Err(e), _) | (_, Err(e)) => return error(400, "bad-request", e),
+    };
+    let dir = audit.dir().to_owned();
+    match tokio::task::spawn_blocking(move || Trail::read(&dir).map(|t| t.select(&filter))).await {
+        Ok(Ok(records)) => axum::Json(json!({ "records": records })).into_response(),
+        Ok(Err(e)) => error(500, "internal", e.to_string()),
+        Err(e) => error(500, "internal", e.to_string()),
+    }
+}
+
+/// `GET /admin/v1/audit/verify`.
+pub async fn audit_verify(State(host): State<Arc<Host>>, headers: HeaderMap) -> Response {
+    let audit = match audit_of(&host, &headers) {
+        Ok(audit) => audit,
+        Err(refused) => return *refused,
+    };
+    let dir = audit.dir().to_owned();
+    let key: VerifyKey = audit.public_key();
+    let checked = tokio::task::spawn_blocking(move || {
+        Trail::read(&dir).map(|trail| zhongtai_audit::verify(&trail, &key))
+    })
+    .await;
+    match checked {
+        Ok(Ok(Ok(report))) => {
+            axum::Json(json!({"verified": true, "report": report})).into_response()
+        }
+        Ok(Ok(Err(problem))) => (
+            axum::http::StatusCode::CONFLICT,
+            axum::Json(
+                json!({"verified": false, "problem": problem, "message": problem.to_string()}),
+            ),
+        )
+            .into_response(),
+        Ok(Err(e)) => error(500, "internal", e.to_string()),
+        Err(e) => error(500, "internal", e.to_string()),
+    }
+}
+
+/// `GET /admin/v1/audit/files/{file}`.
+pub async fn audit_file(
+    State(host): State<Arc<Host>>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let audit = match audit_of(&host, &headers) {
+        Ok(audit) => audit,
+        Err(refused) => return *refused,
+    };
+    let allowed = [
+        zhongtai_audit::TRAIL_FILE,
+        zhongtai_audit::CHECKPOINTS_FILE,
+        zhongtai_audit::PUBLIC_KEY_FILE,
+    ];
+    if !allowed.contains(&file.as_str()) {
+        return error(
+            404,
+            "not-found",
+            format!("the trail's files are {}", allowed.join(", ")),
+        );
+    }
+    let path = audit.dir().join(&file);
+    match tokio::task::spawn_blocking(move || std::fs::read(path)).await {
+        Ok(Ok(bytes)) => ([("content-type", "application/octet-stream")], bytes).into_response(),
+        Ok(Err(e)) => error(500, "internal", format!("{file}: {e}")),
+        Err(e) => error(500, "internal", e.to_string()),
     }
 }

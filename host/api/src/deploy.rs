@@ -32,6 +32,9 @@ pub struct Deployment {
     pub manifest: Checked,
     /// Components by alias.
     pub components: BTreeMap<String, DeployedComponent>,
+    /// sha256 (hex) of the manifest text, when the deployer knows it; the
+    /// audit record of the deployment carries it.
+    pub source_hash: Option<String>,
 }
 
 /// Why a deployment was refused: every problem, each naming its place.
@@ -131,6 +134,7 @@ pub fn deploy(
         Ok(Deployment {
             manifest,
             components,
+            source_hash: None,
         })
     } else {
         Err(DeployError(problems))

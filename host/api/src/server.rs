@@ -13,6 +13,8 @@ use axum::routing::get;
 use serde_json::{Value as Json, json};
 use zhongtai_runtime::Runtime;
 
+use zhongtai_audit::{AuditError, AuditLog, Entry, Kind};
+
 use crate::deploy::Deployment;
 use crate::workflow::{RequestData, run_timed};
 
@@ -33,7 +35,12 @@ pub struct Host {
     deployments: RwLock<BTreeMap<String, History>>,
     revisions: std::sync::atomic::AtomicU64,
     admin: Option<crate::admin::Admin>,
+    audit: Option<Arc<AuditLog>>,
 }
+
+/// Who an operator action is recorded as: whoever holds the admin token or
+/// started the host.
+pub const OPERATOR: &str = "operator";
 
 impl Host {
     /// A host with nothing deployed yet and no admin API.
@@ -48,6 +55,26 @@ impl Host {
             deployments: RwLock::new(BTreeMap::new()),
             revisions: std::sync::atomic::AtomicU64::new(0),
             admin,
+            audit: None,
+        }
+    }
+
+    /// Records every call and operator action in `audit`.
+    pub fn with_audit(mut self, audit: Arc<AuditLog>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// The audit trail, if the host keeps one.
+    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
+        self.audit.as_ref()
+    }
+
+    /// Records an operator action (no-op without an audit trail).
+    pub fn record(&self, entry: Entry) -> Result<(), AuditError> {
+        match &self.audit {
+            Some(audit) => audit.append(entry).map(|_| ()),
+            None => Ok(()),
         }
     }
 
@@ -61,32 +88,51 @@ impl Host {
 
     /// Puts `deployment` in service for its department and returns its
     /// revision; requests already running finish on the one they started
-    /// with.
-    pub fn install(&self, deployment: Deployment) -> u64 {
+    /// with. The action (`deploy`, or `upgrade` when it replaces one) is
+    /// recorded before it takes effect; when it cannot be recorded nothing
+    /// changes.
+    pub fn install(&self, deployment: Deployment) -> Result<u64, AuditError> {
+        let department = deployment.manifest.department.clone();
+        let mut deployments = self.deployments.write().unwrap_or_else(|e| e.into_inner());
         let revision = self
             .revisions
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        let department = deployment.manifest.department.clone();
-        let mut deployments = self.deployments.write().unwrap_or_else(|e| e.into_inner());
+        let replaces = deployments.get(&department).is_some_and(|h| !h.is_empty());
+        let pins: Vec<String> = deployment
+            .components
+            .iter()
+            .map(|(alias, c)| format!("{alias}={}@{} ({})", c.spec.package, c.version, c.digest))
+            .collect();
+        let mut entry = admin_entry(if replaces { "upgrade" } else { "deploy" }, &department);
+        entry.detail = Some(format!("revision {revision}: {}", pins.join(", ")));
+        entry.args = deployment.source_hash.clone();
+        self.record(entry)?;
         let history = deployments.entry(department).or_default();
         history.push((revision, Arc::new(deployment)));
         if history.len() > KEPT_DEPLOYMENTS {
             history.remove(0);
         }
-        revision
+        Ok(revision)
     }
 
     /// Returns `department` to its previous deployment; its revision, or
-    /// `None` when there is none.
-    pub fn rollback(&self, department: &str) -> Option<u64> {
+    /// `None` when there is none. Recorded before it takes effect.
+    pub fn rollback(&self, department: &str) -> Result<Option<u64>, AuditError> {
         let mut deployments = self.deployments.write().unwrap_or_else(|e| e.into_inner());
-        let history = deployments.get_mut(department)?;
+        let Some(history) = deployments.get_mut(department) else {
+            return Ok(None);
+        };
         if history.len() < 2 {
-            return None;
+            return Ok(None);
         }
+        let from = history[history.len() - 1].0;
+        let to = history[history.len() - 2].0;
+        let mut entry = admin_entry("rollback", department);
+        entry.detail = Some(format!("revision {from} back to revision {to}"));
+        self.record(entry)?;
         history.pop();
-        history.last().map(|(revision, _)| *revision)
+        Ok(Some(to))
     }
 
     /// The departments in service.
@@ -130,6 +176,15 @@ impl Host {
     }
 }
 
+/// The audit entry of an operator action on `department`.
+pub(crate) fn admin_entry(action: &str, department: &str) -> Entry {
+    let mut entry = Entry::new(Kind::Admin);
+    entry.action = Some(action.to_owned());
+    entry.department = Some(department.to_owned());
+    entry.subject = Some(OPERATOR.to_owned());
+    entry
+}
+
 pub(crate) fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
@@ -155,6 +210,12 @@ pub fn app(host: Arc<Host>) -> Router {
         .route(
             "/admin/v1/departments/{department}/rollback",
             axum::routing::post(crate::admin::rollback),
+        )
+        .route("/admin/v1/audit", get(crate::admin::audit_records))
+        .route("/admin/v1/audit/verify", get(crate::admin::audit_verify))
+        .route(
+            "/admin/v1/audit/files/{file}",
+            get(crate::admin::audit_file),
         )
         .fallback(service)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -300,11 +361,19 @@ async fn service(
             .map_or_else(zhongtai_runtime::context::new_request_id, str::to_owned),
     };
     let runtime = host.runtime.clone();
+    let audit = host.audit.clone();
     let started = std::time::Instant::now();
     let outcome = tokio::task::spawn_blocking(move || {
         let service = &deployment.manifest.services[index];
         let mut in_components = std::time::Duration::ZERO;
-        let outcome = run_timed(&runtime, &deployment, service, &request, &mut in_components);
+        let outcome = run_timed(
+            &runtime,
+            audit.as_deref(),
+            &deployment,
+            service,
+            &request,
+            &mut in_components,
+        );
         (outcome, in_components)
     })
     .await;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value as Json, json};
+use zhongtai_audit::{AuditLog, Entry, Kind, hash_json};
 use zhongtai_manifest::expr::Expression;
 use zhongtai_manifest::{Action, CheckedService};
 use zhongtai_runtime::{CallContext, CallError, Runtime, Slug};
@@ -138,29 +139,98 @@ fn call_error(error: CallError, step: &str) -> ServiceError {
 }
 
 /// Runs `service` of `deployment` for `request`; returns status and body.
+/// With `audit`, every call the run makes is recorded, durably, before this
+/// returns; a run whose records cannot be written fails.
 pub fn run(
     runtime: &Runtime,
+    audit: Option<&AuditLog>,
     deployment: &Deployment,
     service: &CheckedService,
     request: &RequestData,
 ) -> Result<(u16, Json), ServiceError> {
     let mut in_components = std::time::Duration::ZERO;
-    run_timed(runtime, deployment, service, request, &mut in_components)
+    run_timed(
+        runtime,
+        audit,
+        deployment,
+        service,
+        request,
+        &mut in_components,
+    )
 }
 
 /// [`run`], adding the time spent inside component calls to `in_components`.
 pub fn run_timed(
     runtime: &Runtime,
+    audit: Option<&AuditLog>,
     deployment: &Deployment,
     service: &CheckedService,
     request: &RequestData,
     in_components: &mut std::time::Duration,
+) -> Result<(u16, Json), ServiceError> {
+    let mut records = Vec::new();
+    let outcome = steps(
+        runtime,
+        deployment,
+        service,
+        request,
+        in_components,
+        &mut records,
+    );
+    if let Some(audit) = audit
+        && !records.is_empty()
+        && let Err(e) = audit.append_all(records)
+    {
+        tracing::error!(error = %e, request = %request.request_id, "audit trail not written");
+        return Err(ServiceError::new(
+            503,
+            "audit-unavailable",
+            format!(
+                "the request ran but its audit records could not be written, so its answer is withheld: {e}"
+            ),
+            None,
+        ));
+    }
+    outcome
+}
+
+/// The audit record of one call step, before its outcome.
+fn call_entry(
+    deployment: &Deployment,
+    service: &CheckedService,
+    request: &RequestData,
+    subject: &Option<String>,
+    component: &crate::deploy::DeployedComponent,
+    interface: &str,
+    function: &str,
+) -> Entry {
+    let mut entry = Entry::new(Kind::Call);
+    entry.department = Some(deployment.manifest.department.clone());
+    entry.service = Some(service.name.clone());
+    entry.request = Some(request.request_id.clone());
+    entry.subject.clone_from(subject);
+    entry.package = Some(component.spec.package.clone());
+    entry.version = Some(component.version.to_string());
+    entry.digest = Some(component.digest.clone());
+    entry.interface = Some(interface.to_owned());
+    entry.function = Some(function.to_owned());
+    entry
+}
+
+fn steps(
+    runtime: &Runtime,
+    deployment: &Deployment,
+    service: &CheckedService,
+    request: &RequestData,
+    in_components: &mut std::time::Duration,
+    records: &mut Vec<Entry>,
 ) -> Result<(u16, Json), ServiceError> {
     let mut scope = Scope::new(&request.as_json());
     let department = Slug::parse("department", &deployment.manifest.department)
         .map_err(|e| ServiceError::new(500, "internal", e.to_string(), None))?;
     let service_slug = Slug::parse("service", &service.name)
         .map_err(|e| ServiceError::new(500, "internal", e.to_string(), None))?;
+    let mut subject: Option<String> = None;
     for step in &service.steps {
         let name = step.name.as_str();
         if let Some(condition) = &step.condition
@@ -200,8 +270,20 @@ pub fn run_timed(
                         Some(name),
                     )
                 })?;
+                if subject.is_none()
+                    && let Some(expression) = &service.subject
+                    && let Ok(Json::String(who)) = evaluate(expression, &scope, None)
+                {
+                    subject = Some(who);
+                }
+                let mut entry = call_entry(
+                    deployment, service, request, &subject, component, interface, function,
+                );
                 if !component.spec.grants(interface, function) {
                     tracing::warn!(department = %department, service = %service_slug, alias, interface, function, "call refused: not granted");
+                    entry.outcome = "refused".to_owned();
+                    entry.case = Some("not-granted".to_owned());
+                    records.push(entry);
                     return Err(ServiceError::new(
                         403,
                         "not-granted",
@@ -216,36 +298,37 @@ pub fn run_timed(
                 for (param, expression) in args {
                     arguments.insert(param.clone(), evaluate(expression, &scope, Some(name))?);
                 }
+                let arguments = Json::Object(arguments);
+                entry.args = Some(hash_json(&arguments));
                 let context = CallContext {
                     department: department.clone(),
                     service: service_slug.clone(),
                     request_id: request.request_id.clone(),
-                    subject: None,
+                    subject: subject.clone(),
                 };
                 let started = std::time::Instant::now();
-                let result = runtime.call(
-                    &component.loaded,
-                    context,
-                    interface,
-                    function,
-                    &Json::Object(arguments),
-                );
-                *in_components += started.elapsed();
-                let result = result.map_err(|e| call_error(e, name))?;
-                let value = match result {
-                    Json::Object(mut map) if map.len() == 1 && map.contains_key("ok") => {
-                        map.remove("ok").unwrap_or(Json::Null)
+                let result =
+                    runtime.call(&component.loaded, context, interface, function, &arguments);
+                let elapsed = started.elapsed();
+                *in_components += elapsed;
+                entry.took(elapsed);
+                let result = match result {
+                    Ok(result) => result,
+                    Err(e) => {
+                        entry.outcome = e.code().to_owned();
+                        records.push(entry);
+                        return Err(call_error(e, name));
                     }
-                    Json::Object(map) if map.len() == 1 && map.contains_key("err") => {
-                        let error = map.get("err").cloned().unwrap_or(Json::Null);
-                        let (case, detail) = match &error {
-                            Json::String(case) => (case.clone(), None),
-                            Json::Object(m) if m.len() == 1 => m
-                                .iter()
-                                .next()
-                                .map(|(k, v)| (k.clone(), Some(v.clone())))
-                                .unwrap_or_default(),
-                            other => ("error".to_owned(), Some(other.clone())),
+                };
+                entry.settle(&result);
+                let case = entry.case.clone();
+                records.push(entry);
+                let value = match (result, case) {
+                    (Json::Object(mut map), Some(case)) => {
+                        let detail = match map.remove("err") {
+                            Some(Json::Object(mut m)) if m.len() == 1 => m.remove(&case),
+                            Some(Json::String(_)) | None => None,
+                            other => other,
                         };
                         let message = match detail {
                             Some(Json::String(text)) => text,
@@ -255,7 +338,10 @@ pub fn run_timed(
                         let status = errors.get(&case).copied().unwrap_or(422);
                         return Err(ServiceError::new(status, &case, message, Some(name)));
                     }
-                    other => other,
+                    (Json::Object(mut map), None) if map.len() == 1 && map.contains_key("ok") => {
+                        map.remove("ok").unwrap_or(Json::Null)
+                    }
+                    (other, _) => other,
                 };
                 scope.record(name, value);
             }

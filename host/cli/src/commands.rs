@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{registry_commands, up_command};
+use crate::{audit_commands, registry_commands, up_command};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value as Json, json};
@@ -123,6 +123,9 @@ enum Command {
         #[command(flatten)]
         admin: up_command::AdminArgs,
     },
+    /// Check, search and export the audit trail.
+    #[command(subcommand)]
+    Audit(audit_commands::AuditCommand),
     /// Write zhongtai.lock beside every manifest: exact versions and digests.
     Lock {
         /// Directory of departments.
@@ -147,6 +150,10 @@ struct HostArgs {
     /// Wall-clock time one call may run, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     deadline_ms: u64,
+    /// The Ed25519 key (from `zhongtai keygen`) that signs audit
+    /// checkpoints; default `<data-dir>/audit/host.key`, made on first use.
+    #[arg(long, env = "ZHONGTAI_AUDIT_KEY")]
+    audit_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -227,9 +234,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Registry(command) => registry_commands::serve(command),
         Command::Up { up, host } => {
             let runtime = Arc::new(runtime(&host)?);
-            let deployed = up_command::deploy_all(runtime, &up, &host.data_dir)?;
+            let audit = Arc::new(audit_commands::open(
+                &host.data_dir,
+                host.audit_key.as_deref(),
+            )?);
+            let deployed = up_command::deploy_all(runtime, audit, &up, &host.data_dir)?;
             up_command::serve(deployed, &up.addr)
         }
+        Command::Audit(command) => audit_commands::run(command),
         Command::Lock { dir, registry } => up_command::lock(&dir, &registry),
         Command::Deploy { manifest, admin } => up_command::deploy(&manifest, &admin),
         Command::Rollback { department, admin } => up_command::rollback(&department, &admin),
@@ -273,10 +285,10 @@ fn load_component(
     runtime: &Runtime,
     component: &str,
     source: &SourceArgs,
-) -> anyhow::Result<LoadedComponent> {
+) -> anyhow::Result<(LoadedComponent, Option<semver::Version>)> {
     let path = Path::new(component);
     if path.exists() || !component.contains(':') {
-        return load(runtime, path);
+        return Ok((load(runtime, path)?, None));
     }
     let (package, requirement) = component.split_once('@').unwrap_or((component, "*"));
     let package = zhongtai_registry::PackageName::parse(package)?;
@@ -287,7 +299,8 @@ fn load_component(
     let bytes = zhongtai_registry::fetch(registry.as_ref(), &record, &trust)
         .with_context(|| format!("refusing to load {}@{}", record.package, record.version))?;
     let name = format!("{}@{}", record.package, record.version);
-    load_bytes(runtime, &bytes, Some(package.as_str()), &name)
+    let loaded = load_bytes(runtime, &bytes, Some(package.as_str()), &name)?;
+    Ok((loaded, Some(record.version)))
 }
 
 fn load_bytes(
@@ -328,8 +341,11 @@ fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     );
     context.subject = args.subject;
     let runtime = runtime(&args.host)?;
+    let audit = audit_commands::open(&args.host.data_dir, args.host.audit_key.as_deref())?;
     let component = load_component(&runtime, &args.component, &args.source)?;
-    let result = runtime.call(&component, context, interface, function, &json_args)?;
+    let result = audit_commands::call(
+        &runtime, &audit, &component, context, interface, function, &json_args,
+    )?;
     match args.get {
         None => println!("{}", serde_json::to_string_pretty(&result)?),
         Some(pointer) => match result.pointer(&pointer) {
@@ -351,7 +367,7 @@ fn inspect(component: &str, source: &SourceArgs) -> anyhow::Result<ExitCode> {
         config: HostConfig::default(),
         store: Arc::new(SledStore::temporary()?),
     })?;
-    let component = load_component(&runtime, component, source)?;
+    let (component, _) = load_component(&runtime, component, source)?;
     println!(
         "package {}  sha256:{}",
         component.package(),
@@ -382,7 +398,8 @@ fn demo(host: &HostArgs) -> anyhow::Result<ExitCode> {
     let built = zhongtai_build::build(&root, &["zhongtai-auth"], false)?;
     let path = &built["zhongtai-auth"];
     let runtime = runtime(host)?;
-    let auth = load(&runtime, path)?;
+    let audit = audit_commands::open(&host.data_dir, host.audit_key.as_deref())?;
+    let auth = (load(&runtime, path)?, None);
     let context = || {
         CallContext::new(
             Slug::parse("department", "civil-affairs").expect("static id"),
@@ -391,7 +408,15 @@ fn demo(host: &HostArgs) -> anyhow::Result<ExitCode> {
     };
     let step = |label: &str, interface: &str, function: &str, args: Json| -> anyhow::Result<Json> {
         let started = Instant::now();
-        let result = runtime.call(&auth, context(), interface, function, &args)?;
+        let result = audit_commands::call(
+            &runtime,
+            &audit,
+            &auth,
+            context(),
+            interface,
+            function,
+            &args,
+        )?;
         println!(
             "{label} ({:.1} ms)\n{}\n",
             started.elapsed().as_secs_f64() * 1000.0,

@@ -1,6 +1,7 @@
 //! `zhongtai`, the one binary: thin over the libraries, it parses arguments,
 //! runs a command and turns the error chain into a message and exit code.
 
+mod audit_commands;
 mod commands;
 mod registry_commands;
 mod up_command;

@@ -184,6 +184,7 @@ fn read_lock(manifest: &Path) -> anyhow::Result<Option<Lock>> {
 /// Deploys every manifest under `args.dir` into a new host.
 pub fn deploy_all(
     runtime: Arc<Runtime>,
+    audit: Arc<zhongtai_audit::AuditLog>,
     args: &UpArgs,
     data_dir: &Path,
 ) -> anyhow::Result<Arc<zhongtai_api::Host>> {
@@ -197,12 +198,20 @@ pub fn deploy_all(
         trust: trust.clone(),
         token: args.admin_token.clone(),
     };
-    let host = Arc::new(zhongtai_api::Host::with_admin(runtime.clone(), Some(admin)));
+    let host = Arc::new(
+        zhongtai_api::Host::with_admin(runtime.clone(), Some(admin)).with_audit(audit.clone()),
+    );
+    eprintln!(
+        "Audit trail {} (checkpoints signed by {})",
+        audit.dir().display(),
+        audit.public_key().to_text()
+    );
     for path in manifests(&args.dir)? {
+        let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let checked = zhongtai_manifest::load(&path)?;
         let lock = read_lock(&path)?;
         let file = path.display().to_string();
-        let deployment = zhongtai_api::deploy(
+        let mut deployment = zhongtai_api::deploy(
             checked,
             &file,
             lock.as_ref(),
@@ -216,7 +225,8 @@ pub fn deploy_all(
             deployment.manifest.services.len(),
             path.display()
         );
-        host.install(deployment);
+        deployment.source_hash = Some(zhongtai_audit::sha256_hex(&text));
+        host.install(deployment)?;
     }
     Ok(host)
 }

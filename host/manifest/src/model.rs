@@ -76,6 +76,12 @@ pub struct Service {
     /// Run in order.
     #[serde(default)]
     pub steps: Vec<Step>,
+    /// A CEL expression naming who the request is for once a step has
+    /// authenticated them, e.g. `steps.session.subject`. Each call after it
+    /// yields a string carries that subject (in its context and its audit
+    /// record).
+    #[serde(default)]
+    pub subject: Option<Spanned<String>>,
     /// What to answer when every step has run.
     pub response: Response,
 }

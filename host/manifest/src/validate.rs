@@ -64,6 +64,8 @@ pub struct CheckedService {
     pub status: u16,
     /// Response body.
     pub body: Expression,
+    /// Who the request is for, once the steps it reads have run.
+    pub subject: Option<Expression>,
 }
 
 /// What a step does.
@@ -419,7 +421,11 @@ pub fn check(manifest: &Manifest, file: &str, text: &str) -> Result<Checked, Vec
             &format!("{field}.response.body"),
             &earlier,
         );
-        if let Some(body) = body {
+        let subject = service
+            .subject
+            .as_ref()
+            .map(|subject| c.expression(subject, &format!("{field}.subject"), &earlier));
+        if let (Some(body), Some(subject)) = (body, subject.map_or(Some(None), |s| s.map(Some))) {
             services.push(CheckedService {
                 name,
                 method,
@@ -427,6 +433,7 @@ pub fn check(manifest: &Manifest, file: &str, text: &str) -> Result<Checked, Vec
                 steps,
                 status: service.response.status.unwrap_or(200),
                 body,
+                subject,
             });
         }
     }

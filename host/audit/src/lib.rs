@@ -1,0 +1,92 @@
+//! zhongtai's audit trail: one record for every capability call the host
+//! makes and every operator action, in a file nobody can change unseen.
+//!
+//! A trail is a directory:
+//!
+//! | file | what |
+//! |---|---|
+//! | `trail.jsonl` | the records, one JSON object per line ([`Record`]) |
+//! | `checkpoints.jsonl` | signed checkpoints, one per line ([`Checkpoint`]) |
+//! | `host.key`, `host.pub` | the host's Ed25519 key ([`HostKey`]) |
+//!
+//! Each record holds the sha256 of the line before it (`prev`), so changing,
+//! removing, inserting or reordering a record breaks the chain at that
+//! record. Every second or so (and on shutdown) the host signs a
+//! [`Checkpoint`]: the number of records, the trail's length in bytes and
+//! the hash of the last record. A checkpoint fixes everything before it: a
+//! trail cut short, or rewritten with a consistent chain, no longer matches
+//! the signature, and only the holder of the host's key can sign a new one.
+//!
+//! [`AuditLog`] is the writer. [`AuditLog::append`] returns only once the
+//! record is on disk (`fdatasync`); concurrent appends share one sync (group
+//! commit). There is no update or delete: the only ways to write are
+//! appending a record and appending a checkpoint. [`verify`] checks a trail
+//! (the host's own, or an export given to a third party with the host's
+//! public key) and names the first thing that is wrong; [`Filter`] selects
+//! records for `zhongtai audit show` and the admin API.
+
+mod key;
+mod log;
+mod record;
+mod verify;
+
+use std::path::Path;
+
+pub use key::{HostKey, VerifyKey};
+pub use log::{AuditLog, AuditOptions, Checkpoint};
+pub use record::{Entry, GENESIS, Kind, Record, format_time, hash_json, parse_time, sha256_hex};
+pub use verify::{Filter, Problem, Report, Trail, export, verify};
+
+/// The records file in a trail directory.
+pub const TRAIL_FILE: &str = "trail.jsonl";
+/// The checkpoints file in a trail directory.
+pub const CHECKPOINTS_FILE: &str = "checkpoints.jsonl";
+/// The host's secret key in a trail directory.
+pub const KEY_FILE: &str = "host.key";
+/// The host's public key in a trail directory.
+pub const PUBLIC_KEY_FILE: &str = "host.pub";
+
+/// Why the trail could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// A file could not be read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A key file is not a key.
+    #[error("{path}: not a zhongtai Ed25519 key: {message}")]
+    Key {
+        /// The file.
+        path: String,
+        /// What was expected.
+        message: String,
+    },
+    /// The trail on disk does not verify, so the host will not add to it.
+    #[error(
+        "the audit trail in {dir} does not verify, so nothing more is appended to it: {problem} \
+         (run `zhongtai audit verify` for details; keep the directory as evidence and start with an empty one)"
+    )]
+    Broken {
+        /// The trail directory.
+        dir: String,
+        /// The first problem.
+        problem: Problem,
+    },
+    /// An earlier write failed; the trail takes no more records until the
+    /// host restarts (and repairs a half-written record).
+    #[error("the audit trail is not writable since an earlier failure: {0}")]
+    Unavailable(String),
+}
+
+impl AuditError {
+    pub(crate) fn io(path: &Path, error: std::io::Error) -> Self {
+        Self::Io {
+            path: path.display().to_string(),
+            message: error.to_string(),
+        }
+    }
+}

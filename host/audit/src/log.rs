@@ -1,0 +1,435 @@
+//! The writer: appends records durably with group commit, and signs
+//! checkpoints on a timer.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Entry, GENESIS, Kind, Record, format_time, sha256_hex};
+use crate::verify::{check_links, split_lines};
+use crate::{AuditError, CHECKPOINTS_FILE, HostKey, KEY_FILE, PUBLIC_KEY_FILE, TRAIL_FILE};
+
+/// A signed statement of how the trail stood: its first `records` records,
+/// `bytes` long, ending with a record whose line hashes to `head`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// How many records it covers (records `0..records`).
+    pub records: u64,
+    /// The length of the trail file up to the end of the last covered record.
+    pub bytes: u64,
+    /// sha256 (hex) of the last covered record's line ([`GENESIS`] for none).
+    pub head: String,
+    /// When it was signed.
+    pub time: String,
+    /// The signing key, base64.
+    pub key: String,
+    /// Ed25519 signature (base64) of [`Checkpoint::statement`].
+    pub signature: String,
+}
+
+impl Checkpoint {
+    /// The bytes the signature covers:
+    /// `zhongtai-audit-checkpoint-v1\n<records>\n<bytes>\n<head>\n<time>\n`.
+    pub fn statement(&self) -> Vec<u8> {
+        format!(
+            "zhongtai-audit-checkpoint-v1\n{}\n{}\n{}\n{}\n",
+            self.records, self.bytes, self.head, self.time
+        )
+        .into_bytes()
+    }
+}
+
+/// How often the host signs a checkpoint.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// At most this long between a record and the checkpoint covering it.
+    pub checkpoint_interval: Duration,
+    /// A checkpoint also follows this many uncovered records.
+    pub checkpoint_records: u64,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_records: 10_000,
+        }
+    }
+}
+
+/// Records not yet on disk, in order.
+struct Pending {
+    next: u64,
+    prev: String,
+    buffer: Vec<u8>,
+}
+
+/// What is on disk.
+struct Disk {
+    file: File,
+    records: u64,
+    bytes: u64,
+    head: String,
+    failed: Option<String>,
+}
+
+struct Signer {
+    file: File,
+    last: Checkpoint,
+}
+
+struct Inner {
+    dir: PathBuf,
+    key: HostKey,
+    options: AuditOptions,
+    pending: Mutex<Pending>,
+    disk: Mutex<Disk>,
+    signer: Mutex<Signer>,
+    covered: AtomicU64,
+}
+
+/// The append-only writer of one trail directory.
+pub struct AuditLog {
+    inner: Arc<Inner>,
+    stop: Option<mpsc::Sender<()>>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Opens `path` for appending, cutting a last line that has no newline (a
+/// write the process did not finish); returns the file and what was cut.
+fn open_and_trim(path: &Path) -> Result<(File, Vec<u8>), AuditError> {
+    let io = |e| AuditError::io(path, e);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(io)?;
+    let length = file.metadata().map_err(io)?.len();
+    let mut end = length;
+    let mut torn = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    // Walk back from the end to the last newline.
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let part = &mut chunk[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start)).map_err(io)?;
+        file.read_exact(part).map_err(io)?;
+        if let Some(at) = part.iter().rposition(|&b| b == b'\n') {
+            end = start + at as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if end < length {
+        file.seek(SeekFrom::Start(end)).map_err(io)?;
+        file.read_to_end(&mut torn).map_err(io)?;
+        file.set_len(end).map_err(io)?;
+        file.sync_all().map_err(io)?;
+    }
+    Ok((file, torn))
+}
+
+impl AuditLog {
+    /// Opens the trail in `dir` (made when missing), signing with `key`, or
+    /// with `dir/host.key` (made when missing) when `key` is `None`.
+    ///
+    /// A record the process was writing when it died (no newline yet) is
+    /// cut and a [`Kind::Recovery`] record says so. Records written since
+    /// the last checkpoint are checked before the host signs them: a trail
+    /// that does not verify from its last checkpoint on is refused, so the
+    /// host never vouches for records someone changed while it was down.
+    pub fn open(
+        dir: &Path,
+        key: Option<HostKey>,
+        options: AuditOptions,
+    ) -> Result<Self, AuditError> {
+        fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
+        let key = match key {
+            Some(key) => key,
+            None => HostKey::load_or_create(&dir.join(KEY_FILE))?,
+        };
+        let public = dir.join(PUBLIC_KEY_FILE);
+        fs::write(&public, key.public().to_text() + "\n")
+            .map_err(|e| AuditError::io(&public, e))?;
+
+        let checkpoints_path = dir.join(CHECKPOINTS_FILE);
+        let (checkpoints_file, _) = open_and_trim(&checkpoints_path)?;
+        let checkpoint_text =
+            fs::read(&checkpoints_path).map_err(|e| AuditError::io(&checkpoints_path, e))?;
+        let broken = |problem| AuditError::Broken {
+            dir: dir.display().to_string(),
+            problem,
+        };
+        let last = match split_lines(&checkpoint_text).0.last() {
+            Some(line) => serde_json::from_slice::<Checkpoint>(line.bytes).map_err(|e| {
+                broken(crate::Problem::checkpoint(
+                    line.number - 1,
+                    format!("is not a checkpoint: {e}"),
+                ))
+            })?,
+            None => Checkpoint {
+                records: 0,
+                bytes: 0,
+                head: GENESIS.to_owned(),
+                time: String::new(),
+                key: String::new(),
+                signature: String::new(),
+            },
+        };
+
+        let trail_path = dir.join(TRAIL_FILE);
+        let (mut trail, torn) = open_and_trim(&trail_path)?;
+        // One writer per trail: a second process appending would fork the
+        // chain. The lock goes with the file when the process ends.
+        if let Err(e) = trail.try_lock() {
+            return Err(AuditError::Io {
+                path: trail_path.display().to_string(),
+                message: format!(
+                    "the audit trail is open in another zhongtai process ({e}); stop it or use another data directory"
+                ),
+            });
+        }
+        let io = |e| AuditError::io(&trail_path, e);
+        let length = trail.metadata().map_err(io)?.len();
+        if length < last.bytes {
+            return Err(broken(crate::Problem::record(
+                None,
+                format!(
+                    "the trail is {length} bytes but the last checkpoint ({}) covers {} bytes and {} records: records were removed from its end",
+                    last.time, last.bytes, last.records
+                ),
+            )));
+        }
+        let mut tail = Vec::new();
+        trail.seek(SeekFrom::Start(last.bytes)).map_err(io)?;
+        trail.read_to_end(&mut tail).map_err(io)?;
+        let (lines, _) = split_lines(&tail);
+        let first_line = if last.records == 0 {
+            1
+        } else {
+            usize::try_from(last.records).unwrap_or(usize::MAX) + 1
+        };
+        let (next, prev) =
+            check_links(&lines, last.records, &last.head, first_line - 1).map_err(broken)?;
+
+        let inner = Arc::new(Inner {
+            dir: dir.to_owned(),
+            key,
+            options,
+            pending: Mutex::new(Pending {
+                next,
+                prev: prev.clone(),
+                buffer: Vec::new(),
+            }),
+            disk: Mutex::new(Disk {
+                file: trail,
+                records: next,
+                bytes: length,
+                head: prev,
+                failed: None,
+            }),
+            covered: AtomicU64::new(last.records),
+            signer: Mutex::new(Signer {
+                file: checkpoints_file,
+                last,
+            }),
+        });
+        if !torn.is_empty() {
+            let mut entry = Entry::new(Kind::Recovery);
+            entry.action = Some("discard-partial-record".to_owned());
+            entry.detail = Some(format!(
+                "the host stopped while writing a record and was never answered for it; its {} bytes (sha256 {}) were cut from the end of the trail",
+                torn.len(),
+                sha256_hex(&torn)
+            ));
+            inner.append(entry)?;
+        }
+        inner.checkpoint()?;
+
+        let (stop, stopped) = mpsc::channel::<()>();
+        let ticking = inner.clone();
+        let ticker = std::thread::Builder::new()
+            .name("audit-checkpoints".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(ticking.options.checkpoint_interval)
+                {
+                    if let Err(e) = ticking.checkpoint() {
+                        tracing::error!(error = %e, "audit checkpoint failed");
+                    }
+                }
+            })
+            .map_err(|e| AuditError::io(dir, e))?;
+        Ok(Self {
+            inner,
+            stop: Some(stop),
+            ticker: Some(ticker),
+        })
+    }
+
+    /// Appends `entry`; returns its sequence number once it is on disk.
+    pub fn append(&self, entry: Entry) -> Result<u64, AuditError> {
+        self.inner.append(entry)
+    }
+
+    /// Appends `entries` in order as one write; returns their sequence
+    /// numbers once all are on disk.
+    pub fn append_all(&self, entries: Vec<Entry>) -> Result<std::ops::Range<u64>, AuditError> {
+        self.inner.append_all(entries)
+    }
+
+    /// Signs a checkpoint covering every record on disk now, unless the
+    /// last one already does; returns it if one was written.
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
+        self.inner.checkpoint()
+    }
+
+    /// The trail's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The public key checkpoints are signed with.
+    pub fn public_key(&self) -> crate::VerifyKey {
+        self.inner.key.public()
+    }
+
+    /// Records on disk.
+    pub fn len(&self) -> u64 {
+        lock(&self.inner.disk).records
+    }
+
+    /// Whether no record has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for AuditLog {
+    /// Stops the timer and signs a last checkpoint, so a clean shutdown
+    /// leaves every record covered.
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
+        if let Err(e) = self.inner.checkpoint() {
+            tracing::error!(error = %e, "audit checkpoint at shutdown failed");
+        }
+    }
+}
+
+impl Inner {
+    fn append(&self, entry: Entry) -> Result<u64, AuditError> {
+        self.append_all(vec![entry]).map(|range| range.start)
+    }
+
+    fn append_all(&self, entries: Vec<Entry>) -> Result<std::ops::Range<u64>, AuditError> {
+        let range = {
+            let mut pending = lock(&self.pending);
+            let first = pending.next;
+            let time = format_time(SystemTime::now());
+            for entry in entries {
+                let record = Record {
+                    seq: pending.next,
+                    prev: std::mem::take(&mut pending.prev),
+                    time: time.clone(),
+                    entry,
+                };
+                let line = serde_json::to_vec(&record).map_err(|e| AuditError::Io {
+                    path: self.dir.join(TRAIL_FILE).display().to_string(),
+                    message: format!("record not serializable: {e}"),
+                })?;
+                pending.prev = sha256_hex(&line);
+                pending.buffer.extend_from_slice(&line);
+                pending.buffer.push(b'\n');
+                pending.next += 1;
+            }
+            first..pending.next
+        };
+        let Some(seq) = range.end.checked_sub(1).filter(|_| !range.is_empty()) else {
+            return Ok(range);
+        };
+        // Group commit: whoever holds the disk lock writes and syncs every
+        // record appended so far, including those of threads waiting here.
+        let records = {
+            let mut disk = lock(&self.disk);
+            if let Some(failure) = &disk.failed {
+                return Err(AuditError::Unavailable(failure.clone()));
+            }
+            if disk.records <= seq {
+                let (buffer, next, head) = {
+                    let mut pending = lock(&self.pending);
+                    (
+                        std::mem::take(&mut pending.buffer),
+                        pending.next,
+                        pending.prev.clone(),
+                    )
+                };
+                let written = disk
+                    .file
+                    .write_all(&buffer)
+                    .and_then(|()| disk.file.sync_data());
+                if let Err(e) = written {
+                    let path = self.dir.join(TRAIL_FILE);
+                    let failure = AuditError::io(&path, e).to_string();
+                    disk.failed = Some(failure.clone());
+                    return Err(AuditError::Unavailable(failure));
+                }
+                disk.records = next;
+                disk.bytes += buffer.len() as u64;
+                disk.head = head;
+            }
+            disk.records
+        };
+        if records.saturating_sub(self.covered.load(Ordering::Relaxed))
+            >= self.options.checkpoint_records
+        {
+            self.checkpoint()?;
+        }
+        Ok(range)
+    }
+
+    fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
+        let mut signer = lock(&self.signer);
+        let (records, bytes, head) = {
+            let disk = lock(&self.disk);
+            (disk.records, disk.bytes, disk.head.clone())
+        };
+        if records <= signer.last.records {
+            return Ok(None);
+        }
+        let mut checkpoint = Checkpoint {
+            records,
+            bytes,
+            head,
+            time: format_time(SystemTime::now()),
+            key: self.key.public().to_base64(),
+            signature: String::new(),
+        };
+        checkpoint.signature = self.key.sign(&checkpoint.statement());
+        let mut line = serde_json::to_vec(&checkpoint).unwrap_or_default();
+        line.push(b'\n');
+        let path = self.dir.join(CHECKPOINTS_FILE);
+        signer
+            .file
+            .write_all(&line)
+            .and_then(|()| signer.file.sync_data())
+            .map_err(|e| AuditError::io(&path, e))?;
+        signer.last = checkpoint.clone();
+        self.covered.store(records, Ordering::Relaxed);
+        Ok(Some(checkpoint))
+    }
+}

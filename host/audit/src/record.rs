@@ -1,0 +1,277 @@
+//! What one audit record says, and the hashes that chain records together.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The `prev` of the first record: 64 zeros.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What kind of event a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A capability call: a workflow step, or `zhongtai call`.
+    Call,
+    /// An operator's action on the host: deploy, upgrade, rollback.
+    Admin,
+    /// A change to the registry: publish, yank, unyank.
+    Registry,
+    /// The host restarted after a crash and discarded a half-written record
+    /// (whose request was never answered).
+    Recovery,
+}
+
+/// An event to record, as the caller describes it; the log adds the
+/// sequence number, the previous record's hash and the time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// What kind of event.
+    pub kind: Kind,
+    /// For admin and registry records: `deploy`, `upgrade`, `rollback`,
+    /// `publish`, `yank`, `unyank`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The calling department.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    /// The department's service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The request id shared by every call made for one request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// The authenticated subject (a citizen, an official, the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The component's package, e.g. `zhongtai:auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// The component's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The component's digest, `sha256:<hex>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The exported interface called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// The function called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// `ok`; `error` (the component answered an error case, named in
+    /// `case`); `refused` (not granted, not authorised, invalid); or how the
+    /// call failed: `trap`, `timeout`, `memory-limit`, `busy`, …
+    pub outcome: String,
+    /// The error case or refusal reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<String>,
+    /// Microseconds the call or action took.
+    pub duration_us: u64,
+    /// sha256 (hex) of the arguments as JSON, never the arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<String>,
+    /// sha256 (hex) of the result as JSON, never the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// A short description for people (a deployment's revision and pins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Entry {
+    /// An entry of `kind` with outcome `ok` and nothing else set.
+    pub fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            action: None,
+            department: None,
+            service: None,
+            request: None,
+            subject: None,
+            package: None,
+            version: None,
+            digest: None,
+            interface: None,
+            function: None,
+            outcome: "ok".to_owned(),
+            case: None,
+            duration_us: 0,
+            args: None,
+            result: None,
+            detail: None,
+        }
+    }
+}
+
+impl Entry {
+    /// Sets the outcome and the result's hash from a call's JSON result: a
+    /// WIT `result` that is `{"err": "case"}` or `{"err": {"case": …}}` is
+    /// the outcome `error` with that case; anything else is `ok`.
+    pub fn settle(&mut self, result: &serde_json::Value) {
+        self.result = Some(hash_json(result));
+        let error = result
+            .as_object()
+            .filter(|map| map.len() == 1)
+            .and_then(|map| map.get("err"));
+        match error {
+            None => self.outcome = "ok".to_owned(),
+            Some(error) => {
+                self.outcome = "error".to_owned();
+                self.case = Some(match error {
+                    serde_json::Value::String(case) => case.clone(),
+                    serde_json::Value::Object(m) if m.len() == 1 => {
+                        m.keys().next().cloned().unwrap_or_default()
+                    }
+                    _ => "error".to_owned(),
+                });
+            }
+        }
+    }
+
+    /// Sets how long the call took.
+    pub fn took(&mut self, elapsed: std::time::Duration) {
+        self.duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    }
+}
+
+/// One line of the trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Position in the trail, from 0.
+    pub seq: u64,
+    /// sha256 (hex) of the previous record's line; [`GENESIS`] for record 0.
+    pub prev: String,
+    /// When it was appended, RFC 3339 UTC with microseconds.
+    pub time: String,
+    /// The event.
+    #[serde(flatten)]
+    pub entry: Entry,
+}
+
+/// sha256 (hex) of bytes: a record line's hash, or the hash of arguments.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// sha256 (hex) of a JSON value as serialized (object keys sorted, as
+/// serde_json's map keeps them).
+pub fn hash_json(value: &serde_json::Value) -> String {
+    sha256_hex(value.to_string().as_bytes())
+}
+
+/// `time` as RFC 3339 UTC with microseconds: `2026-11-26T17:30:05.123456Z`.
+/// Every record uses this form, so times compare as strings.
+pub fn format_time(time: SystemTime) -> String {
+    let micros = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default();
+    let seconds = micros.div_euclid(1_000_000);
+    let fraction = micros.rem_euclid(1_000_000);
+    let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{fraction:06}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+/// Reads a time given by a person — `2026-11-26`, `2026-11-26T17:30:00Z`,
+/// with or without fractions — into the records' form, for comparisons.
+pub fn parse_time(text: &str) -> Result<String, String> {
+    let bad =
+        || format!("{text:?} is not a time; expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[.ffffff]Z");
+    let (date, clock) = match text.split_once('T') {
+        Some((date, clock)) => (date, Some(clock.strip_suffix('Z').ok_or_else(bad)?)),
+        None => (text, None),
+    };
+    let numbers = |part: &str, sep: char| -> Option<Vec<i64>> {
+        part.split(sep).map(|n| n.parse::<i64>().ok()).collect()
+    };
+    let [year, month, day] = numbers(date, '-')
+        .and_then(|v| <[i64; 3]>::try_from(v).ok())
+        .ok_or_else(bad)?;
+    let (clock, fraction) = match clock {
+        None => ("00:00:00", "0"),
+        Some(clock) => clock.split_once('.').unwrap_or((clock, "0")),
+    };
+    let [hour, minute, second] = numbers(clock, ':')
+        .and_then(|v| <[i64; 3]>::try_from(v).ok())
+        .ok_or_else(bad)?;
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+        || fraction.len() > 9
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let micros_text = format!("{fraction:0<6}");
+    let micros: i64 = micros_text[..6].parse().map_err(|_| bad())?;
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    let total = seconds * 1_000_000 + micros;
+    let time =
+        UNIX_EPOCH + std::time::Duration::from_micros(u64::try_from(total).map_err(|_| bad())?);
+    Ok(format_time(time))
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// (year, month, day) to days since 1970-01-01.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn times_have_one_form() {
+        let time = UNIX_EPOCH + std::time::Duration::from_micros(1_795_714_205_123_456);
+        assert_eq!(format_time(time), "2026-11-26T17:30:05.123456Z");
+        assert_eq!(
+            parse_time("2026-11-27").unwrap(),
+            "2026-11-27T00:00:00.000000Z"
+        );
+        assert_eq!(
+            parse_time("2026-11-27T17:30:05.1Z").unwrap(),
+            "2026-11-27T17:30:05.100000Z"
+        );
+        assert!(parse_time("yesterday").unwrap_err().contains("not a time"));
+        assert!(parse_time("2026-13-01").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn formatted_times_read_back(micros in 0u64..8_000_000_000_000_000) {
+            let text = format_time(UNIX_EPOCH + std::time::Duration::from_micros(micros));
+            prop_assert_eq!(parse_time(&text).unwrap(), text);
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! `zhongtai audit verify|show|export`, and the audit trail of the CLI's
+//! own calls.
+//!
+//! The host keeps its trail in `<data-dir>/audit`. `verify` and `show` read
+//! it directly (the host may be running: they see every record already
+//! answered for), or read an export given to an auditor.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::Value as Json;
+use zhongtai_audit::{
+    AuditLog, AuditOptions, Entry, Filter, HostKey, Kind, PUBLIC_KEY_FILE, Record, Trail,
+    VerifyKey, hash_json, parse_time,
+};
+use zhongtai_runtime::{CallContext, LoadedComponent, Runtime};
+
+/// Where a trail is.
+#[derive(Args)]
+pub struct TrailArgs {
+    /// The trail directory: the host's `<data-dir>/audit`, or an export.
+    #[arg(long, env = "ZHONGTAI_AUDIT_DIR", default_value = ".zhongtai/audit")]
+    pub dir: PathBuf,
+}
+
+/// `zhongtai audit …`.
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole chain and every checkpoint signature; names the
+    /// first broken record. Exit status 1 when the trail does not verify.
+    Verify {
+        #[command(flatten)]
+        trail: TrailArgs,
+        /// The host's public key (file or base64) as obtained from its
+        /// operator; without it the key stored in the trail directory is
+        /// used, which proves only that the trail is consistent with itself.
+        #[arg(long)]
+        key: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print records, oldest first, filtered.
+    Show {
+        #[command(flatten)]
+        trail: TrailArgs,
+        /// Only this department's records.
+        #[arg(long)]
+        department: Option<String>,
+        /// Only this service's records.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only records of calls made for this subject.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only this request's records.
+        #[arg(long)]
+        request: Option<String>,
+        /// Records at or after this time (`2026-11-26` or `2026-11-26T09:00:00Z`).
+        #[arg(long)]
+        since: Option<String>,
+        /// Records before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only the latest N matching records.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// One JSON record per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy the trail (records, checkpoints, public key) to a directory for
+    /// a third party, who checks it with `zhongtai audit verify --dir OUT
+    /// --key host.pub`.
+    Export {
+        #[command(flatten)]
+        trail: TrailArgs,
+        /// Where to write the copy.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+/// Runs an `audit` command.
+pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AuditCommand::Verify { trail, key, json } => verify(&trail.dir, key.as_deref(), json),
+        AuditCommand::Show {
+            trail,
+            department,
+            service,
+            subject,
+            request,
+            since,
+            until,
+            limit,
+            json,
+        } => {
+            let time = |t: Option<String>, flag: &str| {
+                t.map(|t| parse_time(&t))
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+            };
+            let filter = Filter {
+                department,
+                service,
+                subject,
+                request,
+                since: time(since, "since")?,
+                until: time(until, "until")?,
+                limit,
+            };
+            show(&trail.dir, &filter, json)
+        }
+        AuditCommand::Export { trail, out } => {
+            let checked = zhongtai_audit::export(&trail.dir, &out)?;
+            println!("exported {} to {}", trail.dir.display(), out.display());
+            match checked {
+                Ok(report) => {
+                    print!("{report}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(problem) => {
+                    println!("the exported trail does NOT verify: {problem}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+fn verify(dir: &Path, key: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let (key, from_trail) = match key {
+        Some(key) if Path::new(key).is_file() => (VerifyKey::from_file(Path::new(key))?, false),
+        Some(key) => (
+            VerifyKey::from_text(key).map_err(|e| anyhow::anyhow!("--key: {e}"))?,
+            false,
+        ),
+        None => (VerifyKey::from_file(&dir.join(PUBLIC_KEY_FILE))?, true),
+    };
+    let trail = Trail::read(dir)?;
+    let checked = zhongtai_audit::verify(&trail, &key);
+    if json {
+        let value = match &checked {
+            Ok(report) => serde_json::json!({"verified": true, "report": report}),
+            Err(problem) => {
+                serde_json::json!({"verified": false, "problem": problem, "message": problem.to_string()})
+            }
+        };
+        println!("{value}");
+    } else {
+        match &checked {
+            Ok(report) => {
+                print!("{report}");
+                if from_trail {
+                    println!(
+                        "note: checked against {}; pass --key with the host's public key obtained from its operator to rule out a replaced key",
+                        dir.join(PUBLIC_KEY_FILE).display()
+                    );
+                }
+            }
+            Err(problem) => println!("audit trail {} does NOT verify:\n{problem}", dir.display()),
+        }
+    }
+    Ok(if checked.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn describe(record: &Record) -> String {
+    let e = &record.entry;
+    let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let what = match e.kind {
+        Kind::Call => format!(
+            "{}@{} {}.{}",
+            or(&e.package),
+            or(&e.version),
+            or(&e.interface),
+            or(&e.function)
+        ),
+        _ => format!("{:?} {}", e.kind, e.action.clone().unwrap_or_default()).to_lowercase(),
+    };
+    let outcome = match &e.case {
+        Some(case) => format!("{} {case}", e.outcome),
+        None => e.outcome.clone(),
+    };
+    let mut line = format!(
+        "{:>6} {} {}/{} {} subject={} {} {}µs",
+        record.seq,
+        record.time,
+        or(&e.department),
+        or(&e.service),
+        what,
+        or(&e.subject),
+        outcome,
+        e.duration_us
+    );
+    if let Some(request) = &e.request {
+        line.push_str(&format!(" request={request}"));
+    }
+    if let Some(detail) = &e.detail {
+        line.push_str(&format!(" — {detail}"));
+    }
+    line
+}
+
+fn show(dir: &Path, filter: &Filter, json: bool) -> anyhow::Result<ExitCode> {
+    let trail = Trail::read(dir)?;
+    for record in trail.select(filter) {
+        if json {
+            println!("{}", serde_json::to_string(&record)?);
+        } else {
+            println!("{}", describe(&record));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the trail in `<data_dir>/audit`, signing with `key_file` when
+/// given (a key made by `zhongtai keygen`), else with the trail's own key.
+pub fn open(data_dir: &Path, key_file: Option<&Path>) -> anyhow::Result<AuditLog> {
+    let key = match key_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                HostKey::from_text(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    Ok(AuditLog::open(
+        &data_dir.join("audit"),
+        key,
+        AuditOptions::default(),
+    )?)
+}
+
+/// Calls a component as `zhongtai call` and `zhongtai demo` do, recording
+/// the call in `audit` before the result is shown. `component` comes with
+/// its registry version when it was loaded from a registry.
+pub fn call(
+    runtime: &Runtime,
+    audit: &AuditLog,
+    (component, version): &(LoadedComponent, Option<semver::Version>),
+    context: CallContext,
+    interface: &str,
+    function: &str,
+    args: &Json,
+) -> anyhow::Result<Json> {
+    let mut entry = Entry::new(Kind::Call);
+    entry.department = Some(context.department.to_string());
+    entry.service = Some(context.service.to_string());
+    entry.request = Some(context.request_id.clone());
+    entry.subject.clone_from(&context.subject);
+    entry.package = Some(component.package().to_owned());
+    entry.version = version.as_ref().map(ToString::to_string);
+    entry.digest = Some(format!("sha256:{}", component.digest()));
+    entry.interface = Some(interface.to_owned());
+    entry.function = Some(function.to_owned());
+    entry.args = Some(hash_json(args));
+    let started = Instant::now();
+    let result = runtime.call(component, context, interface, function, args);
+    entry.took(started.elapsed());
+    match &result {
+        Ok(value) => entry.settle(value),
+        Err(e) => entry.outcome = e.code().to_owned(),
+    }
+    audit
+        .append(entry)
+        .context("the call ran but its audit record could not be written")?;
+    result.map_err(anyhow::Error::from)
+}

@@ -1,0 +1,104 @@
+//! `zhongtai up` as a child process, for end-to-end tests over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value as Json;
+
+/// `zhongtai up` running in a child process on a loopback port.
+pub struct Platform {
+    /// The process; dropping the platform kills it (SIGKILL).
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// An agent that returns error statuses as responses.
+    pub agent: ureq::Agent,
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Platform {
+    /// Serves the departments under `departments` with state in `data`.
+    pub fn start(departments: &Path, data: &Path) -> Self {
+        Self::start_with(departments, data, &[])
+    }
+
+    /// [`Platform::start`] with extra `up` arguments.
+    pub fn start_with(departments: &Path, data: &Path, extra: &[&str]) -> Self {
+        std::fs::write(
+            data.join("config.toml"),
+            "[components.\"zhongtai:auth\"]\nargon2-memory-kib = 256\nargon2-iterations = 1\n",
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zhongtai"))
+            .args(["up", "--addr", "127.0.0.1:0", "--dir"])
+            .arg(departments)
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--registry")
+            .arg(data.join("registry"))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting zhongtai up");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("zhongtai up exited before serving")
+                .unwrap();
+            if line.contains("serving") && line.contains("http://") {
+                break line[line.find("http://").unwrap()..].trim().to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self { child, url, agent }
+    }
+
+    /// Sends a request; returns the status and the JSON body.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Json>,
+    ) -> (u16, Json) {
+        let url = format!("{}{path}", self.url);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut response = match (method, body) {
+            ("GET", _) => {
+                let mut request = self.agent.get(&url);
+                if let Some(auth) = &auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.call()
+            }
+            (_, body) => {
+                let mut request = self.agent.post(&url);
+                if let Some(auth) = &auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.send(body.map(|b| b.to_string()).unwrap_or_default())
+            }
+        }
+        .expect("request");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Json::String(text)),
+        )
+    }
+}
+
