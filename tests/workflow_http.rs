@@ -6,7 +6,6 @@ mod support;
 
 use support::platform::Platform;
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value as Json, json};
@@ -320,6 +319,73 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
     );
     let claims: Json = serde_json::from_str(&whoami.body_mut().read_to_string().unwrap()).unwrap();
     assert_eq!(claims["subject-id"], CITIZEN);
+
+    // Everything above left a trail that verifies, while the host runs.
+    let trail = data.path().join("audit");
+    let verified = audit_cli(&["verify"], &trail);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    let records = audit_records(&trail);
+    let find = |what: &dyn Fn(&Json) -> bool| records.iter().filter(|r| what(r)).count();
+    assert_eq!(
+        find(&|r| r["kind"] == "admin" && r["action"] == "deploy"),
+        4,
+        "each department's deployment is recorded"
+    );
+    assert!(
+        find(&|r| r["service"] == "peek"
+            && r["outcome"] == "refused"
+            && r["case"] == "not-granted")
+            >= 1,
+        "a call refused by grants is recorded"
+    );
+    assert!(
+        find(&|r| r["function"] == "verify"
+            && r["outcome"] == "error"
+            && r["case"] == "malformed-token")
+            >= 1,
+        "an error case is recorded"
+    );
+    assert!(
+        find(&|r| r["service"] == "apply-business-license"
+            && r["function"] == "issue"
+            && r["subject"] == COMPANY
+            && r["outcome"] == "ok"
+            && r["digest"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("sha256:"))
+            && r["args"].as_str().is_some_and(|h| h.len() == 64)
+            && r["result"].as_str().is_some_and(|h| h.len() == 64))
+            >= 1,
+        "a license issued for the authenticated company is recorded"
+    );
+    let text = std::fs::read_to_string(trail.join("trail.jsonl")).unwrap();
+    assert!(
+        !text.contains(PASSWORD),
+        "arguments are recorded as hashes, never as data"
+    );
+}
+
+fn audit_cli(args: &[&str], trail: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_zhongtai"))
+        .arg("audit")
+        .args(args)
+        .arg("--dir")
+        .arg(trail)
+        .output()
+        .expect("running zhongtai audit")
+}
+
+fn audit_records(trail: &std::path::Path) -> Vec<Json> {
+    let shown = audit_cli(&["show", "--json"], trail);
+    assert!(shown.status.success());
+    String::from_utf8_lossy(&shown.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
 }
 
 fn zhongtai_cli(args: &[&str], host: &str) -> std::process::Output {
@@ -469,6 +535,56 @@ fn a_department_is_upgraded_and_rolled_back_under_load_without_a_failed_request(
         &failed[..failed.len().min(3)]
     );
     assert!(served > 20, "only {served} requests were served");
+
+    // The operator's actions are in the trail, in order, and the admin
+    // API serves the trail and its verification.
+    let admin: Vec<(String, String, String)> = audit_records(&data.path().join("audit"))
+        .iter()
+        .filter(|r| r["kind"] == "admin" && r["department"] == "public-security")
+        .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (text("action"), text("outcome"), text("case"))
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("deploy", "ok", ""),
+        ("upgrade", "ok", ""),
+        ("deploy", "refused", "invalid-manifest"),
+        ("rollback", "ok", ""),
+    ]
+    .iter()
+    .map(|(a, o, c)| (a.to_string(), o.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(admin, expected);
+    let get = |path: &str, token: &str| {
+        let mut response = platform
+            .agent
+            .get(&format!("{}{path}", platform.url))
+            .header("Authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().unwrap();
+        (status, body)
+    };
+    let (status, body) = get("/admin/v1/audit/verify", "operator-token");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"verified\":true"), "{body}");
+    let (status, body) = get(
+        "/admin/v1/audit?department=public-security&service=verify-license&limit=5",
+        "operator-token",
+    );
+    assert_eq!(status, 200);
+    let listed: Json = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed["records"].as_array().unwrap().len(), 5);
+    assert_eq!(get("/admin/v1/audit", "wrong").0, 401);
+    let (status, checkpoints) = get("/admin/v1/audit/files/checkpoints.jsonl", "operator-token");
+    assert_eq!(status, 200);
+    assert!(checkpoints.contains("\"signature\""));
+    assert_eq!(
+        get("/admin/v1/audit/files/host.key", "operator-token").0,
+        404
+    );
     assert_eq!(
         editions.into_iter().collect::<Vec<_>>(),
         [1, 2],
