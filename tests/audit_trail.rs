@@ -21,7 +21,7 @@ fn entry(i: u64) -> Entry {
     entry.department = Some(department.to_owned());
     entry.service = Some(format!("service-{}", i % 2));
     entry.request = Some(format!("request-{}", i / 2));
-    entry.subject = (i % 4 == 0).then(|| "91350100M000100Y43".to_owned());
+    entry.subject = i.is_multiple_of(4).then(|| "91350100M000100Y43".to_owned());
     entry.package = Some("zhongtai:payment".to_owned());
     entry.version = Some("1.0.0".to_owned());
     entry.digest = Some(format!("sha256:{}", "ab".repeat(32)));
