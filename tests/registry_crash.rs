@@ -104,6 +104,25 @@ fn a_killed_publish_leaves_the_whole_version_or_none() {
                 std::fs::read(work.path().join(format!("auth-{}.wasm", index + 1))).unwrap();
             assert_eq!(bytes, expected);
         }
+        // The audit trail survived too, and records every listed version.
+        let audit = registry.store().audit_dir();
+        let trail = zhongtai_audit::Trail::read(audit).unwrap();
+        let key = zhongtai_audit::VerifyKey::from_file(&audit.join("host.pub")).unwrap();
+        zhongtai_audit::verify(&trail, &key)
+            .unwrap_or_else(|problem| panic!("round {round}: {problem}"));
+        let published: Vec<String> = trail
+            .select(&Default::default())
+            .iter()
+            .filter(|r| r.entry.action.as_deref() == Some("publish"))
+            .filter_map(|r| r.entry.version.clone())
+            .collect();
+        for record in &versions {
+            assert!(
+                published.contains(&record.version.to_string()),
+                "round {round}: {} is listed without an audit record",
+                record.version
+            );
+        }
         survivors += versions.len();
         assert!(
             versions.len() < VERSIONS,

@@ -186,6 +186,35 @@ fn resolution_skips_yanked_versions_but_locks_still_fetch_them() {
         resolve(&registry, "example:sampler", "^1").unwrap(),
         "1.1.0"
     );
+
+    // Every change is in the registry's audit trail, in order.
+    let trail = zhongtai_audit::Trail::read(registry.store().audit_dir()).unwrap();
+    let key = zhongtai_audit::VerifyKey::from_file(&registry.store().audit_dir().join("host.pub"))
+        .unwrap();
+    zhongtai_audit::verify(&trail, &key).unwrap();
+    let changes: Vec<String> = trail
+        .select(&Default::default())
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.entry.action.as_deref().unwrap_or_default(),
+                r.entry.version.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            "publish 1.0.0",
+            "publish 1.1.0",
+            "publish 1.2.0-beta.1",
+            "publish 2.0.0",
+            "yank 1.1.0",
+            "yank 1.0.0",
+            "unyank 1.1.0"
+        ]
+    );
 }
 
 #[test]

@@ -4,6 +4,10 @@
 //! the database and so that damage on disk is caught by re-hashing on every
 //! fetch.
 //!
+//! Every publish, yank and unyank is appended to the registry's own audit
+//! trail in `<dir>/audit` (see `zhongtai-audit`) before it is reported
+//! done; `zhongtai audit verify --dir <registry>/audit` checks it.
+//!
 //! Crash safety comes from ordering: a blob is written to a temporary file,
 //! synced and renamed into place (and its directory synced) *before* the
 //! version record that names it is written and flushed. A crash in between
@@ -98,6 +102,7 @@ pub struct RegistryStore {
     db: sled::Db,
     publishing: Mutex<()>,
     provided: Vec<String>,
+    audit: zhongtai_audit::AuditLog,
 }
 
 fn now() -> u64 {
@@ -131,12 +136,19 @@ impl RegistryStore {
         fs::create_dir_all(dir.join("blobs/sha256"))?;
         let db = sled::Config::new().path(dir.join("index")).open()?;
         let packages = db.open_tree("packages")?;
+        let audit = zhongtai_audit::AuditLog::open(
+            &dir.join("audit"),
+            None,
+            zhongtai_audit::AuditOptions::default(),
+        )
+        .map_err(|e| RegistryError::Storage(e.to_string()))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             packages,
             db,
             publishing: Mutex::new(()),
             provided,
+            audit,
         })
     }
 
@@ -207,6 +219,7 @@ impl RegistryStore {
             world,
         };
         stored.versions.insert(key, record.clone());
+        self.record("publish", &record)?;
         self.save(&request.package, &stored)?;
         Ok(PublishOutcome {
             record,
@@ -288,8 +301,33 @@ impl RegistryStore {
             .ok_or_else(|| RegistryError::NotFound(format!("{name}@{version}")))?;
         record.yanked = yanked;
         let record = record.clone();
+        self.record(if yanked { "yank" } else { "unyank" }, &record)?;
         self.save(name, &stored)?;
         Ok(record)
+    }
+
+    /// Appends a change of `record` to the registry's audit trail
+    /// (`<dir>/audit`), durably, before the change is made: a crash in
+    /// between leaves a record of a change that did not happen, never a
+    /// change without a record. The subject is the publisher's key when the
+    /// version is signed.
+    fn record(&self, action: &str, record: &VersionRecord) -> Result<(), RegistryError> {
+        let mut entry = zhongtai_audit::Entry::new(zhongtai_audit::Kind::Registry);
+        entry.action = Some(action.to_owned());
+        entry.package = Some(record.package.to_string());
+        entry.version = Some(record.version.to_string());
+        entry.digest = Some(record.digest.to_string());
+        entry.subject = record.signed.as_ref().map(|s| s.public_key.0.clone());
+        self.audit.append(entry).map(|_| ()).map_err(|e| {
+            RegistryError::Storage(format!(
+                "the change is made but its audit record is not: {e}"
+            ))
+        })
+    }
+
+    /// The registry's audit trail directory.
+    pub fn audit_dir(&self) -> &Path {
+        self.audit.dir()
     }
 
     /// Replaces a version's signature as stored, bypassing every check; for
