@@ -314,7 +314,9 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
         .unwrap()
         .to_owned();
     assert!(
-        timing.starts_with("components;dur=") && timing.contains(", total;dur="),
+        timing.starts_with("components;dur=")
+            && timing.contains(", audit;dur=")
+            && timing.contains(", total;dur="),
         "{timing}"
     );
     let claims: Json = serde_json::from_str(&whoami.body_mut().read_to_string().unwrap()).unwrap();

@@ -16,7 +16,7 @@ use zhongtai_runtime::Runtime;
 use zhongtai_audit::{AuditError, AuditLog, Entry, Kind};
 
 use crate::deploy::Deployment;
-use crate::workflow::{RequestData, run_timed};
+use crate::workflow::{RequestData, Timings, run_timed};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -365,42 +365,43 @@ async fn service(
     let started = std::time::Instant::now();
     let outcome = tokio::task::spawn_blocking(move || {
         let service = &deployment.manifest.services[index];
-        let mut in_components = std::time::Duration::ZERO;
+        let mut timings = Timings::default();
         let outcome = run_timed(
             &runtime,
             audit.as_deref(),
             &deployment,
             service,
             &request,
-            &mut in_components,
+            &mut timings,
         );
-        (outcome, in_components)
+        (outcome, timings)
     })
     .await;
     // Where the time went, for operators and load tests (Server-Timing).
-    let timing = |in_components: std::time::Duration| {
+    let timing = |timings: Timings| {
         format!(
-            "components;dur={:.3}, total;dur={:.3}",
-            in_components.as_secs_f64() * 1000.0,
+            "components;dur={:.3}, audit;dur={:.3}, total;dur={:.3}",
+            timings.components.as_secs_f64() * 1000.0,
+            timings.audit.as_secs_f64() * 1000.0,
             started.elapsed().as_secs_f64() * 1000.0
         )
     };
     match outcome {
-        Ok((Ok((status, body)), in_components)) => {
+        Ok((Ok((status, body)), timings)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             (
                 status,
-                [("server-timing", timing(in_components))],
+                [("server-timing", timing(timings))],
                 axum::Json(body),
             )
                 .into_response()
         }
-        Ok((Err(failure), in_components)) => {
+        Ok((Err(failure), timings)) => {
             let status =
                 StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             (
                 status,
-                [("server-timing", timing(in_components))],
+                [("server-timing", timing(timings))],
                 axum::Json(failure.body()),
             )
                 .into_response()

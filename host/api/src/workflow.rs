@@ -148,25 +148,27 @@ pub fn run(
     service: &CheckedService,
     request: &RequestData,
 ) -> Result<(u16, Json), ServiceError> {
-    let mut in_components = std::time::Duration::ZERO;
-    run_timed(
-        runtime,
-        audit,
-        deployment,
-        service,
-        request,
-        &mut in_components,
-    )
+    let mut timings = Timings::default();
+    run_timed(runtime, audit, deployment, service, request, &mut timings)
 }
 
-/// [`run`], adding the time spent inside component calls to `in_components`.
+/// Where the time of a run went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// Inside component calls (instantiation included).
+    pub components: std::time::Duration,
+    /// Writing the run's audit records to disk.
+    pub audit: std::time::Duration,
+}
+
+/// [`run`], adding where the time went to `timings`.
 pub fn run_timed(
     runtime: &Runtime,
     audit: Option<&AuditLog>,
     deployment: &Deployment,
     service: &CheckedService,
     request: &RequestData,
-    in_components: &mut std::time::Duration,
+    timings: &mut Timings,
 ) -> Result<(u16, Json), ServiceError> {
     let mut records = Vec::new();
     let outcome = steps(
@@ -174,13 +176,16 @@ pub fn run_timed(
         deployment,
         service,
         request,
-        in_components,
+        &mut timings.components,
         &mut records,
     );
-    if let Some(audit) = audit
-        && !records.is_empty()
-        && let Err(e) = audit.append_all(records)
-    {
+    let started = std::time::Instant::now();
+    let written = match audit {
+        Some(audit) if !records.is_empty() => audit.append_all(records).map(|_| ()),
+        _ => Ok(()),
+    };
+    timings.audit += started.elapsed();
+    if let Err(e) = written {
         tracing::error!(error = %e, request = %request.request_id, "audit trail not written");
         return Err(ServiceError::new(
             503,

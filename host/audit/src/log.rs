@@ -6,7 +6,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -64,19 +64,23 @@ impl Default for AuditOptions {
     }
 }
 
-/// Records not yet on disk, in order.
-struct Pending {
+/// The writer's state: records not yet on disk, and what is.
+struct State {
+    /// The next sequence number.
     next: u64,
+    /// The hash of the last record appended (on disk or not).
     prev: String,
+    /// Records appended but not yet written, in order.
     buffer: Vec<u8>,
-}
-
-/// What is on disk.
-struct Disk {
-    file: File,
-    records: u64,
-    bytes: u64,
-    head: String,
+    /// Whether a thread is writing and syncing now.
+    syncing: bool,
+    /// Records on disk.
+    durable: u64,
+    /// Bytes on disk.
+    durable_bytes: u64,
+    /// The hash of the last record on disk.
+    durable_head: String,
+    /// Why writing stopped, if it did.
     failed: Option<String>,
 }
 
@@ -89,8 +93,9 @@ struct Inner {
     dir: PathBuf,
     key: HostKey,
     options: AuditOptions,
-    pending: Mutex<Pending>,
-    disk: Mutex<Disk>,
+    state: Mutex<State>,
+    synced: Condvar,
+    file: Mutex<File>,
     signer: Mutex<Signer>,
     covered: AtomicU64,
 }
@@ -228,18 +233,18 @@ impl AuditLog {
             dir: dir.to_owned(),
             key,
             options,
-            pending: Mutex::new(Pending {
+            state: Mutex::new(State {
                 next,
                 prev: prev.clone(),
                 buffer: Vec::new(),
-            }),
-            disk: Mutex::new(Disk {
-                file: trail,
-                records: next,
-                bytes: length,
-                head: prev,
+                syncing: false,
+                durable: next,
+                durable_bytes: length,
+                durable_head: prev,
                 failed: None,
             }),
+            synced: Condvar::new(),
+            file: Mutex::new(trail),
             covered: AtomicU64::new(last.records),
             signer: Mutex::new(Signer {
                 file: checkpoints_file,
@@ -308,7 +313,7 @@ impl AuditLog {
 
     /// Records on disk.
     pub fn len(&self) -> u64 {
-        lock(&self.inner.disk).records
+        lock(&self.inner.state).durable
     }
 
     /// Whether no record has been written.
@@ -337,64 +342,66 @@ impl Inner {
     }
 
     fn append_all(&self, entries: Vec<Entry>) -> Result<std::ops::Range<u64>, AuditError> {
-        let range = {
-            let mut pending = lock(&self.pending);
-            let first = pending.next;
-            let time = format_time(SystemTime::now());
-            for entry in entries {
-                let record = Record {
-                    seq: pending.next,
-                    prev: std::mem::take(&mut pending.prev),
-                    time: time.clone(),
-                    entry,
-                };
-                let line = serde_json::to_vec(&record).map_err(|e| AuditError::Io {
-                    path: self.dir.join(TRAIL_FILE).display().to_string(),
-                    message: format!("record not serializable: {e}"),
-                })?;
-                pending.prev = sha256_hex(&line);
-                pending.buffer.extend_from_slice(&line);
-                pending.buffer.push(b'\n');
-                pending.next += 1;
-            }
-            first..pending.next
-        };
-        let Some(seq) = range.end.checked_sub(1).filter(|_| !range.is_empty()) else {
-            return Ok(range);
-        };
-        // Group commit: whoever holds the disk lock writes and syncs every
-        // record appended so far, including those of threads waiting here.
-        let records = {
-            let mut disk = lock(&self.disk);
-            if let Some(failure) = &disk.failed {
+        let mut state = lock(&self.state);
+        if let Some(failure) = &state.failed {
+            return Err(AuditError::Unavailable(failure.clone()));
+        }
+        let first = state.next;
+        let time = format_time(SystemTime::now());
+        for entry in entries {
+            let record = Record {
+                seq: state.next,
+                prev: state.prev.clone(),
+                time: time.clone(),
+                entry,
+            };
+            let line = serde_json::to_vec(&record).map_err(|e| AuditError::Io {
+                path: self.dir.join(TRAIL_FILE).display().to_string(),
+                message: format!("record not serializable: {e}"),
+            })?;
+            state.prev = sha256_hex(&line);
+            state.buffer.extend_from_slice(&line);
+            state.buffer.push(b'\n');
+            state.next += 1;
+        }
+        let range = first..state.next;
+        // Group commit: one thread at a time writes and syncs everything
+        // appended so far; threads appending meanwhile wait for the sync
+        // after it, which carries all of their records at once.
+        while state.durable < range.end {
+            if let Some(failure) = &state.failed {
                 return Err(AuditError::Unavailable(failure.clone()));
             }
-            if disk.records <= seq {
-                let (buffer, next, head) = {
-                    let mut pending = lock(&self.pending);
-                    (
-                        std::mem::take(&mut pending.buffer),
-                        pending.next,
-                        pending.prev.clone(),
-                    )
-                };
-                let written = disk
-                    .file
-                    .write_all(&buffer)
-                    .and_then(|()| disk.file.sync_data());
-                if let Err(e) = written {
-                    let path = self.dir.join(TRAIL_FILE);
-                    let failure = AuditError::io(&path, e).to_string();
-                    disk.failed = Some(failure.clone());
-                    return Err(AuditError::Unavailable(failure));
-                }
-                disk.records = next;
-                disk.bytes += buffer.len() as u64;
-                disk.head = head;
+            if state.syncing {
+                state = self.synced.wait(state).unwrap_or_else(|e| e.into_inner());
+                continue;
             }
-            disk.records
-        };
-        if records.saturating_sub(self.covered.load(Ordering::Relaxed))
+            state.syncing = true;
+            let buffer = std::mem::take(&mut state.buffer);
+            let (upto, head) = (state.next, state.prev.clone());
+            drop(state);
+            let written = {
+                let mut file = lock(&self.file);
+                file.write_all(&buffer).and_then(|()| file.sync_data())
+            };
+            state = lock(&self.state);
+            state.syncing = false;
+            match written {
+                Ok(()) => {
+                    state.durable = upto;
+                    state.durable_bytes += buffer.len() as u64;
+                    state.durable_head = head;
+                }
+                Err(e) => {
+                    let failure = AuditError::io(&self.dir.join(TRAIL_FILE), e).to_string();
+                    state.failed = Some(failure);
+                }
+            }
+            self.synced.notify_all();
+        }
+        let durable = state.durable;
+        drop(state);
+        if durable.saturating_sub(self.covered.load(Ordering::Relaxed))
             >= self.options.checkpoint_records
         {
             self.checkpoint()?;
@@ -405,8 +412,12 @@ impl Inner {
     fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
         let mut signer = lock(&self.signer);
         let (records, bytes, head) = {
-            let disk = lock(&self.disk);
-            (disk.records, disk.bytes, disk.head.clone())
+            let state = lock(&self.state);
+            (
+                state.durable,
+                state.durable_bytes,
+                state.durable_head.clone(),
+            )
         };
         if records <= signer.last.records {
             return Ok(None);
