@@ -65,6 +65,44 @@ fn register_login_verify_across_invocations() {
             .is_some(),
         "compiled component cached"
     );
+
+    // Each invocation recorded its call, signed at exit.
+    let audit = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_zhongtai"))
+            .arg("audit")
+            .args(args)
+            .arg("--dir")
+            .arg(data.path().join("audit"))
+            .output()
+            .unwrap()
+    };
+    let shown = audit(&["show", "--json"]);
+    let records: Vec<Json> = String::from_utf8_lossy(&shown.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let calls: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["function"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [("register", "ok"), ("login", "ok"), ("verify", "ok")]
+    );
+    assert!(records.iter().all(|r| r["department"] == "developer"
+        && r["service"] == "cli"
+        && r["package"] == "zhongtai:auth"));
+    let verified = audit(&["verify"]);
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success() && report.contains("3 records, 3 checkpoints"),
+        "{report}"
+    );
 }
 
 #[test]
