@@ -108,6 +108,14 @@ fn a_killed_host_has_recorded_every_request_it_answered() {
         &lost[..lost.len().min(3)]
     );
 
+    println!(
+        "answered {} requests before the kill; trail: {} records, {} signed, {} bytes of a record being written",
+        answered.len(),
+        report.records,
+        report.signed,
+        report.incomplete_bytes
+    );
+
     // The host comes back on the same trail, signs what it finds and goes on.
     drop(platform);
     let platform = Platform::start(&departments, data.path());

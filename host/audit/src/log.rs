@@ -111,7 +111,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Opens `path` for appending, cutting a last line that has no newline (a
+/// Opens `path` for appending, locked against other processes (one writer
+/// per trail: a second would fork the chain; the lock goes with the file
+/// when the process ends), and cuts a last line that has no newline (a
 /// write the process did not finish); returns the file and what was cut.
 fn open_and_trim(path: &Path) -> Result<(File, Vec<u8>), AuditError> {
     let io = |e| AuditError::io(path, e);
@@ -121,6 +123,14 @@ fn open_and_trim(path: &Path) -> Result<(File, Vec<u8>), AuditError> {
         .create(true)
         .open(path)
         .map_err(io)?;
+    if let Err(e) = file.try_lock() {
+        return Err(AuditError::Io {
+            path: path.display().to_string(),
+            message: format!(
+                "the audit trail is open in another zhongtai process ({e}); stop it or use another data directory"
+            ),
+        });
+    }
     let length = file.metadata().map_err(io)?.len();
     let mut end = length;
     let mut torn = Vec::new();
@@ -165,9 +175,8 @@ impl AuditLog {
             Some(key) => key,
             None => HostKey::load_or_create(&dir.join(KEY_FILE))?,
         };
-        let public = dir.join(PUBLIC_KEY_FILE);
-        fs::write(&public, key.public().to_text() + "\n")
-            .map_err(|e| AuditError::io(&public, e))?;
+        let trail_path = dir.join(TRAIL_FILE);
+        let (mut trail, torn) = open_and_trim(&trail_path)?;
 
         let checkpoints_path = dir.join(CHECKPOINTS_FILE);
         let (checkpoints_file, _) = open_and_trim(&checkpoints_path)?;
@@ -193,19 +202,30 @@ impl AuditLog {
                 signature: String::new(),
             },
         };
-
-        let trail_path = dir.join(TRAIL_FILE);
-        let (mut trail, torn) = open_and_trim(&trail_path)?;
-        // One writer per trail: a second process appending would fork the
-        // chain. The lock goes with the file when the process ends.
-        if let Err(e) = trail.try_lock() {
-            return Err(AuditError::Io {
-                path: trail_path.display().to_string(),
-                message: format!(
-                    "the audit trail is open in another zhongtai process ({e}); stop it or use another data directory"
-                ),
-            });
+        if last.records > 0 {
+            let index = split_lines(&checkpoint_text).0.len() - 1;
+            let own = key.public();
+            if last.key != own.to_base64() {
+                return Err(broken(crate::Problem::checkpoint(
+                    index,
+                    format!(
+                        "the last checkpoint is signed by key {}, not by this host's key {}: a trail is signed by one key; keep this trail and start a new one for a new key",
+                        last.key,
+                        own.to_base64()
+                    ),
+                )));
+            }
+            if !own.verifies(&last.statement(), &last.signature) {
+                return Err(broken(crate::Problem::checkpoint(
+                    index,
+                    "the last checkpoint's signature does not match what it says: it was forged or altered".to_owned(),
+                )));
+            }
         }
+        let public = dir.join(PUBLIC_KEY_FILE);
+        fs::write(&public, key.public().to_text() + "\n")
+            .map_err(|e| AuditError::io(&public, e))?;
+
         let io = |e| AuditError::io(&trail_path, e);
         let length = trail.metadata().map_err(io)?.len();
         if length < last.bytes {

@@ -126,6 +126,25 @@ fn the_host_will_not_sign_records_changed_while_it_was_down() {
 }
 
 #[test]
+fn a_trail_is_signed_by_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), None, quiet()).unwrap();
+    log.append(entry(1)).unwrap();
+    drop(log);
+    let other = zhongtai_audit::HostKey::from_text(
+        "zhongtai-ed25519-secret:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=",
+    )
+    .unwrap();
+    let refused = AuditLog::open(dir.path(), Some(other), quiet())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(refused.contains("not by this host's key"), "{refused}");
+    // The trail and its public key are untouched.
+    assert!(check(dir.path()).is_ok());
+}
+
+#[test]
 fn one_process_at_a_time_writes_a_trail() {
     let dir = tempfile::tempdir().unwrap();
     let _log = AuditLog::open(dir.path(), None, quiet()).unwrap();
