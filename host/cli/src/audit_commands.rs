@@ -133,6 +133,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn verify(dir: &Path, key: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let trail = Trail::read(dir)?;
     let (key, from_trail) = match key {
         Some(key) if Path::new(key).is_file() => (VerifyKey::from_file(Path::new(key))?, false),
         Some(key) => (
@@ -141,7 +142,6 @@ fn verify(dir: &Path, key: Option<&str>, json: bool) -> anyhow::Result<ExitCode>
         ),
         None => (VerifyKey::from_file(&dir.join(PUBLIC_KEY_FILE))?, true),
     };
-    let trail = Trail::read(dir)?;
     let checked = zhongtai_audit::verify(&trail, &key);
     if json {
         let value = match &checked {
