@@ -6,7 +6,6 @@ mod support;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::json;
 use support::platform::Platform;
 use zhongtai_audit::{Filter, Kind, Trail, VerifyKey, verify};
 
@@ -26,20 +25,8 @@ fn a_killed_host_has_recorded_every_request_it_answered() {
     let departments = support::root().join("examples");
     let data = tempfile::tempdir().unwrap();
     let mut platform = Platform::start(&departments, data.path());
-    let citizen = json!({"id": CITIZEN, "name": "Li Lei", "password": PASSWORD});
-    assert_eq!(
-        platform
-            .send("POST", "/public-security/citizens", None, Some(citizen))
-            .0,
-        201
-    );
-    let (_, session) = platform.send(
-        "POST",
-        "/public-security/sessions",
-        None,
-        Some(json!({"id": CITIZEN, "password": PASSWORD})),
-    );
-    let token = session["token"].as_str().unwrap().to_owned();
+    let token =
+        platform.register_and_login("/public-security/citizens", CITIZEN, "Li Lei", PASSWORD);
 
     let killed = AtomicBool::new(false);
     let answered: BTreeSet<String> = std::thread::scope(|scope| {

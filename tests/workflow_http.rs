@@ -109,16 +109,7 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
         (status, duplicate["error"]["code"].as_str()),
         (409, Some("already-registered"))
     );
-    let login = |id: &str| {
-        let (status, session) = platform.send(
-            "POST",
-            "/public-security/sessions",
-            None,
-            Some(json!({"id": id, "password": PASSWORD})),
-        );
-        assert_eq!(status, 201, "{session}");
-        session["token"].as_str().unwrap().to_owned()
-    };
+    let login = |id: &str| platform.login(id, PASSWORD);
     let company = login(COMPANY);
     let citizen = login(CITIZEN);
 
@@ -411,26 +402,12 @@ fn a_department_is_upgraded_and_rolled_back_under_load_without_a_failed_request(
     );
 
     // A license to verify, over and over.
-    let register =
-        json!({"id": COMPANY, "name": "Fuzhou Example Trading Co., Ltd.", "password": PASSWORD});
-    assert_eq!(
-        platform
-            .send(
-                "POST",
-                "/public-security/legal-entities",
-                None,
-                Some(register)
-            )
-            .0,
-        201
+    let token = platform.register_and_login(
+        "/public-security/legal-entities",
+        COMPANY,
+        "Fuzhou Example Trading Co., Ltd.",
+        PASSWORD,
     );
-    let (_, session) = platform.send(
-        "POST",
-        "/public-security/sessions",
-        None,
-        Some(json!({"id": COMPANY, "password": PASSWORD})),
-    );
-    let token = session["token"].as_str().unwrap().to_owned();
     let application =
         json!({"application-id": "APP-1", "valid-from": "2026-01-01", "valid-until": "2030-12-31"});
     let (_, granted) = platform.send(

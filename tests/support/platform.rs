@@ -101,3 +101,22 @@ impl Platform {
         )
     }
 }
+
+impl Platform {
+    /// Registers an identity at public security (`path` is `/public-security/citizens`
+    /// or `/public-security/legal-entities`) and returns its session token.
+    pub fn register_and_login(&self, path: &str, id: &str, name: &str, password: &str) -> String {
+        let body = serde_json::json!({"id": id, "name": name, "password": password});
+        let (status, registered) = self.send("POST", path, None, Some(body));
+        assert_eq!(status, 201, "{registered}");
+        self.login(id, password)
+    }
+
+    /// Opens a session at public security; returns its token.
+    pub fn login(&self, id: &str, password: &str) -> String {
+        let body = serde_json::json!({"id": id, "password": password});
+        let (status, session) = self.send("POST", "/public-security/sessions", None, Some(body));
+        assert_eq!(status, 201, "{session}");
+        session["token"].as_str().unwrap().to_owned()
+    }
+}
