@@ -255,6 +255,11 @@ pub fn serve(command: RegistryCommand) -> anyhow::Result<ExitCode> {
         &dir,
         zhongtai_runtime::platform::provided_interfaces(),
     )?;
+    eprintln!(
+        "Publishes and yanks are recorded in the audit trail {} (check it with `zhongtai audit verify --dir {}`)",
+        registry.store().audit_dir().display(),
+        registry.store().audit_dir().display()
+    );
     let state = Arc::new(zhongtai_registry::api::ApiState { registry, token });
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
@@ -266,9 +271,7 @@ pub fn serve(command: RegistryCommand) -> anyhow::Result<ExitCode> {
             dir.display(),
             listener.local_addr()?
         );
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
+        let shutdown = crate::up_command::shutdown_signal();
         zhongtai_registry::api::serve(listener, state, shutdown).await?;
         anyhow::Ok(())
     })?;

@@ -231,6 +231,24 @@ pub fn deploy_all(
     Ok(host)
 }
 
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match terminate.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
+}
+
 /// Serves until SIGINT or SIGTERM, then lets requests in flight finish.
 pub fn serve(host: Arc<zhongtai_api::Host>, addr: &str) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
@@ -239,13 +257,12 @@ pub fn serve(host: Arc<zhongtai_api::Host>, addr: &str) -> anyhow::Result<ExitCo
             .await
             .with_context(|| format!("listening on {addr}"))?;
         let local = listener.local_addr()?;
-        eprintln!("zhongtai serving {} on http://{local}", host.departments().join(", "));
+        eprintln!(
+            "zhongtai serving {} on http://{local}",
+            host.departments().join(", ")
+        );
         let shutdown = async {
-            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
-            }
+            shutdown_signal().await;
             eprintln!("Shutting down: finishing requests in flight...");
         };
         zhongtai_api::serve(listener, host, shutdown).await?;
