@@ -176,8 +176,8 @@ pub(crate) fn check_links(
     first_prev: &str,
     line_offset: usize,
 ) -> Result<(u64, String), Problem> {
-    let hashes = chain(lines, first_seq, first_prev, line_offset, |_| {})?;
-    Ok((first_seq + lines.len() as u64, hashes))
+    let last = chain(lines, first_seq, first_prev, line_offset, |_| {})?;
+    Ok((first_seq + lines.len() as u64, last))
 }
 
 /// The walk behind [`check_links`]; `each` sees every record and its hash.
@@ -222,10 +222,13 @@ fn chain(
                     } else {
                         format!("records {expected} to {} are", record.seq - 1)
                     };
+                    let after = match expected.checked_sub(1) {
+                        Some(before) => format!("right after record {before}"),
+                        None => "at the start of the trail".to_owned(),
+                    };
                     format!(
-                        "{range} missing: this line holds record {} right after record {}",
-                        record.seq,
-                        expected.wrapping_sub(1)
+                        "{range} missing: this line holds record {} {after}",
+                        record.seq
                     )
                 }
                 None => format!(

@@ -184,3 +184,23 @@ proptest! {
         prop_assert!(check(dir.path()).is_err());
     }
 }
+
+#[test]
+fn removing_the_first_record_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::open(dir.path(), None, quiet()).unwrap();
+    for n in 0..3 {
+        log.append(entry(n)).unwrap();
+    }
+    std::mem::forget(log);
+    let path = dir.path().join("trail.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let rest: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, rest).unwrap();
+    let problem = check(dir.path()).unwrap_err();
+    assert_eq!(
+        problem.to_string(),
+        "trail.jsonl:1: record 0 is missing: this line holds record 1 at the start of the trail"
+    );
+    assert_eq!((problem.record, problem.line), (Some(0), Some(1)));
+}
