@@ -7,16 +7,15 @@
 //! both on fetch, and a client with trusted keys accepts only versions
 //! signed by one of them.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
+use zhongtai_audit::{HostKey, VerifyKey};
 
 use crate::name::{Digest, PackageName};
 
-/// A publisher's signing key.
+/// A publisher's signing key (the text forms and signatures are those of
+/// every zhongtai Ed25519 key, [`HostKey`]).
 pub struct PublisherKey {
-    key: SigningKey,
+    key: HostKey,
 }
 
 /// A publisher's public key, base64 of its 32 bytes.
@@ -62,42 +61,24 @@ pub fn statement(package: &PackageName, version: &semver::Version, digest: &Dige
 impl PublisherKey {
     /// A fresh key from the operating system's randomness.
     pub fn generate() -> Result<Self, SignatureError> {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed)
-            .map_err(|e| SignatureError::BadKey(format!("no randomness: {e}")))?;
-        Ok(Self {
-            key: SigningKey::from_bytes(&seed),
-        })
+        let key = HostKey::generate().map_err(SignatureError::BadKey)?;
+        Ok(Self { key })
     }
 
     /// Reads the text form written by [`PublisherKey::to_text`].
     pub fn from_text(text: &str) -> Result<Self, SignatureError> {
-        let seed = text
-            .trim()
-            .strip_prefix("zhongtai-ed25519-secret:")
-            .and_then(|b64| STANDARD.decode(b64).ok())
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-            .ok_or_else(|| {
-                SignatureError::BadKey(
-                    "expected zhongtai-ed25519-secret:<base64 of 32 bytes>".into(),
-                )
-            })?;
-        Ok(Self {
-            key: SigningKey::from_bytes(&seed),
-        })
+        let key = HostKey::from_text(text).map_err(SignatureError::BadKey)?;
+        Ok(Self { key })
     }
 
     /// The secret key as one line of text, for a key file.
     pub fn to_text(&self) -> String {
-        format!(
-            "zhongtai-ed25519-secret:{}\n",
-            STANDARD.encode(self.key.to_bytes())
-        )
+        self.key.to_text()
     }
 
     /// The public half.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey(STANDARD.encode(self.key.verifying_key().as_bytes()))
+        PublicKey(self.key.public().to_base64())
     }
 
     /// Signs the publish statement of one version.
@@ -107,9 +88,8 @@ impl PublisherKey {
         version: &semver::Version,
         digest: &Digest,
     ) -> Signed {
-        let signature = self.key.sign(&statement(package, version, digest));
         Signed {
-            signature: STANDARD.encode(signature.to_bytes()),
+            signature: self.key.sign(&statement(package, version, digest)),
             public_key: self.public_key(),
         }
     }
@@ -119,20 +99,8 @@ impl PublicKey {
     /// Parses base64 of 32 bytes, or the `zhongtai-ed25519-public:` line
     /// `keygen` writes.
     pub fn parse(text: &str) -> Result<Self, SignatureError> {
-        let text = text.trim();
-        let b64 = text
-            .strip_prefix("zhongtai-ed25519-public:")
-            .unwrap_or(text);
-        let bytes: [u8; 32] = STANDARD
-            .decode(b64)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| {
-                SignatureError::BadKey(format!("{text:?} is not base64 of a 32-byte public key"))
-            })?;
-        VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| SignatureError::BadKey("not an Ed25519 public key".into()))?;
-        Ok(Self(b64.to_owned()))
+        let key = VerifyKey::from_text(text).map_err(SignatureError::BadKey)?;
+        Ok(Self(key.to_base64()))
     }
 
     /// A short fingerprint for messages: the first 16 hex digits of the
@@ -150,25 +118,12 @@ impl Signed {
         version: &semver::Version,
         digest: &Digest,
     ) -> Result<(), SignatureError> {
-        let what = format!("{package}@{version}");
-        let key = PublicKey::parse(&self.public_key.0)?;
-        let key_bytes: [u8; 32] = STANDARD
-            .decode(&key.0)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| SignatureError::BadKey("public key".into()))?;
-        let key = VerifyingKey::from_bytes(&key_bytes)
-            .map_err(|_| SignatureError::BadKey("public key".into()))?;
-        let signature: [u8; 64] = STANDARD
-            .decode(&self.signature)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| SignatureError::Mismatch(what.clone()))?;
-        key.verify(
-            &statement(package, version, digest),
-            &Signature::from_bytes(&signature),
-        )
-        .map_err(|_| SignatureError::Mismatch(what))
+        let key = VerifyKey::from_text(&self.public_key.0).map_err(SignatureError::BadKey)?;
+        if key.verifies(&statement(package, version, digest), &self.signature) {
+            Ok(())
+        } else {
+            Err(SignatureError::Mismatch(format!("{package}@{version}")))
+        }
     }
 }
 

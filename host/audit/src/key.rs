@@ -1,8 +1,8 @@
-//! The host's Ed25519 key, which signs checkpoints.
-//!
-//! Key files use the same one-line text forms as `zhongtai keygen`:
-//! `zhongtai-ed25519-secret:<base64>` and `zhongtai-ed25519-public:<base64>`,
-//! so an operator may give the host a key made with `keygen`.
+//! Ed25519 keys in zhongtai's one-line text forms,
+//! `zhongtai-ed25519-secret:<base64>` and `zhongtai-ed25519-public:<base64>`:
+//! the host's key, which signs checkpoints, and (through the registry's
+//! `PublisherKey`) the keys `zhongtai keygen` makes, so an operator may give
+//! the host a key made with `keygen`.
 
 use std::fs;
 use std::io::Write;
@@ -17,7 +17,7 @@ use crate::AuditError;
 const SECRET_PREFIX: &str = "zhongtai-ed25519-secret:";
 const PUBLIC_PREFIX: &str = "zhongtai-ed25519-public:";
 
-/// The host's signing key.
+/// A signing key: the host's, or a publisher's.
 pub struct HostKey {
     key: SigningKey,
 }
@@ -29,33 +29,35 @@ pub struct VerifyKey {
 }
 
 impl HostKey {
+    /// A fresh key from the operating system's randomness.
+    pub fn generate() -> Result<Self, String> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| format!("no randomness for a new key: {e}"))?;
+        Ok(Self {
+            key: SigningKey::from_bytes(&seed),
+        })
+    }
+
     /// Reads the key at `path`, or makes one there (readable by its owner
-    /// only) with its public half beside it (`.pub`) when there is none.
+    /// only) when there is none.
     pub fn load_or_create(path: &Path) -> Result<Self, AuditError> {
+        let bad_key = |message| AuditError::Key {
+            path: path.display().to_string(),
+            message,
+        };
         match fs::read_to_string(path) {
-            Ok(text) => Self::from_text(&text).map_err(|e| AuditError::Key {
-                path: path.display().to_string(),
-                message: e,
-            }),
+            Ok(text) => Self::from_text(&text).map_err(bad_key),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut seed = [0u8; 32];
-                getrandom::fill(&mut seed).map_err(|e| AuditError::Key {
-                    path: path.display().to_string(),
-                    message: format!("no randomness for a new key: {e}"),
-                })?;
-                let key = Self {
-                    key: SigningKey::from_bytes(&seed),
-                };
+                let key = Self::generate().map_err(bad_key)?;
                 let io = |e: std::io::Error| AuditError::io(path, e);
                 let mut options = fs::OpenOptions::new();
                 options.write(true).create_new(true);
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
                 let mut file = options.open(path).map_err(io)?;
-                file.write_all(format!("{SECRET_PREFIX}{}\n", STANDARD.encode(seed)).as_bytes())
+                file.write_all(key.to_text().as_bytes())
                     .and_then(|()| file.sync_all())
                     .map_err(io)?;
-                fs::write(path.with_extension("pub"), key.public().to_text() + "\n").map_err(io)?;
                 Ok(key)
             }
             Err(e) => Err(AuditError::io(path, e)),
@@ -73,6 +75,11 @@ impl HostKey {
         Ok(Self {
             key: SigningKey::from_bytes(&seed),
         })
+    }
+
+    /// The secret key as one line of text (with its newline), for a key file.
+    pub fn to_text(&self) -> String {
+        format!("{SECRET_PREFIX}{}\n", STANDARD.encode(self.key.to_bytes()))
     }
 
     /// The public half.
@@ -93,13 +100,14 @@ impl VerifyKey {
     pub fn from_text(text: &str) -> Result<Self, String> {
         let text = text.trim();
         let b64 = text.strip_prefix(PUBLIC_PREFIX).unwrap_or(text);
-        STANDARD
+        let bytes: [u8; 32] = STANDARD
             .decode(b64)
             .ok()
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-            .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok())
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| format!("{text:?} is not base64 of a 32-byte public key"))?;
+        VerifyingKey::from_bytes(&bytes)
             .map(|key| Self { key })
-            .ok_or_else(|| format!("expected {PUBLIC_PREFIX}<base64 of 32 bytes>, or the base64"))
+            .map_err(|_| "not an Ed25519 public key".to_owned())
     }
 
     /// Reads a public key file.
