@@ -8,9 +8,12 @@
 //! grants, a fresh instance per call, error cases mapped to HTTP statuses.
 //! [`server`] serves every department under `/<department>/…` on axum, and
 //! [`admin`] deploys, upgrades and rolls back departments while serving.
+//! [`audited`] says what the audit record of a call holds; the workflow and
+//! the host append them to the trail before answering.
 //! Depends on manifest, runtime and registry; nothing depends on it but the CLI.
 
 pub mod admin;
+pub mod audited;
 pub mod deploy;
 pub mod server;
 pub mod workflow;

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value as Json, json};
-use zhongtai_audit::{AuditLog, Entry, Kind, hash_json};
+use zhongtai_audit::{AuditLog, Entry};
 use zhongtai_manifest::expr::Expression;
 use zhongtai_manifest::{Action, CheckedService};
 use zhongtai_runtime::{CallContext, CallError, Runtime, Slug};
 
+use crate::audited::call_entry;
 use crate::deploy::{Deployment, cel_value};
 
 /// What a service sees of an HTTP request.
@@ -199,29 +200,6 @@ pub fn run_timed(
     outcome
 }
 
-/// The audit record of one call step, before its outcome.
-fn call_entry(
-    deployment: &Deployment,
-    service: &CheckedService,
-    request: &RequestData,
-    subject: &Option<String>,
-    component: &crate::deploy::DeployedComponent,
-    interface: &str,
-    function: &str,
-) -> Entry {
-    let mut entry = Entry::new(Kind::Call);
-    entry.department = Some(deployment.manifest.department.clone());
-    entry.service = Some(service.name.clone());
-    entry.request = Some(request.request_id.clone());
-    entry.subject.clone_from(subject);
-    entry.package = Some(component.spec.package.clone());
-    entry.version = Some(component.version.to_string());
-    entry.digest = Some(component.digest.clone());
-    entry.interface = Some(interface.to_owned());
-    entry.function = Some(function.to_owned());
-    entry
-}
-
 fn steps(
     runtime: &Runtime,
     deployment: &Deployment,
@@ -281,11 +259,17 @@ fn steps(
                 {
                     subject = Some(who);
                 }
-                let mut entry = call_entry(
-                    deployment, service, request, &subject, component, interface, function,
-                );
+                let context = CallContext {
+                    department: department.clone(),
+                    service: service_slug.clone(),
+                    request_id: request.request_id.clone(),
+                    subject: subject.clone(),
+                };
+                let version = Some(&component.version);
                 if !component.spec.grants(interface, function) {
                     tracing::warn!(department = %department, service = %service_slug, alias, interface, function, "call refused: not granted");
+                    let mut entry =
+                        call_entry(&context, &component.loaded, version, interface, function);
                     entry.outcome = "refused".to_owned();
                     entry.case = Some("not-granted".to_owned());
                     records.push(entry);
@@ -303,31 +287,19 @@ fn steps(
                 for (param, expression) in args {
                     arguments.insert(param.clone(), evaluate(expression, &scope, Some(name))?);
                 }
-                let arguments = Json::Object(arguments);
-                entry.args = Some(hash_json(&arguments));
-                let context = CallContext {
-                    department: department.clone(),
-                    service: service_slug.clone(),
-                    request_id: request.request_id.clone(),
-                    subject: subject.clone(),
-                };
-                let started = std::time::Instant::now();
-                let result =
-                    runtime.call(&component.loaded, context, interface, function, &arguments);
-                let elapsed = started.elapsed();
-                *in_components += elapsed;
-                entry.took(elapsed);
-                let result = match result {
-                    Ok(result) => result,
-                    Err(e) => {
-                        entry.outcome = e.code().to_owned();
-                        records.push(entry);
-                        return Err(call_error(e, name));
-                    }
-                };
-                entry.settle(&result);
+                let (result, entry) = crate::audited::call(
+                    runtime,
+                    &component.loaded,
+                    version,
+                    context,
+                    interface,
+                    function,
+                    &Json::Object(arguments),
+                );
+                *in_components += std::time::Duration::from_micros(entry.duration_us);
                 let case = entry.case.clone();
                 records.push(entry);
+                let result = result.map_err(|e| call_error(e, name))?;
                 let value = match (result, case) {
                     (Json::Object(mut map), Some(case)) => {
                         let detail = match map.remove("err") {

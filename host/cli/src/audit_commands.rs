@@ -7,14 +7,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value as Json;
 use zhongtai_audit::{
-    AuditLog, AuditOptions, Entry, Filter, HostKey, Kind, PUBLIC_KEY_FILE, Record, Trail,
-    VerifyKey, hash_json, parse_time,
+    AuditLog, AuditOptions, Filter, HostKey, Kind, PUBLIC_KEY_FILE, Record, Trail, VerifyKey,
+    parse_time,
 };
 use zhongtai_runtime::{CallContext, LoadedComponent, Runtime};
 
@@ -254,24 +253,15 @@ pub fn call(
     function: &str,
     args: &Json,
 ) -> anyhow::Result<Json> {
-    let mut entry = Entry::new(Kind::Call);
-    entry.department = Some(context.department.to_string());
-    entry.service = Some(context.service.to_string());
-    entry.request = Some(context.request_id.clone());
-    entry.subject.clone_from(&context.subject);
-    entry.package = Some(component.package().to_owned());
-    entry.version = version.as_ref().map(ToString::to_string);
-    entry.digest = Some(format!("sha256:{}", component.digest()));
-    entry.interface = Some(interface.to_owned());
-    entry.function = Some(function.to_owned());
-    entry.args = Some(hash_json(args));
-    let started = Instant::now();
-    let result = runtime.call(component, context, interface, function, args);
-    entry.took(started.elapsed());
-    match &result {
-        Ok(value) => entry.settle(value),
-        Err(e) => entry.outcome = e.code().to_owned(),
-    }
+    let (result, entry) = zhongtai_api::audited::call(
+        runtime,
+        component,
+        version.as_ref(),
+        context,
+        interface,
+        function,
+        args,
+    );
     audit
         .append(entry)
         .context("the call ran but its audit record could not be written")?;
