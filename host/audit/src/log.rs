@@ -186,7 +186,8 @@ impl AuditLog {
             dir: dir.display().to_string(),
             problem,
         };
-        let last = match split_lines(&checkpoint_text).0.last() {
+        let (checkpoint_lines, _) = split_lines(&checkpoint_text);
+        let last = match checkpoint_lines.last() {
             Some(line) => serde_json::from_slice::<Checkpoint>(line.bytes).map_err(|e| {
                 broken(crate::Problem::checkpoint(
                     line.number - 1,
@@ -203,7 +204,7 @@ impl AuditLog {
             },
         };
         if last.records > 0 {
-            let index = split_lines(&checkpoint_text).0.len() - 1;
+            let index = checkpoint_lines.len() - 1;
             let own = key.public();
             if last.key != own.to_base64() {
                 return Err(broken(crate::Problem::checkpoint(
