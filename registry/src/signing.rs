@@ -58,6 +58,14 @@ pub fn statement(package: &PackageName, version: &semver::Version, digest: &Dige
     format!("zhongtai-publish-v1\n{package}\n{version}\n{digest}\n").into_bytes()
 }
 
+impl From<HostKey> for PublisherKey {
+    /// A publisher key from any zhongtai Ed25519 key, e.g. one read or made
+    /// with [`HostKey::load_or_create`].
+    fn from(key: HostKey) -> Self {
+        Self { key }
+    }
+}
+
 impl PublisherKey {
     /// A fresh key from the operating system's randomness.
     pub fn generate() -> Result<Self, SignatureError> {

@@ -38,28 +38,34 @@ impl HostKey {
         })
     }
 
-    /// Reads the key at `path`, or makes one there (readable by its owner
-    /// only) when there is none.
-    pub fn load_or_create(path: &Path) -> Result<Self, AuditError> {
-        let bad_key = |message| AuditError::Key {
+    /// Makes a new key and writes it to `path`, which must not exist yet,
+    /// readable by its owner only.
+    pub fn create(path: &Path) -> Result<Self, AuditError> {
+        let key = Self::generate().map_err(|message| AuditError::Key {
             path: path.display().to_string(),
             message,
-        };
+        })?;
+        let io = |e: std::io::Error| AuditError::io(path, e);
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(io)?;
+        file.write_all(key.to_text().as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(io)?;
+        Ok(key)
+    }
+
+    /// Reads the key at `path`, or makes one there ([`HostKey::create`])
+    /// when there is none.
+    pub fn load_or_create(path: &Path) -> Result<Self, AuditError> {
         match fs::read_to_string(path) {
-            Ok(text) => Self::from_text(&text).map_err(bad_key),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = Self::generate().map_err(bad_key)?;
-                let io = |e: std::io::Error| AuditError::io(path, e);
-                let mut options = fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = options.open(path).map_err(io)?;
-                file.write_all(key.to_text().as_bytes())
-                    .and_then(|()| file.sync_all())
-                    .map_err(io)?;
-                Ok(key)
-            }
+            Ok(text) => Self::from_text(&text).map_err(|message| AuditError::Key {
+                path: path.display().to_string(),
+                message,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(path),
             Err(e) => Err(AuditError::io(path, e)),
         }
     }

@@ -101,29 +101,13 @@ pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
     if out.exists() {
         bail!("{} exists; refusing to overwrite a key", out.display());
     }
-    let key = PublisherKey::generate()?;
-    write_private(out, &key.to_text())?;
+    let key = zhongtai_audit::HostKey::create(out)?;
     let public = out.with_extension("pub");
-    std::fs::write(
-        &public,
-        format!("zhongtai-ed25519-public:{}\n", key.public_key().0),
-    )?;
+    std::fs::write(&public, key.public().to_text() + "\n")?;
+    let key = PublisherKey::from(key);
     println!("secret key: {} (keep it private)", out.display());
     println!("public key: {} ({})", public.display(), key.public_key().0);
     Ok(ExitCode::SUCCESS)
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    Ok(())
 }
 
 /// Publishes a component.

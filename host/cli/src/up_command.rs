@@ -129,17 +129,7 @@ fn publish_capabilities(registry: &dyn Registry, key_path: &Path) -> anyhow::Res
     );
     let root = zhongtai_build::source_root()?;
     let built = zhongtai_build::build(&root, &missing, false)?;
-    let key = match std::fs::read_to_string(key_path) {
-        Ok(text) => PublisherKey::from_text(&text)?,
-        Err(_) => {
-            let key = PublisherKey::generate()?;
-            if let Some(parent) = key_path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(key_path, key.to_text())?;
-            key
-        }
-    };
+    let key = PublisherKey::from(zhongtai_audit::HostKey::load_or_create(key_path)?);
     for (crate_name, path) in built {
         let package = PackageName::parse(&format!(
             "zhongtai:{}",
