@@ -331,16 +331,6 @@ impl AuditLog {
     pub fn public_key(&self) -> crate::VerifyKey {
         self.inner.key.public()
     }
-
-    /// Records on disk.
-    pub fn len(&self) -> u64 {
-        lock(&self.inner.state).durable
-    }
-
-    /// Whether no record has been written.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl Drop for AuditLog {
