@@ -320,7 +320,7 @@ impl RegistryStore {
         entry.subject = record.signed.as_ref().map(|s| s.public_key.0.clone());
         self.audit.append(entry).map(|_| ()).map_err(|e| {
             RegistryError::Storage(format!(
-                "the change is made but its audit record is not: {e}"
+                "refused: the change could not be recorded in the audit trail: {e}"
             ))
         })
     }
