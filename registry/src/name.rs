@@ -15,25 +15,15 @@ pub struct PackageName(String);
 #[error("{0}")]
 pub struct NameError(pub String);
 
-fn valid_part(part: &str) -> bool {
-    (1..=64).contains(&part.len())
-        && part.starts_with(|c: char| c.is_ascii_lowercase())
-        && part
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !part.ends_with('-')
-}
-
 impl PackageName {
     /// Parses `namespace:name`.
     pub fn parse(text: &str) -> Result<Self, NameError> {
-        match text.split_once(':') {
-            Some((namespace, name)) if valid_part(namespace) && valid_part(name) => {
-                Ok(Self(text.to_owned()))
-            }
-            _ => Err(NameError(format!(
+        if zhongtai_ids::is_package_name(text) {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(NameError(format!(
                 "package name {text:?} must be namespace:name, each part lowercase letters, digits or '-', starting with a letter"
-            ))),
+            )))
         }
     }
 

@@ -1,9 +1,14 @@
 //! Identifiers every capability agrees on, parsed once at the boundary:
 //! resident identity numbers (GB 11643, ISO 7064 MOD 11-2 check character),
 //! unified social credit codes (GB 32100-2015, MOD 31 check character),
-//! officials' ids and department ids.
+//! officials' ids and department ids; and the [`Slug`] rule the host uses
+//! for department, service and package names.
+
+mod slug;
 
 use std::fmt;
+
+pub use slug::{Slug, SlugError, is_package_name, is_slug};
 
 /// What kind of party an identifier names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -214,11 +219,7 @@ pub fn unified_social_credit_code(text: &str) -> Result<String, String> {
 
 /// Validates a department id: 1 to 64 lowercase letters, digits or `-`.
 pub fn department_id(text: &str) -> Result<String, String> {
-    let valid = (1..=64).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if valid {
+    if is_slug(text) {
         Ok(text.to_owned())
     } else {
         Err(format!(

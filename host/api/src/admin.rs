@@ -1,5 +1,5 @@
 //! The admin API (bearer token): deploy, upgrade and roll back one
-//! department's manifest while serving.
+//! department's manifest while serving, and read the audit trail.
 //!
 //! | method and path | what |
 //! |---|---|
@@ -10,8 +10,10 @@
 //! | `GET /admin/v1/audit/verify` | the whole trail checked against the host key: a summary, or the first problem (409) |
 //! | `GET /admin/v1/audit/files/{trail.jsonl,checkpoints.jsonl,host.pub}` | the trail's files, for an auditor to verify offline |
 //!
-//! Every deploy, upgrade and rollback, and every refused attempt, is
-//! recorded in the audit trail before it takes effect.
+//! Every handler takes an [`Operator`]: the extractor that checks the
+//! token, so no handler runs without it. Every deploy, upgrade and
+//! rollback, and every refused attempt at one, is recorded in the audit
+//! trail before it takes effect.
 //!
 //! A switch is one pointer swap: requests in flight finish on the
 //! deployment they started with.
@@ -19,178 +21,183 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
-use zhongtai_registry::{Registry, TrustPolicy};
+use serde_json::{Value as Json, json};
+use zhongtai_audit::{AuditLog, Filter, Trail, parse_time, sha256_hex};
+use zhongtai_manifest::ManifestErrors;
 
-use zhongtai_audit::{Filter, Trail, VerifyKey, parse_time, sha256_hex};
+use crate::error::ApiError;
+use crate::host::{Host, admin_entry};
 
-use crate::server::{Host, admin_entry, error};
+/// Proof that a request carries the operator's token; handlers of the admin
+/// API take it as an argument. A refused attempt at a department action
+/// (`…/{department}/manifest` or `…/rollback`) is itself recorded.
+pub struct Operator;
 
-/// What the admin API needs besides the host.
-pub struct Admin {
-    /// Where components come from.
-    pub registry: Arc<dyn Registry>,
-    /// Whose components are accepted.
-    pub trust: TrustPolicy,
-    /// The operator's token; without one the admin API refuses everything.
-    pub token: Option<String>,
-}
-
-/// Whether the host has an admin API and the request carries its token.
-fn authorized(host: &Host, headers: &HeaderMap) -> bool {
-    let Some(admin) = host.admin() else {
-        return false;
-    };
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match (&admin.token, given) {
-        (Some(expected), Some(given)) => {
-            expected.len() == given.len()
-                && expected
-                    .bytes()
-                    .zip(given.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        }
-        _ => false,
-    }
-}
-
-/// Checks the token; a refused attempt is itself recorded (as `action`).
-fn admit(
-    host: &Host,
-    headers: &HeaderMap,
-    action: &str,
-    department: &str,
-) -> Result<(), Box<Response>> {
-    if authorized(host, headers) {
-        return Ok(());
-    }
-    if host.admin().is_none() {
-        return Err(Box::new(refuse()));
-    }
-    let mut entry = admin_entry(action, department);
-    entry.subject = None;
-    entry.outcome = "refused".to_owned();
-    entry.case = Some("unauthorized".to_owned());
-    if let Err(e) = host.record(entry) {
-        tracing::error!(error = %e, "audit record of a refused admin request not written");
-    }
-    Err(Box::new(refuse()))
-}
-
-fn refuse() -> Response {
-    error(
+fn unauthorized() -> ApiError {
+    ApiError::new(
         401,
         "unauthorized",
         "the admin API needs the operator's token (Authorization: Bearer …)",
     )
 }
 
-/// `GET /admin/v1/departments`.
-pub async fn list(State(host): State<Arc<Host>>, headers: HeaderMap) -> Response {
-    if !authorized(&host, &headers) {
-        return refuse();
+/// Compares in time independent of where the texts differ.
+fn same_secret(expected: &str, given: &str) -> bool {
+    expected.len() == given.len()
+        && expected
+            .bytes()
+            .zip(given.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// The department action a path of the admin API names, if any.
+fn department_action(path: &str) -> Option<(&'static str, &str)> {
+    let rest = path.strip_prefix("/admin/v1/departments/")?;
+    let (department, action) = rest.split_once('/')?;
+    let action = match action {
+        "manifest" => "deploy",
+        "rollback" => "rollback",
+        _ => return None,
+    };
+    Some((action, department))
+}
+
+impl FromRequestParts<Arc<Host>> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, host: &Arc<Host>) -> Result<Self, ApiError> {
+        let admin = host.admin().ok_or_else(unauthorized)?;
+        let given = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if let (Some(expected), Some(given)) = (&admin.token, given)
+            && same_secret(expected, given)
+        {
+            return Ok(Operator);
+        }
+        if let Some((action, department)) = department_action(parts.uri.path()) {
+            let mut entry = admin_entry(action, department);
+            entry.subject = None;
+            entry.outcome = "refused".to_owned();
+            entry.case = Some("unauthorized".to_owned());
+            if let Err(e) = host.record(entry) {
+                tracing::error!(error = %e, "audit record of a refused admin request not written");
+            }
+        }
+        Err(unauthorized())
     }
-    axum::Json(host.describe()).into_response()
+}
+
+/// `GET /admin/v1/departments`.
+pub async fn list(State(host): State<Arc<Host>>, _: Operator) -> axum::Json<Json> {
+    axum::Json(host.describe())
 }
 
 /// `POST /admin/v1/departments/{department}/manifest`.
 pub async fn deploy(
     State(host): State<Arc<Host>>,
+    _: Operator,
     Path(department): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    if let Err(refused) = admit(&host, &headers, "deploy", &department) {
-        return *refused;
-    }
+) -> Result<axum::Json<Json>, ApiError> {
     let text = String::from_utf8_lossy(&body).into_owned();
     let source_hash = sha256_hex(&body);
-    let target = department.clone();
-    let file = format!("{department}/zhongtai.toml");
     let worker_host = host.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let admin = worker_host.admin().expect("checked above");
-        let checked = zhongtai_manifest::parse(&text, &file).map_err(|e| e.to_string())?;
-        if checked.department != department {
-            return Err(format!(
-                "{file}: the manifest is for department {:?}, not {department:?}",
-                checked.department
-            ));
-        }
-        let mut deployment = crate::deploy(
-            checked,
-            &file,
-            None,
-            admin.registry.as_ref(),
-            &admin.trust,
-            worker_host.runtime(),
-        )
-        .map_err(|e| e.to_string())?;
-        deployment.source_hash = Some(source_hash);
-        worker_host.install(deployment).map_err(|e| e.to_string())
-    })
-    .await;
+    let target = department.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || deploy_text(&worker_host, &target, &text, source_hash))
+            .await?;
     match outcome {
-        Ok(Ok(revision)) => {
+        Ok(revision) => {
             tracing::info!(revision, "deployed");
-            axum::Json(json!({"deployed": revision})).into_response()
+            Ok(axum::Json(json!({"deployed": revision})))
         }
-        Ok(Err(problems)) => {
-            let mut entry = admin_entry("deploy", &target);
+        Err(Refusal::Invalid(problems)) => {
+            let mut entry = admin_entry("deploy", &department);
             entry.outcome = "refused".to_owned();
             entry.case = Some("invalid-manifest".to_owned());
             entry.args = Some(sha256_hex(&body));
-            entry.detail = Some(problems.clone());
-            if let Err(e) = host.record(entry) {
-                return error(503, "audit-unavailable", e.to_string());
-            }
-            error(422, "invalid-manifest", problems)
+            entry.detail = Some(problems.to_string());
+            host.record(entry)?;
+            Err(problems.into())
         }
-        Err(e) => error(500, "internal", format!("deploy worker failed: {e}")),
+        Err(Refusal::Unrecorded(error)) => Err(error),
     }
+}
+
+/// Why a deploy did not happen.
+enum Refusal {
+    /// The manifest failed a check: recorded as a refused deploy.
+    Invalid(ManifestErrors),
+    /// The deploy could not be recorded, so it did not take effect.
+    Unrecorded(ApiError),
+}
+
+/// Checks, deploys and installs the manifest `text` for `department`.
+fn deploy_text(
+    host: &Host,
+    department: &str,
+    text: &str,
+    source_hash: String,
+) -> Result<u64, Refusal> {
+    let Some(admin) = host.admin() else {
+        return Err(Refusal::Unrecorded(unauthorized()));
+    };
+    let file = format!("{department}/zhongtai.toml");
+    let checked = zhongtai_manifest::parse(text, &file).map_err(Refusal::Invalid)?;
+    if checked.department != department {
+        let problem = checked.department_place.error(
+            &file,
+            "",
+            format!(
+                "the manifest is for department {:?}, but was sent to {department:?}",
+                checked.department.as_str()
+            ),
+        );
+        return Err(Refusal::Invalid(ManifestErrors(vec![problem])));
+    }
+    let mut deployment = crate::deploy(
+        checked,
+        &file,
+        None,
+        admin.registry.as_ref(),
+        &admin.trust,
+        host.runtime(),
+    )
+    .map_err(Refusal::Invalid)?;
+    deployment.source_hash = Some(source_hash);
+    host.install(deployment)
+        .map_err(|e| Refusal::Unrecorded(e.into()))
 }
 
 /// `POST /admin/v1/departments/{department}/rollback`.
 pub async fn rollback(
     State(host): State<Arc<Host>>,
+    _: Operator,
     Path(department): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(refused) = admit(&host, &headers, "rollback", &department) {
-        return *refused;
-    }
-    match host.rollback(&department) {
-        Ok(Some(revision)) => axum::Json(json!({"rolled-back-to": revision})).into_response(),
-        Err(e) => error(503, "audit-unavailable", e.to_string()),
-        Ok(None) => error(
+) -> Result<axum::Json<Json>, ApiError> {
+    match host.rollback(&department)? {
+        Some(revision) => Ok(axum::Json(json!({"rolled-back-to": revision}))),
+        None => Err(ApiError::new(
             409,
             "no-previous-deployment",
             format!("{department} has no earlier deployment to roll back to"),
-        ),
+        )),
     }
 }
 
-fn audit_of(
-    host: &Host,
-    headers: &HeaderMap,
-) -> Result<Arc<zhongtai_audit::AuditLog>, Box<Response>> {
-    if !authorized(host, headers) {
-        return Err(Box::new(refuse()));
-    }
-    host.audit().cloned().ok_or_else(|| {
-        Box::new(error(
-            404,
-            "no-audit-trail",
-            "this host keeps no audit trail",
-        ))
-    })
+/// The host's audit trail, or 404 when it keeps none.
+fn trail_of(host: &Host) -> Result<Arc<AuditLog>, ApiError> {
+    host.audit()
+        .cloned()
+        .ok_or_else(|| ApiError::new(404, "no-audit-trail", "this host keeps no audit trail"))
 }
 
 /// Query of `GET /admin/v1/audit`.
@@ -205,95 +212,85 @@ pub struct AuditQuery {
     limit: Option<usize>,
 }
 
-/// `GET /admin/v1/audit`.
-pub async fn audit_records(
-    State(host): State<Arc<Host>>,
-    headers: HeaderMap,
-    Query(query): Query<AuditQuery>,
-) -> Response {
-    let audit = match audit_of(&host, &headers) {
-        Ok(audit) => audit,
-        Err(refused) => return *refused,
-    };
-    let time = |t: Option<String>, name: &str| {
-        t.map(|t| parse_time(&t))
-            .transpose()
-            .map_err(|e| format!("{name}: {e}"))
-    };
-    let filter = match (time(query.since, "since"), time(query.until, "until")) {
-        (Ok(since), Ok(until)) => Filter {
-            department: query.department,
-            service: query.service,
-            subject: query.subject,
-            request: query.request,
-            since,
-            until,
-            limit: Some(query.limit.unwrap_or(100)),
-        },
-        (Err(e), _) | (_, Err(e)) => return error(400, "bad-request", e),
-    };
-    let dir = audit.dir().to_owned();
-    match tokio::task::spawn_blocking(move || Trail::read(&dir).map(|t| t.select(&filter))).await {
-        Ok(Ok(records)) => axum::Json(json!({ "records": records })).into_response(),
-        Ok(Err(e)) => error(500, "internal", e.to_string()),
-        Err(e) => error(500, "internal", e.to_string()),
+impl AuditQuery {
+    fn filter(self) -> Result<Filter, ApiError> {
+        let time = |t: Option<String>, name: &str| {
+            t.map(|t| parse_time(&t))
+                .transpose()
+                .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+        };
+        Ok(Filter {
+            since: time(self.since, "since")?,
+            until: time(self.until, "until")?,
+            department: self.department,
+            service: self.service,
+            subject: self.subject,
+            request: self.request,
+            limit: Some(self.limit.unwrap_or(100)),
+        })
     }
 }
 
+/// `GET /admin/v1/audit`.
+pub async fn audit_records(
+    State(host): State<Arc<Host>>,
+    _: Operator,
+    Query(query): Query<AuditQuery>,
+) -> Result<axum::Json<Json>, ApiError> {
+    let dir = trail_of(&host)?.dir().to_owned();
+    let filter = query.filter()?;
+    let records = tokio::task::spawn_blocking(move || Trail::read(&dir).map(|t| t.select(&filter)))
+        .await?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(axum::Json(json!({ "records": records })))
+}
+
 /// `GET /admin/v1/audit/verify`.
-pub async fn audit_verify(State(host): State<Arc<Host>>, headers: HeaderMap) -> Response {
-    let audit = match audit_of(&host, &headers) {
-        Ok(audit) => audit,
-        Err(refused) => return *refused,
-    };
+pub async fn audit_verify(
+    State(host): State<Arc<Host>>,
+    _: Operator,
+) -> Result<Response, ApiError> {
+    let audit = trail_of(&host)?;
     let dir = audit.dir().to_owned();
-    let key: VerifyKey = audit.public_key();
+    let key = audit.public_key();
     let checked = tokio::task::spawn_blocking(move || {
         Trail::read(&dir).map(|trail| zhongtai_audit::verify(&trail, &key))
     })
-    .await;
-    match checked {
-        Ok(Ok(Ok(report))) => {
-            axum::Json(json!({"verified": true, "report": report})).into_response()
-        }
-        Ok(Ok(Err(problem))) => (
-            axum::http::StatusCode::CONFLICT,
+    .await?
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(match checked {
+        Ok(report) => axum::Json(json!({"verified": true, "report": report})).into_response(),
+        Err(problem) => (
+            StatusCode::CONFLICT,
             axum::Json(
                 json!({"verified": false, "problem": problem, "message": problem.to_string()}),
             ),
         )
             .into_response(),
-        Ok(Err(e)) => error(500, "internal", e.to_string()),
-        Err(e) => error(500, "internal", e.to_string()),
-    }
+    })
 }
 
 /// `GET /admin/v1/audit/files/{file}`.
 pub async fn audit_file(
     State(host): State<Arc<Host>>,
+    _: Operator,
     Path(file): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let audit = match audit_of(&host, &headers) {
-        Ok(audit) => audit,
-        Err(refused) => return *refused,
-    };
+) -> Result<Response, ApiError> {
+    let audit = trail_of(&host)?;
     let allowed = [
         zhongtai_audit::TRAIL_FILE,
         zhongtai_audit::CHECKPOINTS_FILE,
         zhongtai_audit::PUBLIC_KEY_FILE,
     ];
     if !allowed.contains(&file.as_str()) {
-        return error(
-            404,
-            "not-found",
-            format!("the trail's files are {}", allowed.join(", ")),
-        );
+        return Err(ApiError::not_found(format!(
+            "the trail's files are {}",
+            allowed.join(", ")
+        )));
     }
     let path = audit.dir().join(&file);
-    match tokio::task::spawn_blocking(move || std::fs::read(path)).await {
-        Ok(Ok(bytes)) => ([("content-type", "application/octet-stream")], bytes).into_response(),
-        Ok(Err(e)) => error(500, "internal", format!("{file}: {e}")),
-        Err(e) => error(500, "internal", e.to_string()),
-    }
+    let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
+        .await?
+        .map_err(|e| ApiError::internal(format!("{file}: {e}")))?;
+    Ok(([("content-type", "application/octet-stream")], bytes).into_response())
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde_json::Value as Json;
 use zhongtai_audit::{Entry, Kind, hash_json};
-use zhongtai_runtime::{CallContext, CallError, LoadedComponent, Runtime};
+use zhongtai_runtime::{CallContext, CallError, LoadedComponent, Returned, Runtime};
 
 /// The record of calling `interface.function` of `component` (at `version`,
 /// when it came from a registry) for `context`, before its outcome.
@@ -32,8 +32,9 @@ pub fn call_entry(
 /// Calls `interface.function` of `component` in a fresh instance, as
 /// [`Runtime::call`] does, and returns the result with the call's record:
 /// hashes of the arguments and the result, how long it took, and how it
-/// ended (`ok`, `error` with the case, or the call error's code). The caller
-/// appends the record before it answers.
+/// ended (`ok`, `error` with the case read from the function's WIT result
+/// type, or the call error's code). The caller appends the record before
+/// it answers.
 pub fn call(
     runtime: &Runtime,
     component: &LoadedComponent,
@@ -42,14 +43,14 @@ pub fn call(
     interface: &str,
     function: &str,
     args: &Json,
-) -> (Result<Json, CallError>, Entry) {
+) -> (Result<Returned, CallError>, Entry) {
     let mut entry = call_entry(&context, component, version, interface, function);
     entry.args = Some(hash_json(args));
     let started = Instant::now();
-    let result = runtime.call(component, context, interface, function, args);
+    let result = runtime.invoke(component, context, interface, function, args);
     entry.took(started.elapsed());
     match &result {
-        Ok(value) => entry.settle(value),
+        Ok(returned) => entry.settle(&returned.json, returned.error_case()),
         Err(e) => entry.outcome = e.code().to_owned(),
     }
     (result, entry)

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 use zhongtai_manifest::lock::Lock;
-use zhongtai_manifest::{Action, Checked};
+use zhongtai_manifest::{Action, Checked, CheckedStep, ManifestError, ManifestErrors};
 use zhongtai_registry::name::parse_requirement;
 use zhongtai_registry::{PackageName, Registry, TrustPolicy};
-use zhongtai_runtime::values::{error_cases, json_to_val};
+use zhongtai_runtime::values::{describe_type, error_cases, json_to_val};
 use zhongtai_runtime::{LoadedComponent, Runtime};
 
 /// A component as deployed for one alias.
@@ -37,10 +37,9 @@ pub struct Deployment {
     pub source_hash: Option<String>,
 }
 
-/// Why a deployment was refused: every problem, each naming its place.
-#[derive(Debug, thiserror::Error)]
-#[error("{}", .0.join("\n"))]
-pub struct DeployError(pub Vec<String>);
+/// Why a deployment was refused: every problem, each naming its file,
+/// line, column and field (the same type as the manifest's own checks).
+pub type DeployError = ManifestErrors;
 
 /// Deploys `manifest` (from `file`) with components from `registry`.
 pub fn deploy(
@@ -58,76 +57,14 @@ pub fn deploy(
             Ok(component) => {
                 components.insert(alias.clone(), component);
             }
-            Err(problem) => problems.push(format!("{file}: components.{alias}: {problem}")),
+            Err(problem) => problems.push(spec.place.error(file, "", problem)),
         }
     }
-    for service in &manifest.services {
-        for step in &service.steps {
-            let Action::Call {
-                alias,
-                interface,
-                function,
-                args,
-                errors,
-            } = &step.action
-            else {
-                continue;
-            };
-            let Some(component) = components.get(alias) else {
-                continue;
-            };
-            let place = format!(
-                "{file}:{}:{}: service {} step {}",
-                step.position.0, step.position.1, service.name, step.name
-            );
-            let (name, export) = match component.loaded.function(interface, function) {
-                Ok(found) => found,
-                Err(e) => {
-                    problems.push(format!("{place}: {e}"));
-                    continue;
-                }
-            };
-            let parameters = export
-                .params
-                .iter()
-                .map(|(p, ty)| format!("{p}: {}", zhongtai_runtime::values::describe_type(ty)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            for (param, _) in &export.params {
-                if !args.contains_key(param) {
-                    problems.push(format!(
-                        "{place}: missing argument `{param}` of {name}({parameters})"
-                    ));
-                }
-            }
-            for (arg, expression) in args {
-                let Some((_, ty)) = export.params.iter().find(|(p, _)| p == arg) else {
-                    problems.push(format!("{place}: {name} has no parameter `{arg}`; its parameters are ({parameters})"));
-                    continue;
-                };
-                if expression.is_literal() {
-                    let value = expression
-                        .program
-                        .execute(&cel::Context::default())
-                        .ok()
-                        .and_then(|v| v.json().ok());
-                    if let Some(value) = value
-                        && let Err(e) = json_to_val(ty, &value)
-                    {
-                        problems.push(format!(
-                            "{place}: argument `{arg}{}`: expected {}, found {}",
-                            e.path, e.expected, e.found
-                        ));
-                    }
-                }
-            }
-            if let Some(cases) = export.results.first().and_then(error_cases) {
-                for case in errors.keys() {
-                    if !cases.contains(case) {
-                        problems.push(format!("{place}: errors.{case}: {name} has no error case `{case}`; its cases are {}", cases.join(", ")));
-                    }
-                }
-            }
+    for step in manifest.services.iter().flat_map(|s| &s.steps) {
+        if let Action::Call { alias, .. } = &step.action
+            && let Some(component) = components.get(alias)
+        {
+            problems.extend(check_call(step, &component.loaded, file));
         }
     }
     if problems.is_empty() {
@@ -137,8 +74,80 @@ pub fn deploy(
             source_hash: None,
         })
     } else {
-        Err(DeployError(problems))
+        problems.sort_by_key(|p| (p.line, p.column));
+        Err(ManifestErrors(problems))
     }
+}
+
+/// Checks a call step against the WIT signature of the function it calls:
+/// the function exists, every parameter has an argument and every argument
+/// a parameter, literal arguments have the parameter's type, and the error
+/// cases it maps exist.
+fn check_call(step: &CheckedStep, component: &LoadedComponent, file: &str) -> Vec<ManifestError> {
+    let Action::Call {
+        interface,
+        function,
+        args,
+        errors,
+        ..
+    } = &step.action
+    else {
+        return Vec::new();
+    };
+    let at = |sub: &str, message: String| step.place.error(file, sub, message);
+    let (name, export) = match component.function(interface, function) {
+        Ok(found) => found,
+        Err(e) => return vec![at(".call", e.to_string())],
+    };
+    let mut problems = Vec::new();
+    let parameters = export
+        .params
+        .iter()
+        .map(|(p, ty)| format!("{p}: {}", describe_type(ty)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for (param, _) in &export.params {
+        if !args.contains_key(param) {
+            problems.push(at(
+                ".args",
+                format!("missing argument `{param}` of {name}({parameters})"),
+            ));
+        }
+    }
+    for (arg, expression) in args {
+        let Some((_, ty)) = export.params.iter().find(|(p, _)| p == arg) else {
+            problems.push(at(
+                &format!(".args.{arg}"),
+                format!("{name} has no parameter `{arg}`; its parameters are ({parameters})"),
+            ));
+            continue;
+        };
+        if let Some(value) = expression.literal_value()
+            && let Err(e) = json_to_val(ty, &value)
+        {
+            let within = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!(" at `{arg}{}`", e.path)
+            };
+            problems.push(at(
+                &format!(".args.{arg}"),
+                format!("expected {}, found {}{within}", e.expected, e.found),
+            ));
+        }
+    }
+    if let Some(cases) = export.results.first().and_then(error_cases) {
+        for case in errors.keys().filter(|case| !cases.contains(case)) {
+            problems.push(at(
+                &format!(".errors.{case}"),
+                format!(
+                    "{name} has no error case `{case}`; its cases are {}",
+                    cases.join(", ")
+                ),
+            ));
+        }
+    }
+    problems
 }
 
 fn deploy_component(
@@ -184,8 +193,9 @@ fn deploy_component(
     })
 }
 
-/// A lock for `manifest`: each alias resolved to an exact version and digest.
-pub fn lock(manifest: &Checked, registry: &dyn Registry) -> Result<Lock, DeployError> {
+/// A lock for `manifest` (from `file`): each alias resolved to an exact
+/// version and digest.
+pub fn lock(manifest: &Checked, file: &str, registry: &dyn Registry) -> Result<Lock, DeployError> {
     let mut problems = Vec::new();
     let mut components = Vec::new();
     for (alias, spec) in &manifest.components {
@@ -203,7 +213,7 @@ pub fn lock(manifest: &Checked, registry: &dyn Registry) -> Result<Lock, DeployE
                 version: record.version.to_string(),
                 digest: record.digest.to_string(),
             }),
-            Err(problem) => problems.push(format!("components.{alias}: {problem}")),
+            Err(problem) => problems.push(spec.place.error(file, "", problem)),
         }
     }
     if problems.is_empty() {
@@ -212,7 +222,7 @@ pub fn lock(manifest: &Checked, registry: &dyn Registry) -> Result<Lock, DeployE
             components,
         })
     } else {
-        Err(DeployError(problems))
+        Err(ManifestErrors(problems))
     }
 }
 

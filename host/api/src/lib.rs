@@ -6,17 +6,28 @@
 //! call step checked against the WIT signature it calls. [`workflow::run`]
 //! runs one service for one request: CEL arguments, conditions and checks,
 //! grants, a fresh instance per call, error cases mapped to HTTP statuses.
-//! [`server`] serves every department under `/<department>/…` on axum, and
-//! [`admin`] deploys, upgrades and rolls back departments while serving.
-//! [`audited`] says what the audit record of a call holds; the workflow and
-//! the host append them to the trail before answering.
-//! Depends on manifest, runtime and registry; nothing depends on it but the CLI.
+//! [`host::Host`] is the running platform: the deployments in service with
+//! their history, the admin settings and the audit trail. [`server`] serves
+//! every department under `/<department>/…` on axum, and [`admin`] deploys,
+//! upgrades and rolls back departments while serving. Every refusal is an
+//! [`error::ApiError`]. [`audited`] says what the audit record of a call
+//! holds; the workflow and the host append them to the trail before
+//! answering.
+//!
+//! Modules depend one way: `server` → `admin` → `host` → `deploy`;
+//! `server` → `workflow` → `audited`, `deploy`; everything → `error`.
+//! The crate depends on manifest, runtime, registry and audit; nothing
+//! depends on it but the CLI.
 
 pub mod admin;
 pub mod audited;
 pub mod deploy;
+pub mod error;
+pub mod host;
 pub mod server;
 pub mod workflow;
 
 pub use deploy::{DeployError, Deployment, deploy, lock};
-pub use server::{Host, app, serve};
+pub use error::ApiError;
+pub use host::{Admin, Host};
+pub use server::{app, serve};

@@ -1,198 +1,29 @@
 //! The HTTP host: every deployed department's services under
-//! `/<department>/…`, plus `GET /healthz` and `GET /readyz`.
+//! `/<department>/…`, the admin API under `/admin/v1/…`, plus
+//! `GET /healthz` and `GET /readyz`. A request is matched to a service of
+//! the department's deployment in service, its parts become a
+//! [`RequestData`], and the workflow runs on a blocking worker.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value as Json, json};
-use zhongtai_runtime::Runtime;
 
-use zhongtai_audit::{AuditError, AuditLog, Entry, Kind};
-
+use crate::admin;
 use crate::deploy::Deployment;
+use crate::error::ApiError;
+use crate::host::Host;
 use crate::workflow::{RequestData, Timings, run_timed};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
-/// A department's deployments, oldest first, with their revisions; the
-/// last is in service.
-type History = Vec<(u64, Arc<Deployment>)>;
-
-/// How many earlier deployments of a department are kept for rollback.
-pub const KEPT_DEPLOYMENTS: usize = 8;
-
-/// The running platform: the runtime and the deployed departments, each
-/// with its recent history (the last entry is in service).
-pub struct Host {
-    runtime: Arc<Runtime>,
-    deployments: RwLock<BTreeMap<String, History>>,
-    revisions: std::sync::atomic::AtomicU64,
-    admin: Option<crate::admin::Admin>,
-    audit: Option<Arc<AuditLog>>,
-}
-
-/// Who an operator action is recorded as: whoever holds the admin token or
-/// started the host.
-pub const OPERATOR: &str = "operator";
-
-impl Host {
-    /// A host with nothing deployed yet and no admin API.
-    pub fn new(runtime: Arc<Runtime>) -> Self {
-        Self::with_admin(runtime, None)
-    }
-
-    /// A host whose admin API deploys from `admin.registry`.
-    pub fn with_admin(runtime: Arc<Runtime>, admin: Option<crate::admin::Admin>) -> Self {
-        Self {
-            runtime,
-            deployments: RwLock::new(BTreeMap::new()),
-            revisions: std::sync::atomic::AtomicU64::new(0),
-            admin,
-            audit: None,
-        }
-    }
-
-    /// Records every call and operator action in `audit`.
-    pub fn with_audit(mut self, audit: Arc<AuditLog>) -> Self {
-        self.audit = Some(audit);
-        self
-    }
-
-    /// The audit trail, if the host keeps one.
-    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
-        self.audit.as_ref()
-    }
-
-    /// Records an operator action (no-op without an audit trail).
-    pub fn record(&self, entry: Entry) -> Result<(), AuditError> {
-        match &self.audit {
-            Some(audit) => audit.append(entry).map(|_| ()),
-            None => Ok(()),
-        }
-    }
-
-    pub(crate) fn admin(&self) -> Option<&crate::admin::Admin> {
-        self.admin.as_ref()
-    }
-
-    pub(crate) fn runtime(&self) -> &Runtime {
-        &self.runtime
-    }
-
-    /// Puts `deployment` in service for its department and returns its
-    /// revision; requests already running finish on the one they started
-    /// with. The action (`deploy`, or `upgrade` when it replaces one) is
-    /// recorded before it takes effect; when it cannot be recorded nothing
-    /// changes.
-    pub fn install(&self, deployment: Deployment) -> Result<u64, AuditError> {
-        let department = deployment.manifest.department.clone();
-        let mut deployments = self.deployments.write().unwrap_or_else(|e| e.into_inner());
-        let revision = self
-            .revisions
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        let replaces = deployments.get(&department).is_some_and(|h| !h.is_empty());
-        let pins: Vec<String> = deployment
-            .components
-            .iter()
-            .map(|(alias, c)| format!("{alias}={}@{} ({})", c.spec.package, c.version, c.digest))
-            .collect();
-        let mut entry = admin_entry(if replaces { "upgrade" } else { "deploy" }, &department);
-        entry.detail = Some(format!("revision {revision}: {}", pins.join(", ")));
-        entry.args = deployment.source_hash.clone();
-        self.record(entry)?;
-        let history = deployments.entry(department).or_default();
-        history.push((revision, Arc::new(deployment)));
-        if history.len() > KEPT_DEPLOYMENTS {
-            history.remove(0);
-        }
-        Ok(revision)
-    }
-
-    /// Returns `department` to its previous deployment; its revision, or
-    /// `None` when there is none. Recorded before it takes effect.
-    pub fn rollback(&self, department: &str) -> Result<Option<u64>, AuditError> {
-        let mut deployments = self.deployments.write().unwrap_or_else(|e| e.into_inner());
-        let Some(history) = deployments.get_mut(department) else {
-            return Ok(None);
-        };
-        if history.len() < 2 {
-            return Ok(None);
-        }
-        let from = history[history.len() - 1].0;
-        let to = history[history.len() - 2].0;
-        let mut entry = admin_entry("rollback", department);
-        entry.detail = Some(format!("revision {from} back to revision {to}"));
-        self.record(entry)?;
-        history.pop();
-        Ok(Some(to))
-    }
-
-    /// The departments in service.
-    pub fn departments(&self) -> Vec<String> {
-        self.deployments
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect()
-    }
-
-    /// Departments with their revision in service and component versions.
-    pub fn describe(&self) -> serde_json::Value {
-        let deployments = self.deployments.read().unwrap_or_else(|e| e.into_inner());
-        let departments: serde_json::Map<String, serde_json::Value> = deployments
-            .iter()
-            .filter_map(|(department, history)| {
-                let (revision, deployment) = history.last()?;
-                let components: serde_json::Map<String, serde_json::Value> = deployment
-                    .components
-                    .iter()
-                    .map(|(alias, c)| {
-                        let described = json!({"package": c.spec.package, "version": c.version.to_string(), "digest": c.digest});
-                        (alias.clone(), described)
-                    })
-                    .collect();
-                let described = json!({"revision": revision, "previous": history.len() - 1, "components": components});
-                Some((department.clone(), described))
-            })
-            .collect();
-        json!({ "departments": departments })
-    }
-
-    fn deployment(&self, department: &str) -> Option<Arc<Deployment>> {
-        self.deployments
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(department)
-            .and_then(|history| history.last().map(|(_, d)| d.clone()))
-    }
-}
-
-/// The audit entry of an operator action on `department`.
-pub(crate) fn admin_entry(action: &str, department: &str) -> Entry {
-    let mut entry = Entry::new(Kind::Admin);
-    entry.action = Some(action.to_owned());
-    entry.department = Some(department.to_owned());
-    entry.subject = Some(OPERATOR.to_owned());
-    entry
-}
-
-pub(crate) fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        axum::Json(json!({"error": {"code": code, "message": message.into()}})),
-    )
-        .into_response()
-}
 
 /// The host's routes.
 pub fn app(host: Arc<Host>) -> Router {
@@ -202,32 +33,64 @@ pub fn app(host: Arc<Host>) -> Router {
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
         .route("/readyz", get(ready))
-        .route("/admin/v1/departments", get(crate::admin::list))
+        .route("/admin/v1/departments", get(admin::list))
         .route(
             "/admin/v1/departments/{department}/manifest",
-            axum::routing::post(crate::admin::deploy),
+            post(admin::deploy),
         )
         .route(
             "/admin/v1/departments/{department}/rollback",
-            axum::routing::post(crate::admin::rollback),
+            post(admin::rollback),
         )
-        .route("/admin/v1/audit", get(crate::admin::audit_records))
-        .route("/admin/v1/audit/verify", get(crate::admin::audit_verify))
-        .route(
-            "/admin/v1/audit/files/{file}",
-            get(crate::admin::audit_file),
-        )
+        .route("/admin/v1/audit", get(admin::audit_records))
+        .route("/admin/v1/audit/verify", get(admin::audit_verify))
+        .route("/admin/v1/audit/files/{file}", get(admin::audit_file))
         .fallback(service)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(host)
 }
 
-async fn ready(State(host): State<Arc<Host>>) -> Response {
+async fn ready(State(host): State<Arc<Host>>) -> Result<axum::Json<Json>, ApiError> {
     let departments = host.departments();
     if departments.is_empty() {
-        return error(503, "not-ready", "no department is deployed yet");
+        return Err(ApiError::new(
+            503,
+            "not-ready",
+            "no department is deployed yet",
+        ));
     }
-    axum::Json(json!({"status": "ready", "departments": departments})).into_response()
+    Ok(axum::Json(
+        json!({"status": "ready", "departments": departments}),
+    ))
+}
+
+/// The service of `deployment` that answers `method` at `rest` (the path
+/// below the department), with its path parameters.
+fn find_service(
+    deployment: &Deployment,
+    method: &Method,
+    rest: &str,
+) -> Result<(usize, BTreeMap<String, String>), ApiError> {
+    let mut allowed = Vec::new();
+    for (index, service) in deployment.manifest.services.iter().enumerate() {
+        if let Some(params) = match_path(&service.path, rest) {
+            if service.method == method.as_str() {
+                return Ok((index, params));
+            }
+            allowed.push(service.method.clone());
+        }
+    }
+    if allowed.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "{} has no service at {rest}",
+            deployment.manifest.department
+        )));
+    }
+    Err(ApiError::new(
+        405,
+        "method-not-allowed",
+        format!("{rest} accepts {}", allowed.join(", ")),
+    ))
 }
 
 /// Matches `path` against a service's pattern, returning path parameters.
@@ -241,7 +104,7 @@ fn match_path(pattern: &str, path: &str) -> Option<BTreeMap<String, String>> {
     for (p, a) in pattern.iter().zip(&actual) {
         match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
             Some(name) if !a.is_empty() => {
-                params.insert(name.to_owned(), percent_decode(a));
+                params.insert(name.to_owned(), percent_decode(a, false));
             }
             Some(_) => return None,
             None if p == a => {}
@@ -251,7 +114,9 @@ fn match_path(pattern: &str, path: &str) -> Option<BTreeMap<String, String>> {
     Some(params)
 }
 
-fn percent_decode(text: &str) -> String {
+/// Decodes `%XX` escapes; `+` is a space only in a query string
+/// (`query`), never in a path segment.
+fn percent_decode(text: &str, query: bool) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -265,82 +130,57 @@ fn percent_decode(text: &str) -> String {
             i += 3;
             continue;
         }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        out.push(if query && bytes[i] == b'+' {
+            b' '
+        } else {
+            bytes[i]
+        });
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn service(
-    State(host): State<Arc<Host>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri.path();
-    let Some((department, rest)) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .map(|(d, r)| (d.to_owned(), format!("/{r}")))
-    else {
-        return error(
-            404,
-            "not-found",
-            format!("no route {path}; routes are /<department>/…"),
-        );
-    };
-    let Some(deployment) = host.deployment(&department) else {
-        return error(
-            404,
-            "not-found",
-            format!("no department {department:?} is deployed"),
-        );
-    };
-    let mut allowed = Vec::new();
-    let mut found = None;
-    for (index, service) in deployment.manifest.services.iter().enumerate() {
-        if let Some(params) = match_path(&service.path, &rest) {
-            allowed.push(service.method.clone());
-            if service.method == method.as_str() {
-                found = Some((index, params));
-            }
-        }
-    }
-    let Some((index, params)) = found else {
-        if allowed.is_empty() {
-            return error(
-                404,
-                "not-found",
-                format!("{department} has no service at {rest}"),
-            );
-        }
-        return error(
-            405,
-            "method-not-allowed",
-            format!("{rest} accepts {}", allowed.join(", ")),
-        );
-    };
+/// Query parameters by name.
+fn query_params(uri: &Uri) -> BTreeMap<String, String> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k, true), percent_decode(v, true))
+        })
+        .collect()
+}
+
+/// The caller's `x-request-id` when it is a sensible one, else a fresh id.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .map_or_else(zhongtai_runtime::context::new_request_id, str::to_owned)
+}
+
+/// What the workflow sees of a request.
+fn request_data(
+    params: BTreeMap<String, String>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<RequestData, ApiError> {
     let body = if body.is_empty() {
         Json::Null
     } else {
-        match serde_json::from_slice(&body) {
-            Ok(json) => json,
-            Err(e) => return error(400, "bad-request", format!("the body is not JSON: {e}")),
-        }
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?
     };
-    let request = RequestData {
+    Ok(RequestData {
         path: params,
-        query: uri
-            .query()
-            .unwrap_or("")
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                (percent_decode(k), percent_decode(v))
-            })
-            .collect(),
+        query: query_params(uri),
         headers: headers
             .iter()
             .filter_map(|(name, value)| {
@@ -351,19 +191,35 @@ async fn service(
             })
             .collect(),
         body,
-        request_id: headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|id| {
-                (1..=64).contains(&id.len())
-                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            })
-            .map_or_else(zhongtai_runtime::context::new_request_id, str::to_owned),
-    };
-    let runtime = host.runtime.clone();
-    let audit = host.audit.clone();
-    let started = std::time::Instant::now();
-    let outcome = tokio::task::spawn_blocking(move || {
+        request_id: request_id(headers),
+    })
+}
+
+/// Every department's services: `/<department>/<service path>`.
+async fn service(
+    State(host): State<Arc<Host>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let path = uri.path();
+    let (department, rest) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .map(|(d, r)| (d.to_owned(), format!("/{r}")))
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no route {path}; routes are /<department>/…"))
+        })?;
+    let deployment = host
+        .deployment(&department)
+        .ok_or_else(|| ApiError::not_found(format!("no department {department:?} is deployed")))?;
+    let (index, params) = find_service(&deployment, &method, &rest)?;
+    let request = request_data(params, &uri, &headers, &body)?;
+    let runtime = host.runtime().clone();
+    let audit = host.audit().cloned();
+    let started = Instant::now();
+    let (outcome, timings) = tokio::task::spawn_blocking(move || {
         let service = &deployment.manifest.services[index];
         let mut timings = Timings::default();
         let outcome = run_timed(
@@ -376,38 +232,24 @@ async fn service(
         );
         (outcome, timings)
     })
-    .await;
-    // Where the time went, for operators and load tests (Server-Timing).
-    let timing = |timings: Timings| {
+    .await?;
+    // Where the time went, for operators and load tests.
+    let server_timing = [(
+        "server-timing",
         format!(
             "components;dur={:.3}, audit;dur={:.3}, total;dur={:.3}",
             timings.components.as_secs_f64() * 1000.0,
             timings.audit.as_secs_f64() * 1000.0,
             started.elapsed().as_secs_f64() * 1000.0
-        )
-    };
-    match outcome {
-        Ok((Ok((status, body)), timings)) => {
+        ),
+    )];
+    Ok(match outcome {
+        Ok((status, body)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            (
-                status,
-                [("server-timing", timing(timings))],
-                axum::Json(body),
-            )
-                .into_response()
+            (status, server_timing, axum::Json(body)).into_response()
         }
-        Ok((Err(failure), timings)) => {
-            let status =
-                StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            (
-                status,
-                [("server-timing", timing(timings))],
-                axum::Json(failure.body()),
-            )
-                .into_response()
-        }
-        Err(e) => error(500, "internal", format!("the request's worker failed: {e}")),
-    }
+        Err(refused) => (server_timing, refused).into_response(),
+    })
 }
 
 /// Serves `host` on `listener` until `shutdown` completes; requests in
@@ -433,5 +275,14 @@ mod tests {
         assert!(match_path("/licenses/{number}", "/licenses").is_none());
         assert!(match_path("/licenses", "/permits").is_none());
         assert_eq!(match_path("/a/{x}", "/a/b%20c").unwrap()["x"], "b c");
+    }
+
+    #[test]
+    fn a_plus_is_a_space_in_a_query_but_not_in_a_path() {
+        assert_eq!(match_path("/a/{x}", "/a/b+c").unwrap()["x"], "b+c");
+        let uri: Uri = "/a?name=b+c&other=d%2Be".parse().unwrap();
+        let query = query_params(&uri);
+        assert_eq!(query["name"], "b c");
+        assert_eq!(query["other"], "d+e");
     }
 }

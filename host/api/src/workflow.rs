@@ -1,17 +1,24 @@
 //! Running a service: each step in order, a fresh component instance per
 //! call, CEL for arguments, conditions, checks and the response.
+//!
+//! A step's answer is read from the called function's WIT result type
+//! ([`Returned`]): the payload of `ok`, or the whole value when the
+//! function does not return a `result`; an `err` ends the run with the
+//! status the manifest maps its case to. Refusals and failures are
+//! [`ApiError`]s naming the step.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 use zhongtai_audit::{AuditLog, Entry};
 use zhongtai_manifest::expr::Expression;
-use zhongtai_manifest::{Action, CheckedService};
-use zhongtai_runtime::{CallContext, CallError, Runtime, Slug};
+use zhongtai_manifest::{Action, CheckedService, CheckedStep};
+use zhongtai_runtime::{CallContext, Outcome, Returned, Runtime};
 
 use crate::audited::call_entry;
 use crate::deploy::{Deployment, cel_value};
+use crate::error::ApiError;
 
 /// What a service sees of an HTTP request.
 #[derive(Debug, Clone, Default)]
@@ -46,36 +53,6 @@ impl RequestData {
     }
 }
 
-/// A refusal or failure, answered as `{"error": {"code", "message", "step"}}`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceError {
-    /// HTTP status.
-    pub status: u16,
-    /// Stable code: an error case of the component, `check-failed`,
-    /// `not-granted`, `timeout`, `trap`, `expression`, …
-    pub code: String,
-    /// For people.
-    pub message: String,
-    /// The step that failed, if one did.
-    pub step: Option<String>,
-}
-
-impl ServiceError {
-    fn new(status: u16, code: &str, message: impl Into<String>, step: Option<&str>) -> Self {
-        Self {
-            status,
-            code: code.to_owned(),
-            message: message.into(),
-            step: step.map(str::to_owned),
-        }
-    }
-
-    /// The JSON body of the answer.
-    pub fn body(&self) -> Json {
-        json!({"error": {"code": self.code, "message": self.message, "step": self.step}})
-    }
-}
-
 /// What expressions of one run see: the request and earlier steps' results,
 /// each converted to CEL once (the steps again only when a step adds one).
 struct Scope {
@@ -98,45 +75,31 @@ impl Scope {
         self.steps.insert(step.to_owned(), result);
         self.steps_value = cel_value(&Json::Object(self.steps.clone()));
     }
-}
 
-fn evaluate(
-    expression: &Expression,
-    scope: &Scope,
-    step: Option<&str>,
-) -> Result<Json, ServiceError> {
-    let mut context = cel::Context::default();
-    context.add_variable_from_value("request", scope.request.clone());
-    context.add_variable_from_value("steps", scope.steps_value.clone());
-    let value = expression.program.execute(&context).map_err(|e| {
-        ServiceError::new(
-            400,
-            "expression",
-            format!(
-                "`{}` could not be evaluated for this request: {e}",
-                expression.source
-            ),
-            step,
-        )
-    })?;
-    value.json().map_err(|e| {
-        ServiceError::new(
-            500,
-            "expression",
-            format!("`{}` has no JSON value: {e}", expression.source),
-            step,
-        )
-    })
-}
-
-fn call_error(error: CallError, step: &str) -> ServiceError {
-    let status = match &error {
-        CallError::Arguments { .. } => 400,
-        CallError::Timeout { .. } => 504,
-        CallError::Busy { .. } => 503,
-        _ => 500,
-    };
-    ServiceError::new(status, error.code(), error.to_string(), Some(step))
+    fn evaluate(&self, expression: &Expression, step: Option<&str>) -> Result<Json, ApiError> {
+        let mut context = cel::Context::default();
+        context.add_variable_from_value("request", self.request.clone());
+        context.add_variable_from_value("steps", self.steps_value.clone());
+        let value = expression.program.execute(&context).map_err(|e| {
+            ApiError::new(
+                400,
+                "expression",
+                format!(
+                    "`{}` could not be evaluated for this request: {e}",
+                    expression.source
+                ),
+            )
+            .at_step(step)
+        })?;
+        value.json().map_err(|e| {
+            ApiError::new(
+                500,
+                "expression",
+                format!("`{}` has no JSON value: {e}", expression.source),
+            )
+            .at_step(step)
+        })
+    }
 }
 
 /// Runs `service` of `deployment` for `request`; returns status and body.
@@ -148,7 +111,7 @@ pub fn run(
     deployment: &Deployment,
     service: &CheckedService,
     request: &RequestData,
-) -> Result<(u16, Json), ServiceError> {
+) -> Result<(u16, Json), ApiError> {
     let mut timings = Timings::default();
     run_timed(runtime, audit, deployment, service, request, &mut timings)
 }
@@ -157,9 +120,9 @@ pub fn run(
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timings {
     /// Inside component calls (instantiation included).
-    pub components: std::time::Duration,
+    pub components: Duration,
     /// Writing the run's audit records to disk.
-    pub audit: std::time::Duration,
+    pub audit: Duration,
 }
 
 /// [`run`], adding where the time went to `timings`.
@@ -170,163 +133,157 @@ pub fn run_timed(
     service: &CheckedService,
     request: &RequestData,
     timings: &mut Timings,
-) -> Result<(u16, Json), ServiceError> {
-    let mut records = Vec::new();
-    let outcome = steps(
+) -> Result<(u16, Json), ApiError> {
+    let mut run = Run {
         runtime,
         deployment,
         service,
         request,
-        &mut timings.components,
-        &mut records,
-    );
-    let started = std::time::Instant::now();
+        scope: Scope::new(&request.as_json()),
+        subject: None,
+        in_components: Duration::ZERO,
+        records: Vec::new(),
+    };
+    let outcome = run.steps();
+    timings.components += run.in_components;
+    let started = Instant::now();
     let written = match audit {
-        Some(audit) if !records.is_empty() => audit.append_all(records).map(|_| ()),
+        Some(audit) if !run.records.is_empty() => audit.append_all(run.records).map(|_| ()),
         _ => Ok(()),
     };
     timings.audit += started.elapsed();
     if let Err(e) = written {
         tracing::error!(error = %e, request = %request.request_id, "audit trail not written");
-        return Err(ServiceError::new(
+        return Err(ApiError::new(
             503,
             "audit-unavailable",
             format!(
                 "the request ran but its audit records could not be written, so its answer is withheld: {e}"
             ),
-            None,
         ));
     }
     outcome
 }
 
-fn steps(
-    runtime: &Runtime,
-    deployment: &Deployment,
-    service: &CheckedService,
-    request: &RequestData,
-    in_components: &mut std::time::Duration,
-    records: &mut Vec<Entry>,
-) -> Result<(u16, Json), ServiceError> {
-    let mut scope = Scope::new(&request.as_json());
-    let department = Slug::parse("department", &deployment.manifest.department)
-        .map_err(|e| ServiceError::new(500, "internal", e.to_string(), None))?;
-    let service_slug = Slug::parse("service", &service.name)
-        .map_err(|e| ServiceError::new(500, "internal", e.to_string(), None))?;
-    let mut subject: Option<String> = None;
-    for step in &service.steps {
-        let name = step.name.as_str();
-        if let Some(condition) = &step.condition
-            && evaluate(condition, &scope, Some(name))? != Json::Bool(true)
-        {
-            scope.record(name, Json::Null);
-            continue;
-        }
-        match &step.action {
-            Action::Check {
-                condition,
-                status,
-                message,
-            } => {
-                if evaluate(condition, &scope, Some(name))? != Json::Bool(true) {
-                    return Err(ServiceError::new(
-                        *status,
-                        "check-failed",
-                        message.clone(),
-                        Some(name),
-                    ));
-                }
-                scope.record(name, Json::Bool(true));
-            }
-            Action::Call {
-                alias,
-                interface,
-                function,
-                args,
-                errors,
-            } => {
-                let component = deployment.components.get(alias).ok_or_else(|| {
-                    ServiceError::new(
-                        500,
-                        "internal",
-                        format!("alias {alias} is not deployed"),
-                        Some(name),
-                    )
-                })?;
-                if subject.is_none()
-                    && let Some(expression) = &service.subject
-                    && let Ok(Json::String(who)) = evaluate(expression, &scope, None)
-                {
-                    subject = Some(who);
-                }
-                let context = CallContext {
-                    department: department.clone(),
-                    service: service_slug.clone(),
-                    request_id: request.request_id.clone(),
-                    subject: subject.clone(),
-                };
-                let version = Some(&component.version);
-                if !component.spec.grants(interface, function) {
-                    tracing::warn!(department = %department, service = %service_slug, alias, interface, function, "call refused: not granted");
-                    let mut entry =
-                        call_entry(&context, &component.loaded, version, interface, function);
-                    entry.outcome = "refused".to_owned();
-                    entry.case = Some("not-granted".to_owned());
-                    records.push(entry);
-                    return Err(ServiceError::new(
-                        403,
-                        "not-granted",
-                        format!(
-                            "{} may not call {alias}.{interface}.{function}: the manifest does not grant it",
-                            department
-                        ),
-                        Some(name),
-                    ));
-                }
-                let mut arguments = serde_json::Map::new();
-                for (param, expression) in args {
-                    arguments.insert(param.clone(), evaluate(expression, &scope, Some(name))?);
-                }
-                let (result, entry) = crate::audited::call(
-                    runtime,
-                    &component.loaded,
-                    version,
-                    context,
-                    interface,
-                    function,
-                    &Json::Object(arguments),
-                );
-                *in_components += std::time::Duration::from_micros(entry.duration_us);
-                let case = entry.case.clone();
-                records.push(entry);
-                let result = result.map_err(|e| call_error(e, name))?;
-                let value = match (result, case) {
-                    (Json::Object(mut map), Some(case)) => {
-                        let detail = match map.remove("err") {
-                            Some(Json::Object(mut m)) if m.len() == 1 => m.remove(&case),
-                            Some(Json::String(_)) | None => None,
-                            other => other,
-                        };
-                        let message = match detail {
-                            Some(Json::String(text)) => text,
-                            Some(other) => format!("{case}: {other}"),
-                            None => case.clone(),
-                        };
-                        let status = errors.get(&case).copied().unwrap_or(422);
-                        return Err(ServiceError::new(status, &case, message, Some(name)));
-                    }
-                    (Json::Object(mut map), None) if map.len() == 1 && map.contains_key("ok") => {
-                        map.remove("ok").unwrap_or(Json::Null)
-                    }
-                    (other, _) => other,
-                };
-                scope.record(name, value);
-            }
-        }
-    }
-    let body = evaluate(&service.body, &scope, None)?;
-    Ok((service.status, body))
+/// One run of a service: what it has seen and recorded so far.
+struct Run<'a> {
+    runtime: &'a Runtime,
+    deployment: &'a Deployment,
+    service: &'a CheckedService,
+    request: &'a RequestData,
+    scope: Scope,
+    /// Who the request is for, once the service's `subject` can be read.
+    subject: Option<String>,
+    in_components: Duration,
+    records: Vec<Entry>,
 }
 
-/// A deployment with its routes, shared by requests.
-pub type SharedDeployment = Arc<Deployment>;
+impl Run<'_> {
+    fn steps(&mut self) -> Result<(u16, Json), ApiError> {
+        for step in &self.service.steps {
+            let name = step.name.as_str();
+            if let Some(condition) = &step.condition
+                && self.scope.evaluate(condition, Some(name))? != Json::Bool(true)
+            {
+                self.scope.record(name, Json::Null);
+                continue;
+            }
+            let answer = match &step.action {
+                Action::Check {
+                    condition,
+                    status,
+                    message,
+                } => {
+                    if self.scope.evaluate(condition, Some(name))? != Json::Bool(true) {
+                        return Err(ApiError::new(*status, "check-failed", message.clone())
+                            .at_step(Some(name)));
+                    }
+                    Json::Bool(true)
+                }
+                Action::Call { .. } => self.call(step)?,
+            };
+            self.scope.record(name, answer);
+        }
+        let body = self.scope.evaluate(&self.service.body, None)?;
+        Ok((self.service.status, body))
+    }
+
+    /// Runs the call `step`; its answer, or the refusal its error case maps to.
+    fn call(&mut self, step: &CheckedStep) -> Result<Json, ApiError> {
+        let Action::Call {
+            alias,
+            interface,
+            function,
+            args,
+            errors,
+        } = &step.action
+        else {
+            return Err(ApiError::internal("not a call step"));
+        };
+        let name = step.name.as_str();
+        let component = self.deployment.components.get(alias).ok_or_else(|| {
+            ApiError::internal(format!("alias {alias} is not deployed")).at_step(Some(name))
+        })?;
+        if self.subject.is_none()
+            && let Some(expression) = &self.service.subject
+            && let Ok(Json::String(who)) = self.scope.evaluate(expression, None)
+        {
+            self.subject = Some(who);
+        }
+        let context = CallContext {
+            department: self.deployment.manifest.department.clone(),
+            service: self.service.name.clone(),
+            request_id: self.request.request_id.clone(),
+            subject: self.subject.clone(),
+        };
+        let version = Some(&component.version);
+        if !component.spec.grants(interface, function) {
+            tracing::warn!(department = %context.department, service = %context.service, alias, interface, function, "call refused: not granted");
+            let mut entry = call_entry(&context, &component.loaded, version, interface, function);
+            entry.outcome = "refused".to_owned();
+            entry.case = Some("not-granted".to_owned());
+            self.records.push(entry);
+            return Err(ApiError::new(
+                403,
+                "not-granted",
+                format!(
+                    "{} may not call {alias}.{interface}.{function}: the manifest does not grant it",
+                    context.department
+                ),
+            )
+            .at_step(Some(name)));
+        }
+        let mut arguments = serde_json::Map::new();
+        for (param, expression) in args {
+            arguments.insert(param.clone(), self.scope.evaluate(expression, Some(name))?);
+        }
+        let (result, entry) = crate::audited::call(
+            self.runtime,
+            &component.loaded,
+            version,
+            context,
+            interface,
+            function,
+            &Json::Object(arguments),
+        );
+        self.in_components += Duration::from_micros(entry.duration_us);
+        self.records.push(entry);
+        let returned = result.map_err(|e| ApiError::from(e).at_step(Some(name)))?;
+        refusal(returned, errors).map_err(|e| e.at_step(Some(name)))
+    }
+}
+
+/// A call's answer, or the refusal its error case maps to in `errors`
+/// (422 when the manifest maps it to nothing).
+fn refusal(returned: Returned, errors: &BTreeMap<String, u16>) -> Result<Json, ApiError> {
+    let Outcome::Error { case, detail } = &returned.outcome else {
+        return Ok(returned.into_answer());
+    };
+    let message = match detail {
+        Some(Json::String(text)) => text.clone(),
+        Some(other) => format!("{case}: {other}"),
+        None => case.clone(),
+    };
+    let status = errors.get(case).copied().unwrap_or(422);
+    Err(ApiError::new(status, case, message))
+}

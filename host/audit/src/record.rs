@@ -106,26 +106,16 @@ impl Entry {
 }
 
 impl Entry {
-    /// Sets the outcome and the result's hash from a call's JSON result: a
-    /// WIT `result` that is `{"err": "case"}` or `{"err": {"case": …}}` is
-    /// the outcome `error` with that case; anything else is `ok`.
-    pub fn settle(&mut self, result: &serde_json::Value) {
+    /// Sets the result's hash and the outcome of a call that returned:
+    /// `error` with the error `case` the caller read from the function's
+    /// WIT result type, else `ok`.
+    pub fn settle(&mut self, result: &serde_json::Value, case: Option<&str>) {
         self.result = Some(hash_json(result));
-        let error = result
-            .as_object()
-            .filter(|map| map.len() == 1)
-            .and_then(|map| map.get("err"));
-        match error {
+        match case {
             None => self.outcome = "ok".to_owned(),
-            Some(error) => {
+            Some(case) => {
                 self.outcome = "error".to_owned();
-                self.case = Some(match error {
-                    serde_json::Value::String(case) => case.clone(),
-                    serde_json::Value::Object(m) if m.len() == 1 => {
-                        m.keys().next().cloned().unwrap_or_default()
-                    }
-                    _ => "error".to_owned(),
-                });
+                self.case = Some(case.to_owned());
             }
         }
     }

@@ -265,5 +265,7 @@ pub fn call(
     audit
         .append(entry)
         .context("the call ran but its audit record could not be written")?;
-    result.map_err(anyhow::Error::from)
+    result
+        .map(|returned| returned.json)
+        .map_err(anyhow::Error::from)
 }

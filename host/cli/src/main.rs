@@ -1,15 +1,18 @@
 //! `zhongtai`, the one binary: thin over the libraries, it parses arguments,
 //! runs a command and turns the error chain into a message and exit code.
 
+mod admin_commands;
+mod args;
 mod audit_commands;
-mod commands;
+mod cli;
+mod component_commands;
+mod platform_commands;
 mod registry_commands;
-mod up_command;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = commands::Cli::parse();
+    let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
@@ -18,7 +21,7 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match commands::run(cli) {
+    match cli::run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error}");
@@ -27,5 +30,23 @@ fn main() -> std::process::ExitCode {
             }
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match terminate.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
     }
 }

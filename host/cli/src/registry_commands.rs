@@ -8,37 +8,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use zhongtai_registry::name::{parse_requirement, parse_version};
-use zhongtai_registry::{
-    PackageName, PublicKey, PublishRequest, PublisherKey, Registry, TrustPolicy,
-};
+use zhongtai_registry::{PackageName, PublishRequest, PublisherKey};
 
-/// Where the registry is, and the token for changing it.
-#[derive(Args)]
-pub struct RegistryArgs {
-    /// A registry directory (embedded) or URL (`http://host:port`).
-    #[arg(long, env = "ZHONGTAI_REGISTRY", default_value = ".zhongtai/registry")]
-    registry: String,
-    /// Publisher token for a remote registry.
-    #[arg(long, env = "ZHONGTAI_REGISTRY_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-}
-
-impl RegistryArgs {
-    /// Whether the registry is a URL rather than a directory.
-    pub fn is_remote(&self) -> bool {
-        self.registry.starts_with("http://") || self.registry.starts_with("https://")
-    }
-
-    /// Opens the registry these arguments name.
-    pub fn open(&self) -> anyhow::Result<Box<dyn Registry>> {
-        zhongtai_registry::client::open(
-            &self.registry,
-            self.token.clone(),
-            zhongtai_runtime::platform::provided_interfaces(),
-        )
-        .with_context(|| format!("opening the registry at {}", self.registry))
-    }
-}
+use crate::args::{RegistryArgs, trust_policy};
 
 /// `zhongtai registry …`.
 #[derive(Subcommand)]
@@ -74,26 +46,6 @@ pub struct PublishArgs {
     key: Option<PathBuf>,
     #[command(flatten)]
     registry: RegistryArgs,
-}
-
-/// Reads trusted public keys from files or literal base64.
-pub fn trust_policy(trust: &[String]) -> anyhow::Result<TrustPolicy> {
-    let keys = trust
-        .iter()
-        .map(|entry| {
-            let text = if Path::new(entry).is_file() {
-                std::fs::read_to_string(entry).with_context(|| format!("reading {entry}"))?
-            } else {
-                entry.clone()
-            };
-            PublicKey::parse(&text).with_context(|| format!("trusted key {entry}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(if keys.is_empty() {
-        TrustPolicy::default()
-    } else {
-        TrustPolicy::trusting(keys)
-    })
 }
 
 /// Writes a new publisher key pair.
@@ -255,7 +207,7 @@ pub fn serve(command: RegistryCommand) -> anyhow::Result<ExitCode> {
             dir.display(),
             listener.local_addr()?
         );
-        let shutdown = crate::up_command::shutdown_signal();
+        let shutdown = crate::shutdown_signal();
         zhongtai_registry::api::serve(listener, state, shutdown).await?;
         anyhow::Ok(())
     })?;

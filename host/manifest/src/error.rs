@@ -30,6 +30,31 @@ impl fmt::Display for ManifestError {
 
 impl std::error::Error for ManifestError {}
 
+/// Where something is declared in a manifest, kept after checking so that
+/// later checks (against the components, at deploy) can name the place.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Place {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The field, as a dotted path (`services[0].steps[1]`).
+    pub field: String,
+}
+
+impl Place {
+    /// The problem `message` at this place (or at `sub`field below it) of `file`.
+    pub fn error(&self, file: &str, sub: &str, message: impl Into<String>) -> ManifestError {
+        ManifestError {
+            file: file.to_owned(),
+            line: self.line,
+            column: self.column,
+            field: format!("{}{sub}", self.field),
+            message: message.into(),
+        }
+    }
+}
+
 /// Every problem found in a manifest, in file order.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
@@ -42,6 +67,16 @@ pub(crate) struct Locator<'a> {
 }
 
 impl Locator<'_> {
+    /// The place of byte `offset`, naming `field`.
+    pub(crate) fn place(&self, offset: usize, field: impl Into<String>) -> Place {
+        let error = self.error(offset, field, "");
+        Place {
+            line: error.line,
+            column: error.column,
+            field: error.field,
+        }
+    }
+
     pub(crate) fn error(
         &self,
         offset: usize,

@@ -48,6 +48,18 @@ impl Expression {
     pub fn is_literal(&self) -> bool {
         self.variables().is_empty()
     }
+
+    /// The JSON value of a literal expression (one that reads no variable),
+    /// for checks at deploy; `None` for any other, or one that fails.
+    pub fn literal_value(&self) -> Option<serde_json::Value> {
+        if !self.is_literal() {
+            return None;
+        }
+        self.program
+            .execute(&cel::Context::default())
+            .ok()
+            .and_then(|value| value.json().ok())
+    }
 }
 
 /// Names accessed on `root` in `source`, outside string literals.

@@ -16,7 +16,7 @@ pub mod lock;
 pub mod model;
 pub mod validate;
 
-pub use error::{ManifestError, ManifestErrors};
+pub use error::{ManifestError, ManifestErrors, Place};
 pub use validate::{Action, Checked, CheckedService, CheckedStep, ComponentSpec};
 
 use error::Locator;

@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use toml::Spanned;
+use zhongtai_ids::{Slug, is_package_name};
 
-use crate::error::{Locator, ManifestError};
+use crate::error::{Locator, ManifestError, Place};
 use crate::expr::Expression;
 use crate::model::{Manifest, Step};
 
@@ -19,7 +20,9 @@ pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 #[derive(Debug, Clone)]
 pub struct Checked {
     /// The department.
-    pub department: String,
+    pub department: Slug,
+    /// Where the manifest names its department.
+    pub department_place: Place,
     /// Components by alias.
     pub components: BTreeMap<String, ComponentSpec>,
     /// Services in file order.
@@ -35,6 +38,8 @@ pub struct ComponentSpec {
     pub requirement: semver::VersionReq,
     /// Granted `interface.function` or `interface.*` entries.
     pub grants: Vec<String>,
+    /// Where the manifest declares it (`components.<alias>`).
+    pub place: Place,
 }
 
 impl ComponentSpec {
@@ -53,7 +58,7 @@ impl ComponentSpec {
 #[derive(Debug, Clone)]
 pub struct CheckedService {
     /// Its name.
-    pub name: String,
+    pub name: Slug,
     /// HTTP method.
     pub method: String,
     /// Route below the department, e.g. `/licenses/{number}`.
@@ -104,15 +109,8 @@ pub struct CheckedStep {
     pub condition: Option<Expression>,
     /// What it does.
     pub action: Action,
-    /// Where it is declared, for deploy-time errors: (line, column).
-    pub position: (usize, usize),
-}
-
-fn is_slug(text: &str) -> bool {
-    (1..=64).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    /// Where it is declared (`services[i].steps[j]`), for deploy-time errors.
+    pub place: Place,
 }
 
 fn is_identifier(text: &str) -> bool {
@@ -252,15 +250,195 @@ impl Checker<'_> {
                 return None;
             }
         };
-        let position = {
-            let e = self.at.error(step.name.span().start, "", "");
-            (e.line, e.column)
-        };
         Some(CheckedStep {
             name,
             condition,
             action,
-            position,
+            place: self.at.place(step.name.span().start, field),
+        })
+    }
+}
+
+/// Every route declared so far, by method and path shape, with the service
+/// that declares it; and every service name.
+#[derive(Default)]
+struct Declared {
+    names: BTreeSet<String>,
+    routes: BTreeMap<(String, String), String>,
+}
+
+/// Whether `path` starts with `/` and each segment is a word or a
+/// `{parameter}`.
+fn is_route_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path[1..].split('/').all(|segment| {
+            match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(param) => is_identifier(param),
+                None => {
+                    segment.is_empty()
+                        || segment
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                }
+            }
+        })
+}
+
+impl Checker<'_> {
+    fn component(
+        &mut self,
+        alias: &str,
+        component: &Spanned<crate::model::ComponentRef>,
+    ) -> Option<ComponentSpec> {
+        let field = format!("components.{alias}");
+        let wanted = component.get_ref();
+        if !is_identifier(alias) {
+            self.fail(component, &field, format!("alias {alias:?} must be lowercase letters, digits or '_', starting with a letter"));
+        }
+        if !is_package_name(&wanted.package) {
+            self.fail(
+                component,
+                &format!("{field}.package"),
+                format!("{:?} must be namespace:name", wanted.package),
+            );
+        }
+        for grant in &wanted.grants {
+            if grant
+                .rsplit_once('.')
+                .is_none_or(|(i, f)| i.is_empty() || f.is_empty())
+            {
+                self.fail(
+                    component,
+                    &format!("{field}.grants"),
+                    format!("{grant:?} must be interface.function or interface.*"),
+                );
+            }
+        }
+        match semver::VersionReq::parse(&wanted.version) {
+            Ok(requirement) => Some(ComponentSpec {
+                package: wanted.package.clone(),
+                requirement,
+                grants: wanted.grants.clone(),
+                place: self.at.place(component.span().start, &field),
+            }),
+            Err(e) => {
+                self.fail(
+                    component,
+                    &format!("{field}.version"),
+                    format!(
+                        "{:?} is not a semver requirement (like \"^1.0\"): {e}",
+                        wanted.version
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Checks the service's name, method and path, and that neither its
+    /// name nor its route was declared before.
+    fn route(
+        &mut self,
+        service: &crate::model::Service,
+        field: &str,
+        declared: &mut Declared,
+    ) -> (Option<Slug>, String, String) {
+        let name = service.name.get_ref();
+        let slug = Slug::parse("service", name).ok();
+        if slug.is_none() {
+            self.fail(
+                &service.name,
+                &format!("{field}.name"),
+                format!("{name:?} must be 1 to 64 lowercase letters, digits or '-'"),
+            );
+        } else if !declared.names.insert(name.clone()) {
+            self.fail(
+                &service.name,
+                &format!("{field}.name"),
+                format!("service `{name}` is declared twice"),
+            );
+        }
+        let method = service.method.get_ref().to_ascii_uppercase();
+        if !METHODS.contains(&method.as_str()) {
+            self.fail(
+                &service.method,
+                &format!("{field}.method"),
+                format!(
+                    "{:?} is not one of {}",
+                    service.method.get_ref(),
+                    METHODS.join(", ")
+                ),
+            );
+        }
+        let path = service.path.get_ref().clone();
+        if !is_route_path(&path) {
+            self.fail(
+                &service.path,
+                &format!("{field}.path"),
+                format!("{path:?} must start with '/'; segments are words or {{parameter}}"),
+            );
+        }
+        let shape = path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "{}" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        if let Some(other) = declared
+            .routes
+            .insert((method.clone(), shape), name.clone())
+        {
+            self.fail(
+                &service.path,
+                &format!("{field}.path"),
+                format!("route {method} {path} is declared twice (also by service `{other}`)"),
+            );
+        }
+        (slug, method, path)
+    }
+
+    fn service(
+        &mut self,
+        index: usize,
+        service: &crate::model::Service,
+        aliases: &BTreeSet<String>,
+        declared: &mut Declared,
+    ) -> Option<CheckedService> {
+        let field = format!("services[{index}]");
+        let (name, method, path) = self.route(service, &field, declared);
+        let mut earlier = BTreeSet::new();
+        let mut steps = Vec::new();
+        for (step_index, step) in service.steps.iter().enumerate() {
+            let step_field = format!("{field}.steps[{step_index}]");
+            if let Some(checked) = self.step(step, &step_field, &earlier, aliases) {
+                if !earlier.insert(checked.name.clone()) {
+                    self.fail(
+                        &step.name,
+                        &format!("{step_field}.name"),
+                        format!("step `{}` is declared twice", checked.name),
+                    );
+                }
+                steps.push(checked);
+            }
+        }
+        let body = self.expression(
+            &service.response.body,
+            &format!("{field}.response.body"),
+            &earlier,
+        );
+        let subject = match &service.subject {
+            Some(subject) => {
+                Some(self.expression(subject, &format!("{field}.subject"), &earlier)?)
+            }
+            None => None,
+        };
+        Some(CheckedService {
+            name: name?,
+            method,
+            path,
+            steps,
+            status: service.response.status.unwrap_or(200),
+            body: body?,
+            subject,
         })
     }
 }
@@ -278,173 +456,40 @@ pub fn check(manifest: &Manifest, file: &str, text: &str) -> Result<Checked, Vec
             format!("expected 1, found {}", manifest.manifest_version.get_ref()),
         );
     }
-    let department = manifest.department.get_ref().clone();
-    if !is_slug(&department) {
+    let department = Slug::parse("department", manifest.department.get_ref());
+    if let Err(e) = &department {
         c.fail(
             &manifest.department,
             "department",
-            format!("{department:?} must be 1 to 64 lowercase letters, digits or '-'"),
-        );
-    }
-    let mut components = BTreeMap::new();
-    for (alias, component) in &manifest.components {
-        let field = format!("components.{alias}");
-        if !is_identifier(alias) {
-            c.fail(component, &field, format!("alias {alias:?} must be lowercase letters, digits or '_', starting with a letter"));
-        }
-        let valid_package = component
-            .get_ref()
-            .package
-            .split_once(':')
-            .is_some_and(|(ns, name)| is_slug(ns) && is_slug(name));
-        if !valid_package {
-            c.fail(
-                component,
-                &format!("{field}.package"),
-                format!("{:?} must be namespace:name", component.get_ref().package),
-            );
-        }
-        for grant in &component.get_ref().grants {
-            if grant
-                .rsplit_once('.')
-                .is_none_or(|(i, f)| i.is_empty() || f.is_empty())
-            {
-                c.fail(
-                    component,
-                    &format!("{field}.grants"),
-                    format!("{grant:?} must be interface.function or interface.*"),
-                );
-            }
-        }
-        match semver::VersionReq::parse(&component.get_ref().version) {
-            Ok(requirement) => {
-                components.insert(
-                    alias.clone(),
-                    ComponentSpec {
-                        package: component.get_ref().package.clone(),
-                        requirement,
-                        grants: component.get_ref().grants.clone(),
-                    },
-                );
-            }
-            Err(e) => c.fail(
-                component,
-                &format!("{field}.version"),
-                format!(
-                    "{:?} is not a semver requirement (like \"^1.0\"): {e}",
-                    component.get_ref().version
-                ),
+            format!(
+                "{:?} must be 1 to 64 lowercase letters, digits or '-'",
+                e.given
             ),
-        }
-    }
-    let aliases: BTreeSet<String> = manifest.components.keys().cloned().collect();
-    let mut services = Vec::new();
-    let mut names = BTreeSet::new();
-    let mut routes: BTreeMap<(String, String), String> = BTreeMap::new();
-    for (index, service) in manifest.services.iter().enumerate() {
-        let field = format!("services[{index}]");
-        let name = service.name.get_ref().clone();
-        if !is_slug(&name) {
-            c.fail(
-                &service.name,
-                &format!("{field}.name"),
-                format!("{name:?} must be 1 to 64 lowercase letters, digits or '-'"),
-            );
-        } else if !names.insert(name.clone()) {
-            c.fail(
-                &service.name,
-                &format!("{field}.name"),
-                format!("service `{name}` is declared twice"),
-            );
-        }
-        let method = service.method.get_ref().to_ascii_uppercase();
-        if !METHODS.contains(&method.as_str()) {
-            c.fail(
-                &service.method,
-                &format!("{field}.method"),
-                format!(
-                    "{:?} is not one of {}",
-                    service.method.get_ref(),
-                    METHODS.join(", ")
-                ),
-            );
-        }
-        let path = service.path.get_ref().clone();
-        let valid_path = path.starts_with('/')
-            && path[1..].split('/').all(|segment| {
-                match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(param) => is_identifier(param),
-                    None => {
-                        segment.is_empty()
-                            || segment
-                                .bytes()
-                                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                    }
-                }
-            });
-        if !valid_path {
-            c.fail(
-                &service.path,
-                &format!("{field}.path"),
-                format!("{path:?} must start with '/'; segments are words or {{parameter}}"),
-            );
-        }
-        let shape = path
-            .split('/')
-            .map(|s| if s.starts_with('{') { "{}" } else { s })
-            .collect::<Vec<_>>()
-            .join("/");
-        if let Some(other) = routes.insert((method.clone(), shape), name.clone()) {
-            c.fail(
-                &service.path,
-                &format!("{field}.path"),
-                format!("route {method} {path} is declared twice (also by service `{other}`)"),
-            );
-        }
-        let mut earlier = BTreeSet::new();
-        let mut steps = Vec::new();
-        for (step_index, step) in service.steps.iter().enumerate() {
-            let step_field = format!("{field}.steps[{step_index}]");
-            if let Some(checked) = c.step(step, &step_field, &earlier, &aliases) {
-                if !earlier.insert(checked.name.clone()) {
-                    c.fail(
-                        &step.name,
-                        &format!("{step_field}.name"),
-                        format!("step `{}` is declared twice", checked.name),
-                    );
-                }
-                steps.push(checked);
-            }
-        }
-        let body = c.expression(
-            &service.response.body,
-            &format!("{field}.response.body"),
-            &earlier,
         );
-        let subject = service
-            .subject
-            .as_ref()
-            .map(|subject| c.expression(subject, &format!("{field}.subject"), &earlier));
-        if let (Some(body), Some(subject)) = (body, subject.map_or(Some(None), |s| s.map(Some))) {
-            services.push(CheckedService {
-                name,
-                method,
-                path,
-                steps,
-                status: service.response.status.unwrap_or(200),
-                body,
-                subject,
-            });
-        }
     }
-    if c.errors.is_empty() {
-        Ok(Checked {
+    let components: BTreeMap<String, ComponentSpec> = manifest
+        .components
+        .iter()
+        .filter_map(|(alias, component)| Some((alias.clone(), c.component(alias, component)?)))
+        .collect();
+    let aliases: BTreeSet<String> = manifest.components.keys().cloned().collect();
+    let mut declared = Declared::default();
+    let services: Vec<CheckedService> = manifest
+        .services
+        .iter()
+        .enumerate()
+        .filter_map(|(index, service)| c.service(index, service, &aliases, &mut declared))
+        .collect();
+    match department {
+        Ok(department) if c.errors.is_empty() => Ok(Checked {
             department,
+            department_place: c.at.place(manifest.department.span().start, "department"),
             components,
             services,
-        })
-    } else {
-        c.errors.sort_by_key(|e| (e.line, e.column));
-        Err(c.errors)
+        }),
+        _ => {
+            c.errors.sort_by_key(|e| (e.line, e.column));
+            Err(c.errors)
+        }
     }
 }

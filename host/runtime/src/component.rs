@@ -9,6 +9,7 @@ use wasmtime::Engine;
 use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
 
+use crate::error::CallError;
 use crate::platform::HostState;
 use crate::values::describe_type;
 
@@ -103,8 +104,37 @@ impl LoadedComponent {
         &self,
         interface: &str,
         function: &str,
-    ) -> Result<(String, &ExportedFunction), crate::CallError> {
-        crate::runtime::resolve(self, interface, function)
+    ) -> Result<(String, &ExportedFunction), CallError> {
+        let interfaces = self.interfaces();
+        let (interface_name, exported) =
+            find_interface(interfaces, interface).ok_or_else(|| CallError::UnknownInterface {
+                interface: interface.to_owned(),
+                available: interfaces
+                    .keys()
+                    .map(|k| if k.is_empty() { "(root)" } else { k.as_str() })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let export =
+            exported
+                .functions
+                .get(function)
+                .ok_or_else(|| CallError::UnknownFunction {
+                    interface: interface_name.to_owned(),
+                    function: function.to_owned(),
+                    available: exported
+                        .functions
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+        let name = if interface_name.is_empty() {
+            function.to_owned()
+        } else {
+            format!("{interface_name}.{function}")
+        };
+        Ok((name, export))
     }
 }
 

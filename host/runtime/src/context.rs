@@ -2,50 +2,7 @@
 //! service is calling, for which request and, if known, for which subject.
 //! Components read it through `zhongtai:platform/context`.
 
-use std::fmt;
-
-/// A department or service id: 1 to 64 lowercase ASCII letters, digits or `-`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Slug(String);
-
-/// Why a [`Slug`] was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what} {given:?} is not valid: expected 1 to 64 lowercase letters, digits or '-'")]
-pub struct SlugError {
-    /// What the id names ("department", "service").
-    pub what: &'static str,
-    /// The text that was given.
-    pub given: String,
-}
-
-impl Slug {
-    /// Parses `text` as the id of a `what` ("department", "service").
-    pub fn parse(what: &'static str, text: &str) -> Result<Self, SlugError> {
-        let valid = (1..=64).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if valid {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(SlugError {
-                what,
-                given: text.to_owned(),
-            })
-        }
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Slug {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use zhongtai_ids::{Slug, SlugError};
 
 /// Who is making a capability call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,15 +47,6 @@ pub fn new_request_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slugs_accept_department_ids_and_refuse_the_rest() {
-        assert!(Slug::parse("department", "market-regulation").is_ok());
-        for bad in ["", "Market", "a b", "x/y", &"a".repeat(65)] {
-            let err = Slug::parse("department", bad).unwrap_err();
-            assert!(err.to_string().starts_with("department "), "{err}");
-        }
-    }
 
     #[test]
     fn request_ids_differ() {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::store::StoreError;
+use crate::state::StateError;
 use crate::values::{UnrepresentableValue, ValueError};
 
 /// Why a component could not be loaded.
@@ -91,7 +91,7 @@ pub enum CallError {
     },
     /// The writes of the call could not be made durable.
     #[error("storage: {0}")]
-    Storage(#[from] StoreError),
+    Storage(#[from] StateError),
     /// The result has no JSON form.
     #[error("result of {function} cannot be shown as JSON: {source}")]
     Result {

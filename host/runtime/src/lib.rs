@@ -7,7 +7,7 @@
 //! ([`component`]) and prepares an `InstancePre`. [`Runtime::call`] turns JSON
 //! arguments into WIT values ([`values`]), instantiates the component afresh
 //! in a store of its own — with the [`limits`] and the caller's
-//! [`context`] — calls the export, flushes the [`store`] if the guest wrote,
+//! [`context`] — calls the export, flushes the [`state`] if the guest wrote,
 //! and turns the result back into JSON. Nothing here knows any particular
 //! capability: every component goes through the same path.
 
@@ -17,9 +17,10 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod limits;
+pub mod outcome;
 pub mod platform;
 mod runtime;
-pub mod store;
+pub mod state;
 pub mod values;
 
 pub use component::LoadedComponent;
@@ -27,5 +28,6 @@ pub use config::HostConfig;
 pub use context::{CallContext, Slug};
 pub use error::{CallError, LoadError};
 pub use limits::RuntimeLimits;
+pub use outcome::{Outcome, Returned};
 pub use runtime::{LiveInstance, Runtime, RuntimeOptions};
-pub use store::{KeyValueStore, SledStore};
+pub use state::{KeyValueStore, SledStore, StateError};

@@ -19,9 +19,10 @@ use crate::config::HostConfig;
 use crate::context::CallContext;
 use crate::error::{ArgumentProblem, CallError, LoadError, ValueErrorInArgument};
 use crate::limits::{CallLimiter, EPOCH_TICK, MemoryLimitExceeded, RuntimeLimits};
+use crate::outcome::Returned;
 use crate::platform::{self, HostState, LockTable, Shared};
-use crate::store::KeyValueStore;
-use crate::values::{describe_json, json_to_val, val_to_json};
+use crate::state::KeyValueStore;
+use crate::values::{describe_json, describe_type, json_to_val};
 
 /// How to build a [`Runtime`].
 pub struct RuntimeOptions {
@@ -160,7 +161,21 @@ impl Runtime {
         function: &str,
         args: &Json,
     ) -> Result<Json, CallError> {
-        let (name, export) = resolve(component, interface, function)?;
+        self.invoke(component, context, interface, function, args)
+            .map(|returned| returned.json)
+    }
+
+    /// [`Runtime::call`], returning also how the call ended, read from the
+    /// function's WIT result type.
+    pub fn invoke(
+        &self,
+        component: &LoadedComponent,
+        context: CallContext,
+        interface: &str,
+        function: &str,
+        args: &Json,
+    ) -> Result<Returned, CallError> {
+        let (name, export) = component.function(interface, function)?;
         let params = arguments(&name, export, args)?;
         let mut live = self.instantiate(component, context)?;
         live.call_resolved(&name, export, &params)
@@ -219,9 +234,10 @@ impl LiveInstance {
         args: &Json,
     ) -> Result<Json, CallError> {
         let component = self.component.clone();
-        let (name, export) = resolve(&component, interface, function)?;
+        let (name, export) = component.function(interface, function)?;
         let params = arguments(&name, export, args)?;
         self.call_resolved(&name, export, &params)
+            .map(|returned| returned.json)
     }
 
     fn call_resolved(
@@ -229,7 +245,7 @@ impl LiveInstance {
         name: &str,
         export: &ExportedFunction,
         params: &[Val],
-    ) -> Result<Json, CallError> {
+    ) -> Result<Returned, CallError> {
         let func: Func = self
             .instance
             .get_func(&mut self.store, export.index)
@@ -251,13 +267,10 @@ impl LiveInstance {
                 self.store.data().stderr_text(),
             ));
         }
-        match results.first() {
-            Some(value) => val_to_json(value).map_err(|source| CallError::Result {
-                function: name.to_owned(),
-                source,
-            }),
-            None => Ok(Json::Null),
-        }
+        Returned::from_val(results.first()).map_err(|source| CallError::Result {
+            function: name.to_owned(),
+            source,
+        })
     }
 }
 
@@ -267,44 +280,6 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
         Some([0, b'a', b's', b'm', ..]) => Ok(()),
         _ => Err(LoadError::NotWasm),
     }
-}
-
-pub(crate) fn resolve<'a>(
-    component: &'a LoadedComponent,
-    interface: &str,
-    function: &str,
-) -> Result<(String, &'a ExportedFunction), CallError> {
-    let interfaces = component.interfaces();
-    let (interface_name, exported) =
-        component::find_interface(interfaces, interface).ok_or_else(|| {
-            CallError::UnknownInterface {
-                interface: interface.to_owned(),
-                available: interfaces
-                    .keys()
-                    .map(|k| if k.is_empty() { "(root)" } else { k.as_str() })
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }
-        })?;
-    let export = exported
-        .functions
-        .get(function)
-        .ok_or_else(|| CallError::UnknownFunction {
-            interface: interface_name.to_owned(),
-            function: function.to_owned(),
-            available: exported
-                .functions
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
-    let name = if interface_name.is_empty() {
-        function.to_owned()
-    } else {
-        format!("{interface_name}.{function}")
-    };
-    Ok((name, export))
 }
 
 fn arguments(name: &str, export: &ExportedFunction, args: &Json) -> Result<Vec<Val>, CallError> {
@@ -339,7 +314,7 @@ fn arguments(name: &str, export: &ExportedFunction, args: &Json) -> Result<Vec<V
                     }
                     None => Err(problem(ArgumentProblem::Missing {
                         name: param.clone(),
-                        ty: crate::values::describe_type(ty),
+                        ty: describe_type(ty),
                     })),
                 })
                 .collect()

@@ -3,13 +3,14 @@
 //! A component can only reach buckets of its own package: `open("x")` in a
 //! component of `zhongtai:auth` opens `zhongtai:auth/x`, whichever department
 //! calls and whichever version runs. Sizes a guest controls are bounded, and
-//! storage failures reach the guest as `error.other`, never as a trap.
+//! storage failures reach the guest as `error.other`, never as a trap;
+//! only a handle the guest does not hold traps.
 
 use wasmtime::component::Resource;
 
 use super::HostState;
 use super::wasi::keyvalue::{atomics, batch, store};
-use crate::store::StoreError;
+use crate::state::StateError;
 
 /// Longest key a guest may use, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -25,16 +26,39 @@ pub struct Bucket {
     name: String,
 }
 
-type KvResult<T> = wasmtime::Result<Result<T, store::Error>>;
-
-fn storage(error: StoreError) -> store::Error {
-    tracing::error!(%error, "keyvalue storage failure");
-    store::Error::Other(error.to_string())
+/// Why a keyvalue call failed: an error the guest is given
+/// (`wasi:keyvalue/store.error`), or a trap, for a handle the guest does not
+/// hold. Bindgen maps it with `trappable_error_type`, so the functions below
+/// use `?` for both.
+pub enum KeyValueError {
+    /// Returned to the guest.
+    Guest(store::Error),
+    /// Ends the call.
+    Trap(wasmtime::Error),
 }
 
-fn check_key(key: &str) -> Result<(), store::Error> {
+type KvResult<T> = Result<T, KeyValueError>;
+
+impl From<StateError> for KeyValueError {
+    fn from(error: StateError) -> Self {
+        tracing::error!(%error, "keyvalue storage failure");
+        Self::Guest(store::Error::Other(error.to_string()))
+    }
+}
+
+impl From<wasmtime::component::ResourceTableError> for KeyValueError {
+    fn from(error: wasmtime::component::ResourceTableError) -> Self {
+        Self::Trap(error.into())
+    }
+}
+
+fn refuse(message: String) -> KeyValueError {
+    KeyValueError::Guest(store::Error::Other(message))
+}
+
+fn check_key(key: &str) -> KvResult<()> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
-        return Err(store::Error::Other(format!(
+        return Err(refuse(format!(
             "key must be 1 to {MAX_KEY_BYTES} bytes, got {}",
             key.len()
         )));
@@ -42,9 +66,9 @@ fn check_key(key: &str) -> Result<(), store::Error> {
     Ok(())
 }
 
-fn check_value(value: &[u8]) -> Result<(), store::Error> {
+fn check_value(value: &[u8]) -> KvResult<()> {
     if value.len() > MAX_VALUE_BYTES {
-        return Err(store::Error::Other(format!(
+        return Err(refuse(format!(
             "value must be at most {MAX_VALUE_BYTES} bytes, got {}",
             value.len()
         )));
@@ -52,68 +76,73 @@ fn check_value(value: &[u8]) -> Result<(), store::Error> {
     Ok(())
 }
 
-fn check_batch(count: usize) -> Result<(), store::Error> {
+fn check_batch(count: usize) -> KvResult<()> {
     if count > MAX_BATCH_KEYS {
-        return Err(store::Error::Other(format!(
+        return Err(refuse(format!(
             "a batch holds at most {MAX_BATCH_KEYS} keys, got {count}"
         )));
     }
     Ok(())
 }
 
+/// Whether `identifier` names a bucket: 1 to 64 ASCII letters, digits, `-`
+/// or `_` (it becomes part of the stored bucket's name).
+fn is_bucket_identifier(identifier: &str) -> bool {
+    (1..=64).contains(&identifier.len())
+        && identifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 impl HostState {
-    fn bucket_name(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<String> {
+    fn bucket_name(&self, bucket: &Resource<Bucket>) -> KvResult<String> {
         Ok(self.table.get(bucket)?.name.clone())
     }
 }
 
 impl store::Host for HostState {
     fn open(&mut self, identifier: String) -> KvResult<Resource<Bucket>> {
-        let valid = (1..=64).contains(&identifier.len())
-            && identifier
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid {
-            return Ok(Err(store::Error::NoSuchStore));
+        if !is_bucket_identifier(&identifier) {
+            return Err(KeyValueError::Guest(store::Error::NoSuchStore));
         }
         let name = format!("{}/{identifier}", self.package);
-        Ok(Ok(self.table.push(Bucket { name })?))
+        Ok(self.table.push(Bucket { name })?)
+    }
+
+    fn convert_error(&mut self, error: KeyValueError) -> wasmtime::Result<store::Error> {
+        match error {
+            KeyValueError::Guest(error) => Ok(error),
+            KeyValueError::Trap(trap) => Err(trap),
+        }
     }
 }
 
 impl store::HostBucket for HostState {
     fn get(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<Option<Vec<u8>>> {
         let name = self.bucket_name(&bucket)?;
-        if let Err(e) = check_key(&key) {
-            return Ok(Err(e));
-        }
-        Ok(self.kv.get(&name, &key).map_err(storage))
+        check_key(&key)?;
+        Ok(self.kv.get(&name, &key)?)
     }
 
     fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> KvResult<()> {
         let name = self.bucket_name(&bucket)?;
-        if let Err(e) = check_key(&key).and_then(|()| check_value(&value)) {
-            return Ok(Err(e));
-        }
+        check_key(&key)?;
+        check_value(&value)?;
         self.wrote = true;
-        Ok(self.kv.set(&name, &key, &value).map_err(storage))
+        Ok(self.kv.set(&name, &key, &value)?)
     }
 
     fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<()> {
         let name = self.bucket_name(&bucket)?;
-        if let Err(e) = check_key(&key) {
-            return Ok(Err(e));
-        }
+        check_key(&key)?;
         self.wrote = true;
-        Ok(self.kv.delete(&name, &key).map_err(storage))
+        Ok(self.kv.delete(&name, &key)?)
     }
 
     fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<bool> {
         let name = self.bucket_name(&bucket)?;
-        if let Err(e) = check_key(&key) {
-            return Ok(Err(e));
-        }
-        Ok(self.kv.exists(&name, &key).map_err(storage))
+        check_key(&key)?;
+        Ok(self.kv.exists(&name, &key)?)
     }
 
     fn list_keys(
@@ -122,14 +151,11 @@ impl store::HostBucket for HostState {
         cursor: Option<u64>,
     ) -> KvResult<store::KeyResponse> {
         let name = self.bucket_name(&bucket)?;
-        Ok(self
-            .kv
-            .list_keys(&name, cursor, LIST_PAGE_KEYS)
-            .map(|page| store::KeyResponse {
-                keys: page.keys,
-                cursor: page.cursor,
-            })
-            .map_err(storage))
+        let page = self.kv.list_keys(&name, cursor, LIST_PAGE_KEYS)?;
+        Ok(store::KeyResponse {
+            keys: page.keys,
+            cursor: page.cursor,
+        })
     }
 
     fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
@@ -141,11 +167,9 @@ impl store::HostBucket for HostState {
 impl atomics::Host for HostState {
     fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: u64) -> KvResult<u64> {
         let name = self.bucket_name(&bucket)?;
-        if let Err(e) = check_key(&key) {
-            return Ok(Err(e));
-        }
+        check_key(&key)?;
         self.wrote = true;
-        Ok(self.kv.increment(&name, &key, delta).map_err(storage))
+        Ok(self.kv.increment(&name, &key, delta)?)
     }
 }
 
@@ -156,20 +180,13 @@ impl batch::Host for HostState {
         keys: Vec<String>,
     ) -> KvResult<Vec<Option<(String, Vec<u8>)>>> {
         let name = self.bucket_name(&bucket)?;
-        if let Err(e) = check_batch(keys.len()) {
-            return Ok(Err(e));
-        }
+        check_batch(keys.len())?;
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
-            if let Err(e) = check_key(&key) {
-                return Ok(Err(e));
-            }
-            match self.kv.get(&name, &key) {
-                Ok(value) => found.push(value.map(|v| (key, v))),
-                Err(e) => return Ok(Err(storage(e))),
-            }
+            check_key(&key)?;
+            found.push(self.kv.get(&name, &key)?.map(|v| (key, v)));
         }
-        Ok(Ok(found))
+        Ok(found)
     }
 
     fn set_many(
@@ -178,26 +195,22 @@ impl batch::Host for HostState {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> KvResult<()> {
         let name = self.bucket_name(&bucket)?;
-        let checked = check_batch(key_values.len()).and_then(|()| {
-            key_values
-                .iter()
-                .try_for_each(|(key, value)| check_key(key).and_then(|()| check_value(value)))
-        });
-        if let Err(e) = checked {
-            return Ok(Err(e));
+        check_batch(key_values.len())?;
+        for (key, value) in &key_values {
+            check_key(key)?;
+            check_value(value)?;
         }
         self.wrote = true;
-        Ok(self.kv.set_many(&name, &key_values).map_err(storage))
+        Ok(self.kv.set_many(&name, &key_values)?)
     }
 
     fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> KvResult<()> {
         let name = self.bucket_name(&bucket)?;
-        let checked =
-            check_batch(keys.len()).and_then(|()| keys.iter().try_for_each(|k| check_key(k)));
-        if let Err(e) = checked {
-            return Ok(Err(e));
+        check_batch(keys.len())?;
+        for key in &keys {
+            check_key(key)?;
         }
         self.wrote = true;
-        Ok(self.kv.delete_many(&name, &keys).map_err(storage))
+        Ok(self.kv.delete_many(&name, &keys)?)
     }
 }

@@ -1,5 +1,5 @@
 //! The imports the host gives every component (`zhongtai:platform/capability`):
-//! `wasi:keyvalue` on the [`KeyValueStore`](crate::store::KeyValueStore),
+//! `wasi:keyvalue` on the [`KeyValueStore`](crate::state::KeyValueStore),
 //! `wasi:config` from the [`HostConfig`](crate::config::HostConfig), the call
 //! context, and `wasi:logging` into `tracing`; plus the WASI interfaces Rust's
 //! std imports, with no filesystem, network, environment or arguments.
@@ -7,9 +7,11 @@
 //! All of it hangs off [`HostState`], the data of one store, which lives for
 //! exactly one call.
 
+mod config;
+mod context;
 mod keyvalue;
 mod locks;
-mod other;
+mod logging;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,9 +24,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::config::PackageConfig;
 use crate::context::CallContext;
 use crate::limits::CallLimiter;
-use crate::store::KeyValueStore;
+use crate::state::KeyValueStore;
 
-pub use keyvalue::Bucket;
+pub use keyvalue::{Bucket, KeyValueError};
 pub use locks::{LockGuard, LockTable};
 
 wasmtime::component::bindgen!({
@@ -36,6 +38,9 @@ wasmtime::component::bindgen!({
     ],
     world: "zhongtai:platform/capability",
     imports: { default: trappable },
+    trappable_error_type: {
+        "wasi:keyvalue/store.error" => KeyValueError,
+    },
     with: {
         "wasi:keyvalue/store.bucket": Bucket,
         "zhongtai:platform/locks.guard": LockGuard,

@@ -1,10 +1,8 @@
 //! The credit component through the host runtime: recording, evaluation,
 //! credit repair, and every error a caller can reach.
 
-mod support;
-
+use crate::support::{Capability, runtime};
 use serde_json::{Value as Json, json};
-use support::{Capability, runtime};
 use zhongtai_runtime::{HostConfig, RuntimeLimits};
 
 const CITIZEN: &str = "11010519491231002X";

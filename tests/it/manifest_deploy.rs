@@ -3,7 +3,7 @@
 //! exactly the text in the `.err` beside it; and a lock file's digest must
 //! match what the registry serves.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
@@ -71,30 +71,24 @@ fn a_lock_pins_versions_and_refuses_a_different_digest() {
     let checked = zhongtai_manifest::load(&manifest).unwrap();
     // taxation also needs credit.
     publish(&registry, "zhongtai:credit", "1.0.0", "zhongtai-credit");
-    let lock = zhongtai_api::lock(&checked, &registry).unwrap();
+    let lock = zhongtai_api::lock(&checked, "taxation", &registry).unwrap();
     assert_eq!(lock.components.len(), 2);
     assert_eq!(Lock::parse(&lock.to_text()).unwrap(), lock);
-    let deployed = zhongtai_api::deploy(
-        checked.clone(),
-        "taxation",
-        Some(&lock),
-        &registry,
-        &TrustPolicy::default(),
-        &runtime,
-    );
-    assert!(deployed.is_ok());
+    let deploy = |lock: &Lock| {
+        zhongtai_api::deploy(
+            checked.clone(),
+            "taxation",
+            Some(lock),
+            &registry,
+            &TrustPolicy::default(),
+            &runtime,
+        )
+    };
+    assert!(deploy(&lock).is_ok());
 
     // A newer version appears: the lock keeps the old one.
     publish(&registry, "zhongtai:payment", "1.1.0", "zhongtai-payment");
-    let deployed = zhongtai_api::deploy(
-        checked.clone(),
-        "taxation",
-        Some(&lock),
-        &registry,
-        &TrustPolicy::default(),
-        &runtime,
-    )
-    .unwrap();
+    let deployed = deploy(&lock).unwrap();
     assert_eq!(deployed.components["payment"].version.to_string(), "1.0.0");
 
     // A lock whose digest differs from the registry's blob is refused.
@@ -105,16 +99,7 @@ fn a_lock_pins_versions_and_refuses_a_different_digest() {
         .find(|c| c.alias == "payment")
         .unwrap();
     pinned.digest = Digest::of(b"something else").to_string();
-    let error = zhongtai_api::deploy(
-        checked,
-        "taxation",
-        Some(&tampered),
-        &registry,
-        &TrustPolicy::default(),
-        &runtime,
-    )
-    .err()
-    .expect("refused");
+    let error = deploy(&tampered).err().expect("refused");
     assert!(
         error.to_string().contains("but zhongtai.lock pins sha256:"),
         "{error}"

@@ -3,7 +3,7 @@
 //! show` filters; `audit export` hands a third party what they need.
 //! Outputs are golden files (times and hashes masked).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,96 +1,19 @@
 //! `zhongtai up` and `zhongtai lock`: the platform serving department
-//! manifests on one address, with an embedded registry and store.
+//! manifests on one address, with an embedded registry and store — the
+//! capabilities built and published when missing, every manifest deployed,
+//! served until SIGINT or SIGTERM.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use clap::Args;
 use zhongtai_manifest::lock::Lock;
 use zhongtai_registry::name::parse_version;
 use zhongtai_registry::{PackageName, PublishRequest, PublisherKey, Registry};
 use zhongtai_runtime::Runtime;
 
-use crate::registry_commands::{RegistryArgs, trust_policy};
-
-/// `zhongtai up`.
-#[derive(Args)]
-pub struct UpArgs {
-    /// Directory of departments, each `<dir>/<department>/zhongtai.toml`.
-    #[arg(long, default_value = "examples")]
-    pub dir: PathBuf,
-    /// Address to serve on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub addr: String,
-    /// Load only components signed by these publisher keys.
-    #[arg(long)]
-    pub trust: Vec<String>,
-    /// Token for the admin API (deploy, upgrade, rollback); without one the
-    /// admin API refuses every request.
-    #[arg(long, env = "ZHONGTAI_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
-    #[command(flatten)]
-    pub registry: RegistryArgs,
-}
-
-/// `zhongtai deploy` and `zhongtai rollback`: where the host is.
-#[derive(Args)]
-pub struct AdminArgs {
-    /// The host's URL.
-    #[arg(long, env = "ZHONGTAI_HOST", default_value = "http://127.0.0.1:8080")]
-    pub host: String,
-    /// The admin token.
-    #[arg(long, env = "ZHONGTAI_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
-}
-
-fn admin_call(args: &AdminArgs, path: &str, body: Option<String>) -> anyhow::Result<ExitCode> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let url = format!("{}{path}", args.host.trim_end_matches('/'));
-    let request = agent.post(&url).header(
-        "Authorization",
-        &format!("Bearer {}", args.admin_token.as_deref().unwrap_or_default()),
-    );
-    let mut response = request
-        .send(body.unwrap_or_default())
-        .with_context(|| format!("calling {url}"))?;
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    if (200..300).contains(&status) {
-        println!("{text}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let message = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-        .unwrap_or(text);
-    bail!("the host refused (HTTP {status}):\n{message}")
-}
-
-/// Deploys (or upgrades) one department from its manifest file.
-pub fn deploy(manifest: &Path, args: &AdminArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(manifest)
-        .with_context(|| format!("reading {}", manifest.display()))?;
-    let checked = zhongtai_manifest::parse(&text, &manifest.display().to_string())?;
-    admin_call(
-        args,
-        &format!("/admin/v1/departments/{}/manifest", checked.department),
-        Some(text),
-    )
-}
-
-/// Rolls one department back to its previous deployment.
-pub fn rollback(department: &str, args: &AdminArgs) -> anyhow::Result<ExitCode> {
-    admin_call(
-        args,
-        &format!("/admin/v1/departments/{department}/rollback"),
-        None,
-    )
-}
+use crate::args::{RegistryArgs, UpArgs, trust_policy};
 
 /// The manifests under `dir`, by path, sorted.
 pub fn manifests(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -183,7 +106,7 @@ pub fn deploy_all(
         publish_capabilities(registry.as_ref(), &data_dir.join("publisher.key"))?;
     }
     let trust = trust_policy(&args.trust)?;
-    let admin = zhongtai_api::admin::Admin {
+    let admin = zhongtai_api::Admin {
         registry: registry.clone(),
         trust: trust.clone(),
         token: args.admin_token.clone(),
@@ -221,24 +144,6 @@ pub fn deploy_all(
     Ok(host)
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminated = async {
-        match terminate.as_mut() {
-            Some(signal) => {
-                signal.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminated => {}
-    }
-}
-
 /// Serves until SIGINT or SIGTERM, then lets requests in flight finish.
 pub fn serve(host: Arc<zhongtai_api::Host>, addr: &str) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
@@ -252,7 +157,7 @@ pub fn serve(host: Arc<zhongtai_api::Host>, addr: &str) -> anyhow::Result<ExitCo
             host.departments().join(", ")
         );
         let shutdown = async {
-            shutdown_signal().await;
+            crate::shutdown_signal().await;
             eprintln!("Shutting down: finishing requests in flight...");
         };
         zhongtai_api::serve(listener, host, shutdown).await?;
@@ -266,7 +171,7 @@ pub fn lock(dir: &Path, registry_args: &RegistryArgs) -> anyhow::Result<ExitCode
     let registry = registry_args.open()?;
     for path in manifests(dir)? {
         let checked = zhongtai_manifest::load(&path)?;
-        let lock = zhongtai_api::lock(&checked, registry.as_ref())?;
+        let lock = zhongtai_api::lock(&checked, &path.display().to_string(), registry.as_ref())?;
         let lock_path = path.with_file_name("zhongtai.lock");
         std::fs::write(&lock_path, lock.to_text())
             .with_context(|| format!("writing {}", lock_path.display()))?;

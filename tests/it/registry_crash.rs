@@ -2,7 +2,7 @@
 //! version or none of it: after a restart every listed version's blob is
 //! present and intact.
 
-mod support;
+use crate::support;
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;

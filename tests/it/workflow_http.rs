@@ -2,9 +2,9 @@
 //! example departments, driven over HTTP — the business license flow and
 //! every refusal a department relies on.
 
-mod support;
+use crate::support;
 
-use support::platform::Platform;
+use crate::support::platform::Platform;
 
 use std::process::Command;
 

@@ -1,10 +1,10 @@
 //! The auth component through the host runtime: every function's success
 //! path and every error case a caller can reach.
 
-mod support;
+use crate::support;
 
+use crate::support::{Capability, runtime, runtime_in};
 use serde_json::{Value as Json, json};
-use support::{Capability, runtime, runtime_in};
 use zhongtai_runtime::{HostConfig, Runtime, RuntimeLimits};
 
 const CITIZEN: &str = "11010519491231002X";

@@ -1,26 +1,11 @@
-//! `wasi:config`, `wasi:logging` and `zhongtai:platform/context`.
+//! `wasi:logging`: a guest's log lines go to `tracing` under the target
+//! `zhongtai::guest`, with the package, department and request id.
 
 use super::HostState;
-use super::wasi::config::store as config;
 use super::wasi::logging::logging;
-use super::zhongtai::platform::context;
 
 /// Longest log message kept from a guest, in bytes; the rest is cut.
 const MAX_LOG_BYTES: usize = 8 * 1024;
-
-impl config::Host for HostState {
-    fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, config::Error>> {
-        Ok(Ok(self.config.get(&key).cloned()))
-    }
-
-    fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, config::Error>> {
-        Ok(Ok(self
-            .config
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()))
-    }
-}
 
 fn cut(text: &str) -> &str {
     if text.len() <= MAX_LOG_BYTES {
@@ -57,16 +42,5 @@ impl logging::Host for HostState {
             logging::Level::Error | logging::Level::Critical => emit!(error),
         }
         Ok(())
-    }
-}
-
-impl context::Host for HostState {
-    fn current(&mut self) -> wasmtime::Result<context::CallContext> {
-        Ok(context::CallContext {
-            department: self.context.department.as_str().to_owned(),
-            service: self.context.service.as_str().to_owned(),
-            request_id: self.context.request_id.clone(),
-            subject: self.context.subject.clone(),
-        })
     }
 }

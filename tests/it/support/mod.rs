@@ -1,8 +1,6 @@
 //! Shared test support: builds the guest components once per test binary and
 //! makes runtimes over temporary stores.
 
-#![allow(dead_code)]
-
 pub mod platform;
 
 use std::collections::BTreeMap;

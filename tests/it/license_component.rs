@@ -2,10 +2,10 @@
 //! list, every reachable error, and offline verification by a third party
 //! holding only the public key.
 
-mod support;
+use crate::support;
 
+use crate::support::Capability;
 use serde_json::{Value as Json, json};
-use support::Capability;
 use zhongtai_runtime::{HostConfig, RuntimeLimits};
 
 const COMPANY: &str = "91350100M000100Y43";

@@ -1,7 +1,7 @@
 //! `zhongtai call`, the component developer's inner loop: state persists in
 //! the data directory between invocations, and mistakes get clear messages.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,7 +1,7 @@
 //! The registry over HTTP: `zhongtai registry serve` on a loopback port,
 //! driven by the CLI against its URL, and its JSON errors.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

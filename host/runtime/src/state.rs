@@ -1,9 +1,10 @@
-//! Durable key-value storage behind the `wasi:keyvalue` import.
+//! Component state: the durable key-value storage behind the
+//! `wasi:keyvalue` import.
 //!
 //! [`KeyValueStore`] is the small trait the platform imports are written
 //! against; [`SledStore`] is the implementation on sled. Every value is stored
 //! with a CRC-32 of its bytes in front, so a value damaged on disk is reported
-//! as [`StoreError::Corrupt`] instead of being handed to a guest. sled's
+//! as [`StateError::Corrupt`] instead of being handed to a guest. sled's
 //! background flush is not durability: callers [`flush`](KeyValueStore::flush)
 //! before they acknowledge a write.
 
@@ -11,7 +12,7 @@ use std::path::Path;
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum StateError {
     /// The stored bytes do not match their checksum.
     #[error("stored value for key {key:?} in bucket {bucket:?} is corrupt (checksum mismatch)")]
     Corrupt {
@@ -49,29 +50,29 @@ pub struct KeyPage {
 /// Buckets of byte values keyed by string, shared by all component instances.
 pub trait KeyValueStore: Send + Sync + 'static {
     /// Returns the value of `key`, or `None` when it does not exist.
-    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StateError>;
     /// Sets `key` to `value`, replacing any earlier value.
-    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StateError>;
     /// Sets several keys at once: all of them or none.
-    fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError>;
+    fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<(), StateError>;
     /// Removes `key`; removing a missing key is not an error.
-    fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError>;
+    fn delete(&self, bucket: &str, key: &str) -> Result<(), StateError>;
     /// Removes several keys at once: all of them or none.
-    fn delete_many(&self, bucket: &str, keys: &[String]) -> Result<(), StoreError>;
+    fn delete_many(&self, bucket: &str, keys: &[String]) -> Result<(), StateError>;
     /// Whether `key` exists.
-    fn exists(&self, bucket: &str, key: &str) -> Result<bool, StoreError>;
+    fn exists(&self, bucket: &str, key: &str) -> Result<bool, StateError>;
     /// Lists up to `limit` keys, starting at the position `cursor` names.
     fn list_keys(
         &self,
         bucket: &str,
         cursor: Option<u64>,
         limit: usize,
-    ) -> Result<KeyPage, StoreError>;
+    ) -> Result<KeyPage, StateError>;
     /// Atomically adds `delta` to a decimal counter (a missing key counts as 0)
     /// and returns the new value.
-    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StoreError>;
+    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StateError>;
     /// Makes every write so far durable.
-    fn flush(&self) -> Result<(), StoreError>;
+    fn flush(&self) -> Result<(), StateError>;
 }
 
 /// [`KeyValueStore`] on a sled database: one sled tree per bucket.
@@ -84,18 +85,18 @@ const TREE_PREFIX: &str = "kv/";
 
 impl SledStore {
     /// Opens (or creates) the store in directory `path`.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub fn open(path: &Path) -> Result<Self, StateError> {
         let db = sled::Config::new().path(path).open()?;
         Ok(Self { db })
     }
 
     /// Opens a store that lives in memory only; for tests and benchmarks.
-    pub fn temporary() -> Result<Self, StoreError> {
+    pub fn temporary() -> Result<Self, StateError> {
         let db = sled::Config::new().temporary(true).open()?;
         Ok(Self { db })
     }
 
-    fn tree(&self, bucket: &str) -> Result<sled::Tree, StoreError> {
+    fn tree(&self, bucket: &str) -> Result<sled::Tree, StateError> {
         Ok(self.db.open_tree(format!("{TREE_PREFIX}{bucket}"))?)
     }
 }
@@ -107,8 +108,8 @@ fn seal(value: &[u8]) -> Vec<u8> {
     sealed
 }
 
-fn unseal(bucket: &str, key: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let corrupt = || StoreError::Corrupt {
+fn unseal(bucket: &str, key: &str, sealed: &[u8]) -> Result<Vec<u8>, StateError> {
+    let corrupt = || StateError::Corrupt {
         bucket: bucket.to_owned(),
         key: key.to_owned(),
     };
@@ -121,19 +122,19 @@ fn unseal(bucket: &str, key: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError>
 }
 
 impl KeyValueStore for SledStore {
-    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         match self.tree(bucket)?.get(key)? {
             Some(sealed) => unseal(bucket, key, &sealed).map(Some),
             None => Ok(None),
         }
     }
 
-    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StateError> {
         self.tree(bucket)?.insert(key, seal(value))?;
         Ok(())
     }
 
-    fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    fn set_many(&self, bucket: &str, entries: &[(String, Vec<u8>)]) -> Result<(), StateError> {
         let mut batch = sled::Batch::default();
         for (key, value) in entries {
             batch.insert(key.as_bytes(), seal(value));
@@ -142,12 +143,12 @@ impl KeyValueStore for SledStore {
         Ok(())
     }
 
-    fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+    fn delete(&self, bucket: &str, key: &str) -> Result<(), StateError> {
         self.tree(bucket)?.remove(key)?;
         Ok(())
     }
 
-    fn delete_many(&self, bucket: &str, keys: &[String]) -> Result<(), StoreError> {
+    fn delete_many(&self, bucket: &str, keys: &[String]) -> Result<(), StateError> {
         let mut batch = sled::Batch::default();
         for key in keys {
             batch.remove(key.as_bytes());
@@ -156,7 +157,7 @@ impl KeyValueStore for SledStore {
         Ok(())
     }
 
-    fn exists(&self, bucket: &str, key: &str) -> Result<bool, StoreError> {
+    fn exists(&self, bucket: &str, key: &str) -> Result<bool, StateError> {
         Ok(self.tree(bucket)?.contains_key(key)?)
     }
 
@@ -165,7 +166,7 @@ impl KeyValueStore for SledStore {
         bucket: &str,
         cursor: Option<u64>,
         limit: usize,
-    ) -> Result<KeyPage, StoreError> {
+    ) -> Result<KeyPage, StateError> {
         let skip = cursor.unwrap_or(0);
         let mut keys = Vec::new();
         let mut position = skip;
@@ -185,7 +186,7 @@ impl KeyValueStore for SledStore {
         })
     }
 
-    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StoreError> {
+    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StateError> {
         let tree = self.tree(bucket)?;
         loop {
             let current = tree.get(key)?;
@@ -195,7 +196,7 @@ impl KeyValueStore for SledStore {
                     std::str::from_utf8(&bytes)
                         .ok()
                         .and_then(|text| text.parse::<u64>().ok())
-                        .ok_or_else(|| StoreError::NotACounter {
+                        .ok_or_else(|| StateError::NotACounter {
                             key: key.to_owned(),
                         })?
                 }
@@ -203,7 +204,7 @@ impl KeyValueStore for SledStore {
             };
             let new = old
                 .checked_add(delta)
-                .ok_or_else(|| StoreError::CounterOverflow {
+                .ok_or_else(|| StateError::CounterOverflow {
                     key: key.to_owned(),
                 })?;
             let swapped =
@@ -214,7 +215,7 @@ impl KeyValueStore for SledStore {
         }
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
+    fn flush(&self) -> Result<(), StateError> {
         self.db.flush()?;
         Ok(())
     }
@@ -269,7 +270,7 @@ mod tests {
         store.set("b", "text", b"abc").unwrap();
         assert!(matches!(
             store.increment("b", "text", 1),
-            Err(StoreError::NotACounter { .. })
+            Err(StateError::NotACounter { .. })
         ));
     }
 

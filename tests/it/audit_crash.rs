@@ -1,12 +1,12 @@
 //! kill -9 of the host under load loses no audit record of a request that
 //! got a response, and the host restarts on the same trail.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use support::platform::Platform;
+use crate::support::platform::Platform;
 use zhongtai_audit::{Filter, Kind, Trail, VerifyKey, verify};
 
 const CITIZEN: &str = "11010519491231002X";

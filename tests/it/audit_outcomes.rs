@@ -1,7 +1,7 @@
 //! What a workflow records for each way a call can end: ok, a trap, a
 //! timeout, refused by grants — and the answer it gives in each case.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -102,7 +102,7 @@ fn every_way_a_call_ends_is_recorded() {
         };
         let answer = match run(&runtime, Some(&audit), &deployment, service, &request) {
             Ok((status, _)) => format!("{} {status}", service.name),
-            Err(e) => format!("{} {} {}", service.name, e.status, e.code),
+            Err(e) => format!("{} {} {}", service.name, e.status.as_u16(), e.code),
         };
         answers.push(answer);
     }

@@ -2,11 +2,11 @@
 //! every WIT shape maps to and from JSON as the README documents, argument
 //! mismatches say where and what, and state belongs to the package.
 
-mod support;
+use crate::support;
 
+use crate::support::{assert_golden, context, guest_bytes, load, runtime};
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};
-use support::{assert_golden, context, guest_bytes, load, runtime};
 use zhongtai_runtime::{HostConfig, LoadError, RuntimeLimits};
 
 fn sample() -> Json {

@@ -2,7 +2,7 @@
 //! the error text in the `.err` file beside it (`UPDATE_GOLDEN=1` rewrites
 //! them).
 
-mod support;
+use crate::support;
 
 #[test]
 fn every_bad_manifest_produces_its_expected_errors() {

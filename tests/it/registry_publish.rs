@@ -2,9 +2,9 @@
 //! resolution and yanking, validation, damage on disk, and every signature
 //! failure.
 
-mod support;
+use crate::support;
 
-use support::guest_bytes;
+use crate::support::guest_bytes;
 use zhongtai_registry::name::{parse_requirement, parse_version};
 use zhongtai_registry::{
     Digest, LocalRegistry, PackageName, PublishRequest, PublisherKey, Registry, RegistryError,

@@ -1,12 +1,10 @@
 //! A guest that loops, hogs memory, panics or recurses too deep fails that
 //! call only; the host and the next call are unaffected.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{context, load, runtime};
 use serde_json::json;
-use support::{context, load, runtime};
 use zhongtai_runtime::{CallError, HostConfig, RuntimeLimits};
 
 fn limits() -> RuntimeLimits {

@@ -1,10 +1,8 @@
 //! The payment component through the host runtime: the order life cycle,
 //! every reachable error, idempotent replays, and concurrent duplicates.
 
-mod support;
-
+use crate::support::{Capability, runtime};
 use serde_json::{Value as Json, json};
-use support::{Capability, runtime};
 use zhongtai_runtime::{HostConfig, RuntimeLimits};
 
 const PAYER: &str = "11010519491231002X";

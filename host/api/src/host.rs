@@ -1,0 +1,188 @@
+//! The running platform: the runtime, the deployed departments with their
+//! recent history, the admin settings and the audit trail. The server
+//! ([`crate::server`]) answers requests from it; the admin API
+//! ([`crate::admin`]) and `zhongtai up` change what it serves.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use serde_json::{Value as Json, json};
+use zhongtai_audit::{AuditError, AuditLog, Entry, Kind};
+use zhongtai_runtime::{Runtime, Slug};
+
+use zhongtai_registry::{Registry, TrustPolicy};
+
+use crate::deploy::Deployment;
+
+/// What the admin API needs besides the host.
+pub struct Admin {
+    /// Where components come from.
+    pub registry: Arc<dyn Registry>,
+    /// Whose components are accepted.
+    pub trust: TrustPolicy,
+    /// The operator's token; without one the admin API refuses everything.
+    pub token: Option<String>,
+}
+
+/// A department's deployments, oldest first, with their revisions; the
+/// last is in service.
+type History = Vec<(u64, Arc<Deployment>)>;
+
+/// How many earlier deployments of a department are kept for rollback.
+pub const KEPT_DEPLOYMENTS: usize = 8;
+
+/// The running platform: the runtime and the deployed departments, each
+/// with its recent history (the last entry is in service).
+pub struct Host {
+    runtime: Arc<Runtime>,
+    deployments: RwLock<BTreeMap<Slug, History>>,
+    revisions: AtomicU64,
+    admin: Option<Admin>,
+    audit: Option<Arc<AuditLog>>,
+}
+
+/// Who an operator action is recorded as: whoever holds the admin token or
+/// started the host.
+pub const OPERATOR: &str = "operator";
+
+impl Host {
+    /// A host with nothing deployed yet; with `admin`, its admin API
+    /// deploys from `admin.registry`.
+    pub fn with_admin(runtime: Arc<Runtime>, admin: Option<Admin>) -> Self {
+        Self {
+            runtime,
+            deployments: RwLock::new(BTreeMap::new()),
+            revisions: AtomicU64::new(0),
+            admin,
+            audit: None,
+        }
+    }
+
+    /// Records every call and operator action in `audit`.
+    pub fn with_audit(mut self, audit: Arc<AuditLog>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// The audit trail, if the host keeps one.
+    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
+        self.audit.as_ref()
+    }
+
+    /// Records an operator action (no-op without an audit trail).
+    pub fn record(&self, entry: Entry) -> Result<(), AuditError> {
+        match &self.audit {
+            Some(audit) => audit.append(entry).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn admin(&self) -> Option<&Admin> {
+        self.admin.as_ref()
+    }
+
+    /// The runtime the host's components run in.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Puts `deployment` in service for its department and returns its
+    /// revision; requests already running finish on the one they started
+    /// with. The action (`deploy`, or `upgrade` when it replaces one) is
+    /// recorded before it takes effect; when it cannot be recorded nothing
+    /// changes.
+    pub fn install(&self, deployment: Deployment) -> Result<u64, AuditError> {
+        let department = deployment.manifest.department.clone();
+        let mut deployments = self.deployments.write().unwrap_or_else(|e| e.into_inner());
+        let revision = self.revisions.fetch_add(1, Ordering::Relaxed) + 1;
+        let replaces = deployments.get(&department).is_some_and(|h| !h.is_empty());
+        let pins: Vec<String> = deployment
+            .components
+            .iter()
+            .map(|(alias, c)| format!("{alias}={}@{} ({})", c.spec.package, c.version, c.digest))
+            .collect();
+        let mut entry = admin_entry(
+            if replaces { "upgrade" } else { "deploy" },
+            department.as_str(),
+        );
+        entry.detail = Some(format!("revision {revision}: {}", pins.join(", ")));
+        entry.args = deployment.source_hash.clone();
+        self.record(entry)?;
+        let history = deployments.entry(department).or_default();
+        history.push((revision, Arc::new(deployment)));
+        if history.len() > KEPT_DEPLOYMENTS {
+            history.remove(0);
+        }
+        Ok(revision)
+    }
+
+    /// Returns `department` to its previous deployment; its revision, or
+    /// `None` when there is none. Recorded before it takes effect.
+    pub fn rollback(&self, department: &str) -> Result<Option<u64>, AuditError> {
+        let mut deployments = self.deployments.write().unwrap_or_else(|e| e.into_inner());
+        let Some(history) = deployments.get_mut(department) else {
+            return Ok(None);
+        };
+        if history.len() < 2 {
+            return Ok(None);
+        }
+        let from = history[history.len() - 1].0;
+        let to = history[history.len() - 2].0;
+        let mut entry = admin_entry("rollback", department);
+        entry.detail = Some(format!("revision {from} back to revision {to}"));
+        self.record(entry)?;
+        history.pop();
+        Ok(Some(to))
+    }
+
+    /// The departments in service.
+    pub fn departments(&self) -> Vec<String> {
+        self.deployments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// Departments with their revision in service and component versions.
+    pub fn describe(&self) -> Json {
+        let deployments = self.deployments.read().unwrap_or_else(|e| e.into_inner());
+        let departments: serde_json::Map<String, Json> = deployments
+            .iter()
+            .filter_map(|(department, history)| {
+                let (revision, deployment) = history.last()?;
+                let components: serde_json::Map<String, Json> = deployment
+                    .components
+                    .iter()
+                    .map(|(alias, c)| {
+                        let described = json!({"package": c.spec.package, "version": c.version.to_string(), "digest": c.digest});
+                        (alias.clone(), described)
+                    })
+                    .collect();
+                let described = json!({"revision": revision, "previous": history.len() - 1, "components": components});
+                Some((department.to_string(), described))
+            })
+            .collect();
+        json!({ "departments": departments })
+    }
+
+    /// The deployment in service for `department`.
+    pub(crate) fn deployment(&self, department: &str) -> Option<Arc<Deployment>> {
+        self.deployments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(department)
+            .and_then(|history| history.last().map(|(_, d)| d.clone()))
+    }
+}
+
+/// The audit entry of an operator action on `department`.
+pub(crate) fn admin_entry(action: &str, department: &str) -> Entry {
+    let mut entry = Entry::new(Kind::Admin);
+    entry.action = Some(action.to_owned());
+    entry.department = Some(department.to_owned());
+    entry.subject = Some(OPERATOR.to_owned());
+    entry
+}

@@ -1,0 +1,23 @@
+//! End-to-end tests of the platform, one module per area, in one test
+//! binary (each binary would link wasmtime again): components through the
+//! host, the registry, manifests and deploys, workflows over HTTP, the audit
+//! trail, and what survives a crash.
+
+mod support;
+
+mod audit_crash;
+mod audit_outcomes;
+mod audit_trail;
+mod auth_component;
+mod cli_call;
+mod credit_component;
+mod generic_invocation;
+mod license_component;
+mod manifest_deploy;
+mod manifest_golden;
+mod payment_component;
+mod registry_crash;
+mod registry_http;
+mod registry_publish;
+mod runtime_limits;
+mod workflow_http;
