@@ -24,18 +24,29 @@
 //! (the host's own, or an export given to a third party with the host's
 //! public key) and names the first thing that is wrong; [`Filter`] selects
 //! records for `zhongtai audit show` and the admin API.
+//!
+//! Modules, in dependency order: `record` (the format), `time`, `problem`,
+//! `chain` (walking the hash chain), `trail` (reading), `verify`, `log`
+//! (the writer), `key`.
 
+mod chain;
 mod key;
 mod log;
+mod problem;
 mod record;
+mod time;
+mod trail;
 mod verify;
 
 use std::path::Path;
 
 pub use key::{HostKey, VerifyKey};
-pub use log::{AuditLog, AuditOptions, Checkpoint};
-pub use record::{Entry, GENESIS, Kind, Record, format_time, hash_json, parse_time, sha256_hex};
-pub use verify::{Filter, Problem, Report, Trail, export, verify};
+pub use log::{AuditLog, AuditOptions};
+pub use problem::Problem;
+pub use record::{Checkpoint, Entry, GENESIS, Kind, Record, hash_json, sha256_hex};
+pub use time::{format_time, parse_time};
+pub use trail::{Filter, Trail};
+pub use verify::{Report, export, verify};
 
 /// The records file in a trail directory.
 pub const TRAIL_FILE: &str = "trail.jsonl";

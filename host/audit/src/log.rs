@@ -10,41 +10,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
-use crate::record::{Entry, GENESIS, Kind, Record, format_time, sha256_hex};
-use crate::verify::{check_links, split_lines};
+use crate::chain::check_links;
+use crate::problem::Problem;
+use crate::record::{Checkpoint, Entry, GENESIS, Kind, Record, sha256_hex, split_lines};
+use crate::time::format_time;
 use crate::{AuditError, CHECKPOINTS_FILE, HostKey, KEY_FILE, PUBLIC_KEY_FILE, TRAIL_FILE};
-
-/// A signed statement of how the trail stood: its first `records` records,
-/// `bytes` long, ending with a record whose line hashes to `head`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// How many records it covers (records `0..records`).
-    pub records: u64,
-    /// The length of the trail file up to the end of the last covered record.
-    pub bytes: u64,
-    /// sha256 (hex) of the last covered record's line ([`GENESIS`] for none).
-    pub head: String,
-    /// When it was signed.
-    pub time: String,
-    /// The signing key, base64.
-    pub key: String,
-    /// Ed25519 signature (base64) of [`Checkpoint::statement`].
-    pub signature: String,
-}
-
-impl Checkpoint {
-    /// The bytes the signature covers:
-    /// `zhongtai-audit-checkpoint-v1\n<records>\n<bytes>\n<head>\n<time>\n`.
-    pub fn statement(&self) -> Vec<u8> {
-        format!(
-            "zhongtai-audit-checkpoint-v1\n{}\n{}\n{}\n{}\n",
-            self.records, self.bytes, self.head, self.time
-        )
-        .into_bytes()
-    }
-}
 
 /// How often the host signs a checkpoint.
 #[derive(Debug, Clone)]
@@ -156,6 +126,116 @@ fn open_and_trim(path: &Path) -> Result<(File, Vec<u8>), AuditError> {
     Ok((file, torn))
 }
 
+/// The trail in `dir` is broken: the writer refuses it.
+fn broken(dir: &Path, problem: Problem) -> AuditError {
+    AuditError::Broken {
+        dir: dir.display().to_string(),
+        problem,
+    }
+}
+
+/// The last checkpoint of the trail in `dir` (an empty one when there is
+/// none), checked to be signed by `key`.
+fn last_checkpoint(dir: &Path, key: &HostKey) -> Result<Checkpoint, AuditError> {
+    let path = dir.join(CHECKPOINTS_FILE);
+    let text = fs::read(&path).map_err(|e| AuditError::io(&path, e))?;
+    let (lines, _) = split_lines(&text);
+    let Some(line) = lines.last() else {
+        return Ok(Checkpoint {
+            records: 0,
+            bytes: 0,
+            head: GENESIS.to_owned(),
+            time: String::new(),
+            key: String::new(),
+            signature: String::new(),
+        });
+    };
+    let index = line.number - 1;
+    let last = serde_json::from_slice::<Checkpoint>(line.bytes).map_err(|e| {
+        broken(
+            dir,
+            Problem::checkpoint(index, format!("is not a checkpoint: {e}")),
+        )
+    })?;
+    if last.records == 0 {
+        return Ok(last);
+    }
+    let own = key.public();
+    if last.key != own.to_base64() {
+        return Err(broken(
+            dir,
+            Problem::checkpoint(
+                index,
+                format!(
+                    "the last checkpoint is signed by key {}, not by this host's key {}: a trail is signed by one key; keep this trail and start a new one for a new key",
+                    last.key,
+                    own.to_base64()
+                ),
+            ),
+        ));
+    }
+    if !own.verifies(&last.statement(), &last.signature) {
+        return Err(broken(dir, Problem::checkpoint(
+            index,
+            "the last checkpoint's signature does not match what it says: it was forged or altered".to_owned(),
+        )));
+    }
+    Ok(last)
+}
+
+/// Checks the records `trail` holds after the checkpoint `last`: none cut
+/// from the end, each chained to the one before. Returns the next sequence
+/// number, the last record's hash and the trail's length.
+fn check_since(
+    dir: &Path,
+    trail: &mut File,
+    last: &Checkpoint,
+) -> Result<(u64, String, u64), AuditError> {
+    let trail_path = dir.join(TRAIL_FILE);
+    let io = |e| AuditError::io(&trail_path, e);
+    let length = trail.metadata().map_err(io)?.len();
+    if length < last.bytes {
+        return Err(broken(
+            dir,
+            Problem::record(
+                None,
+                format!(
+                    "the trail is {length} bytes but the last checkpoint ({}) covers {} bytes and {} records: records were removed from its end",
+                    last.time, last.bytes, last.records
+                ),
+            ),
+        ));
+    }
+    let mut tail = Vec::new();
+    trail.seek(SeekFrom::Start(last.bytes)).map_err(io)?;
+    trail.read_to_end(&mut tail).map_err(io)?;
+    let (lines, _) = split_lines(&tail);
+    let lines_before = usize::try_from(last.records).unwrap_or(usize::MAX);
+    let (next, prev) = check_links(&lines, last.records, &last.head, lines_before)
+        .map_err(|problem| broken(dir, problem))?;
+    Ok((next, prev, length))
+}
+
+/// Signs a checkpoint every `checkpoint_interval` until the sender is
+/// dropped.
+fn start_ticker(inner: Arc<Inner>) -> Result<(mpsc::Sender<()>, JoinHandle<()>), AuditError> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let dir = inner.dir.clone();
+    let ticker = std::thread::Builder::new()
+        .name("audit-checkpoints".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(inner.options.checkpoint_interval)
+            {
+                if let Err(e) = inner.checkpoint() {
+                    tracing::error!(error = %e, "audit checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| AuditError::io(&dir, e))?;
+    Ok((stop, ticker))
+}
+
 impl AuditLog {
     /// Opens the trail in `dir` (made when missing), signing with `key`, or
     /// with `dir/host.key` (made when missing) when `key` is `None`.
@@ -180,75 +260,11 @@ impl AuditLog {
 
         let checkpoints_path = dir.join(CHECKPOINTS_FILE);
         let (checkpoints_file, _) = open_and_trim(&checkpoints_path)?;
-        let checkpoint_text =
-            fs::read(&checkpoints_path).map_err(|e| AuditError::io(&checkpoints_path, e))?;
-        let broken = |problem| AuditError::Broken {
-            dir: dir.display().to_string(),
-            problem,
-        };
-        let (checkpoint_lines, _) = split_lines(&checkpoint_text);
-        let last = match checkpoint_lines.last() {
-            Some(line) => serde_json::from_slice::<Checkpoint>(line.bytes).map_err(|e| {
-                broken(crate::Problem::checkpoint(
-                    line.number - 1,
-                    format!("is not a checkpoint: {e}"),
-                ))
-            })?,
-            None => Checkpoint {
-                records: 0,
-                bytes: 0,
-                head: GENESIS.to_owned(),
-                time: String::new(),
-                key: String::new(),
-                signature: String::new(),
-            },
-        };
-        if last.records > 0 {
-            let index = checkpoint_lines.len() - 1;
-            let own = key.public();
-            if last.key != own.to_base64() {
-                return Err(broken(crate::Problem::checkpoint(
-                    index,
-                    format!(
-                        "the last checkpoint is signed by key {}, not by this host's key {}: a trail is signed by one key; keep this trail and start a new one for a new key",
-                        last.key,
-                        own.to_base64()
-                    ),
-                )));
-            }
-            if !own.verifies(&last.statement(), &last.signature) {
-                return Err(broken(crate::Problem::checkpoint(
-                    index,
-                    "the last checkpoint's signature does not match what it says: it was forged or altered".to_owned(),
-                )));
-            }
-        }
+        let last = last_checkpoint(dir, &key)?;
         let public = dir.join(PUBLIC_KEY_FILE);
         fs::write(&public, key.public().to_text() + "\n")
             .map_err(|e| AuditError::io(&public, e))?;
-
-        let io = |e| AuditError::io(&trail_path, e);
-        let length = trail.metadata().map_err(io)?.len();
-        if length < last.bytes {
-            return Err(broken(crate::Problem::record(
-                None,
-                format!(
-                    "the trail is {length} bytes but the last checkpoint ({}) covers {} bytes and {} records: records were removed from its end",
-                    last.time, last.bytes, last.records
-                ),
-            )));
-        }
-        let mut tail = Vec::new();
-        trail.seek(SeekFrom::Start(last.bytes)).map_err(io)?;
-        trail.read_to_end(&mut tail).map_err(io)?;
-        let (lines, _) = split_lines(&tail);
-        let first_line = if last.records == 0 {
-            1
-        } else {
-            usize::try_from(last.records).unwrap_or(usize::MAX) + 1
-        };
-        let (next, prev) =
-            check_links(&lines, last.records, &last.head, first_line - 1).map_err(broken)?;
+        let (next, prev, length) = check_since(dir, &mut trail, &last)?;
 
         let inner = Arc::new(Inner {
             dir: dir.to_owned(),
@@ -284,20 +300,7 @@ impl AuditLog {
         }
         inner.checkpoint()?;
 
-        let (stop, stopped) = mpsc::channel::<()>();
-        let ticking = inner.clone();
-        let ticker = std::thread::Builder::new()
-            .name("audit-checkpoints".into())
-            .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(ticking.options.checkpoint_interval)
-                {
-                    if let Err(e) = ticking.checkpoint() {
-                        tracing::error!(error = %e, "audit checkpoint failed");
-                    }
-                }
-            })
-            .map_err(|e| AuditError::io(dir, e))?;
+        let (stop, ticker) = start_ticker(inner.clone())?;
         Ok(Self {
             inner,
             stop: Some(stop),
