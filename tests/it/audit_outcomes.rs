@@ -1,5 +1,7 @@
 //! What a workflow records for each way a call can end: ok, a trap, a
-//! timeout, refused by grants — and the answer it gives in each case.
+//! timeout, refused by grants, an error case — and the answer it gives in
+//! each case. Only a WIT `result` has an `ok` or an `err`: a record whose
+//! field is named `ok`, or a variant with a case `err`, is a plain value.
 
 use crate::support;
 
@@ -15,7 +17,7 @@ const MANIFEST: &str = r#"manifest-version = 1
 department = "civil-affairs"
 
 [components]
-sampler = { package = "example:sampler", version = "^1", grants = ["antics.count", "antics.boom", "antics.spin"] }
+sampler = { package = "example:sampler", version = "^1", grants = ["antics.count", "antics.boom", "antics.spin", "shapes.*"] }
 
 [[services]]
 name = "counted"
@@ -47,6 +49,51 @@ name = "spin"
 call = "sampler.antics.spin"
 [services.response]
 body = "true"
+
+[[services]]
+name = "lookalike"
+method = "POST"
+path = "/lookalike"
+[[services.steps]]
+name = "x"
+call = "sampler.shapes.lookalike"
+args = { ok = "7" }
+[services.response]
+body = "steps.x"
+
+[[services]]
+name = "verdict"
+method = "POST"
+path = "/verdict"
+[[services.steps]]
+name = "v"
+call = "sampler.shapes.verdict"
+args = { err = "'not an error'" }
+[services.response]
+body = "steps.v"
+
+[[services]]
+name = "even"
+method = "POST"
+path = "/even"
+[[services.steps]]
+name = "c"
+call = "sampler.shapes.checked"
+args = { n = "4" }
+[services.response]
+body = "steps.c"
+
+[[services]]
+name = "odd"
+method = "POST"
+path = "/odd"
+[[services.steps]]
+name = "c"
+call = "sampler.shapes.checked"
+args = { n = "3" }
+errors = { err = 409 }
+[services.response]
+body = "steps.c"
 
 [[services]]
 name = "nosy"
@@ -101,7 +148,7 @@ fn every_way_a_call_ends_is_recorded() {
             ..RequestData::default()
         };
         let answer = match run(&runtime, Some(&audit), &deployment, service, &request) {
-            Ok((status, _)) => format!("{} {status}", service.name),
+            Ok((status, body)) => format!("{} {status} {body}", service.name),
             Err(e) => format!("{} {} {}", service.name, e.status.as_u16(), e.code),
         };
         answers.push(answer);
@@ -109,9 +156,13 @@ fn every_way_a_call_ends_is_recorded() {
     assert_eq!(
         answers,
         [
-            "counted 200",
+            "counted 200 1",
             "crashing 500 trap",
             "looping 504 timeout",
+            r#"lookalike 200 {"ok":7}"#,
+            r#"verdict 200 {"err":"not an error"}"#,
+            r#"even 200 {"ok":4}"#,
+            "odd 409 err",
             "nosy 403 not-granted"
         ]
     );
@@ -142,7 +193,11 @@ fn every_way_a_call_ends_is_recorded() {
             "request-0 count ok",
             "request-1 boom trap",
             "request-2 spin timeout",
-            "request-3 recurse refused not-granted"
+            "request-3 lookalike ok",
+            "request-4 verdict ok",
+            "request-5 checked ok",
+            "request-6 checked error err",
+            "request-7 recurse refused not-granted"
         ]
     );
 }
