@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use zhongtai_api::workflow::{RequestData, run};
 use zhongtai_audit::{AuditLog, AuditOptions, Filter, Trail, VerifyKey, verify};
-use zhongtai_registry::name::parse_version;
-use zhongtai_registry::{LocalRegistry, PackageName, PublishRequest, Registry, TrustPolicy};
+use zhongtai_registry::TrustPolicy;
 use zhongtai_runtime::{HostConfig, RuntimeLimits};
 
 const MANIFEST: &str = r#"manifest-version = 1
@@ -110,19 +109,7 @@ body = "steps.deep"
 #[test]
 fn every_way_a_call_ends_is_recorded() {
     let registry_dir = tempfile::tempdir().unwrap();
-    let registry = LocalRegistry::open(
-        registry_dir.path(),
-        zhongtai_runtime::platform::provided_interfaces(),
-    )
-    .unwrap();
-    registry
-        .publish(PublishRequest {
-            package: PackageName::parse("example:sampler").unwrap(),
-            version: parse_version("1.0.0").unwrap(),
-            bytes: support::guest_bytes("fixture-sampler"),
-            signed: None,
-        })
-        .unwrap();
+    let registry = support::sampler_registry(registry_dir.path());
     let limits = RuntimeLimits {
         deadline: Duration::from_millis(200),
         ..RuntimeLimits::default()

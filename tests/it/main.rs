@@ -19,5 +19,6 @@ mod payment_component;
 mod registry_crash;
 mod registry_http;
 mod registry_publish;
+mod router;
 mod runtime_limits;
 mod workflow_http;

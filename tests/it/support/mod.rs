@@ -71,6 +71,25 @@ pub fn context(department: &str) -> CallContext {
     )
 }
 
+/// A registry in `dir` holding the built fixture `example:sampler@1.0.0`.
+pub fn sampler_registry(dir: &Path) -> zhongtai_registry::LocalRegistry {
+    use zhongtai_registry::{PackageName, PublishRequest, Registry, name::parse_version};
+    let registry = zhongtai_registry::LocalRegistry::open(
+        dir,
+        zhongtai_runtime::platform::provided_interfaces(),
+    )
+    .expect("opening registry");
+    registry
+        .publish(PublishRequest {
+            package: PackageName::parse("example:sampler").expect("package name"),
+            version: parse_version("1.0.0").expect("version"),
+            bytes: guest_bytes("fixture-sampler"),
+            signed: None,
+        })
+        .expect("publishing the sampler");
+    registry
+}
+
 /// Checks `actual` against the golden file `tests/golden/<name>`; with
 /// `UPDATE_GOLDEN=1` the file is rewritten instead.
 pub fn assert_golden(name: &str, actual: &str) {
