@@ -4,7 +4,6 @@ use serde_json::Value as Json;
 use wasmtime::component::Val;
 use wasmtime::component::types::{Enum, Flags, Record, ResultType, Type, Variant};
 
-use super::map_key::map_key_val;
 use super::{ValueError, describe_json, describe_type};
 
 macro_rules! integer {
@@ -127,7 +126,7 @@ fn elements(types: impl Iterator<Item = Type>, items: &[Json]) -> Result<Vec<Val
 }
 
 /// An enum case given by name.
-pub(super) fn enum_val(e: &Enum, json: &Json) -> Option<Val> {
+fn enum_val(e: &Enum, json: &Json) -> Option<Val> {
     json.as_str()
         .filter(|name| e.names().any(|n| n == *name))
         .map(|name| Val::Enum(name.to_owned()))
@@ -251,5 +250,49 @@ fn single_case(json: &Json) -> Option<(&str, Option<&Json>)> {
             map.iter().next().map(|(k, v)| (k.as_str(), Some(v)))
         }
         _ => None,
+    }
+}
+
+/// Reads a map key of WIT type `ty` from the object key `text`.
+pub fn map_key_val(ty: &Type, text: &str) -> Result<Val, ValueError> {
+    let as_text = Json::String(text.to_owned());
+    let refused = || {
+        ValueError::new(
+            format!("a map key of type {} (as text)", describe_type(ty)),
+            &as_text,
+        )
+    };
+    // Only the decimal form writing produces: no `+`, leading zeros or spaces.
+    let number = || -> Result<Json, ValueError> {
+        let (value, written) = match text.parse::<i64>() {
+            Ok(signed) => (Json::from(signed), signed.to_string()),
+            Err(_) => {
+                let unsigned = text.parse::<u64>().map_err(|_| refused())?;
+                (Json::from(unsigned), unsigned.to_string())
+            }
+        };
+        if written == text {
+            Ok(value)
+        } else {
+            Err(refused())
+        }
+    };
+    match ty {
+        Type::String | Type::Char => json_to_val(ty, &as_text).map_err(|_| refused()),
+        Type::Bool => match text {
+            "true" => Ok(Val::Bool(true)),
+            "false" => Ok(Val::Bool(false)),
+            _ => Err(refused()),
+        },
+        Type::S8
+        | Type::U8
+        | Type::S16
+        | Type::U16
+        | Type::S32
+        | Type::U32
+        | Type::S64
+        | Type::U64 => json_to_val(ty, &number()?).map_err(|_| refused()),
+        Type::Enum(e) => enum_val(e, &as_text).ok_or_else(refused),
+        _ => Err(refused()),
     }
 }

@@ -18,20 +18,22 @@
 //! | `option<T>` | `null` or the value |
 //! | `result<T, E>` | `{"ok": …}` or `{"err": …}` (`null` for a missing payload) |
 //!
+//! Map keys: a JSON object's keys are text, so a `map<K, V>` key is written
+//! as text both ways by one rule ([`map_key_text`], [`map_key_val`]), and
+//! reading accepts exactly what writing produces, so every map round-trips.
+//!
 //! Resources, futures and streams have no JSON form and are refused. A
 //! mismatch is a [`ValueError`] naming where in the value it is (`claims.roles[2]`),
 //! the WIT type expected and what was found.
 
 mod from_json;
-mod map_key;
 mod to_json;
 
 use serde_json::Value as Json;
 use wasmtime::component::types::Type;
 
-pub use from_json::json_to_val;
-pub use map_key::{map_key_text, map_key_val};
-pub use to_json::{UnrepresentableValue, val_to_json};
+pub use from_json::{json_to_val, map_key_val};
+pub use to_json::{UnrepresentableValue, map_key_text, val_to_json};
 
 /// A JSON value that does not fit the WIT type it was given for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,5 +139,62 @@ pub fn error_cases(result: &Type) -> Option<Vec<String>> {
         Type::Variant(v) => Some(v.cases().map(|c| c.name.to_owned()).collect()),
         Type::Enum(e) => Some(e.names().map(str::to_owned).collect()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use wasmtime::component::Val;
+
+    fn round_trips(ty: &Type, key: Val) {
+        let text = map_key_text(&key).unwrap();
+        assert_eq!(map_key_val(ty, &text).unwrap(), key, "{text:?}");
+    }
+
+    proptest! {
+        #[test]
+        fn integer_keys_round_trip(
+            a in any::<i8>(), b in any::<u8>(), c in any::<i16>(), d in any::<u16>(),
+            e in any::<i32>(), f in any::<u32>(), g in any::<i64>(), h in any::<u64>(),
+        ) {
+            round_trips(&Type::S8, Val::S8(a));
+            round_trips(&Type::U8, Val::U8(b));
+            round_trips(&Type::S16, Val::S16(c));
+            round_trips(&Type::U16, Val::U16(d));
+            round_trips(&Type::S32, Val::S32(e));
+            round_trips(&Type::U32, Val::U32(f));
+            round_trips(&Type::S64, Val::S64(g));
+            round_trips(&Type::U64, Val::U64(h));
+        }
+
+        #[test]
+        fn text_keys_round_trip(text in ".*", c in any::<char>(), b in any::<bool>()) {
+            round_trips(&Type::String, Val::String(text));
+            round_trips(&Type::Char, Val::Char(c));
+            round_trips(&Type::Bool, Val::Bool(b));
+        }
+    }
+
+    #[test]
+    fn an_enum_key_is_its_case_name_not_json_text() {
+        assert_eq!(map_key_text(&Val::Enum("red".into())).unwrap(), "red");
+    }
+
+    #[test]
+    fn keys_that_writing_never_produces_are_refused() {
+        for (ty, text) in [
+            (Type::U32, "07"),
+            (Type::U32, "+7"),
+            (Type::U32, "-1"),
+            (Type::U8, "256"),
+            (Type::Bool, "True"),
+            (Type::Char, "ab"),
+            (Type::S64, " 1"),
+        ] {
+            let error = map_key_val(&ty, text).unwrap_err();
+            assert!(error.expected.starts_with("a map key of type"), "{error}");
+        }
     }
 }

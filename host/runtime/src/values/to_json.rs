@@ -3,8 +3,6 @@
 use serde_json::{Map, Number, Value as Json};
 use wasmtime::component::Val;
 
-use super::map_key::map_key_text;
-
 /// A WIT value with no JSON form, such as a resource handle.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: a {kind} has no JSON form")]
@@ -110,6 +108,30 @@ pub fn val_to_json(val: &Val) -> Result<Json, UnrepresentableValue> {
             return Err(UnrepresentableValue {
                 path: String::new(),
                 kind: "error-context",
+            });
+        }
+    })
+}
+
+/// The object key a map key is written as.
+pub fn map_key_text(key: &Val) -> Result<String, UnrepresentableValue> {
+    Ok(match key {
+        Val::String(text) => text.clone(),
+        Val::Char(c) => c.to_string(),
+        Val::Bool(b) => b.to_string(),
+        Val::S8(v) => v.to_string(),
+        Val::U8(v) => v.to_string(),
+        Val::S16(v) => v.to_string(),
+        Val::U16(v) => v.to_string(),
+        Val::S32(v) => v.to_string(),
+        Val::U32(v) => v.to_string(),
+        Val::S64(v) => v.to_string(),
+        Val::U64(v) => v.to_string(),
+        Val::Enum(name) => name.clone(),
+        _ => {
+            return Err(UnrepresentableValue {
+                path: String::new(),
+                kind: "map key of this type",
             });
         }
     })
