@@ -58,91 +58,127 @@ pub(crate) fn chain(
             )
         })?;
         if record.seq != expected {
-            let later = lines[i + 1..]
-                .iter()
-                .find(|l| seq_of(l) == Some(expected))
-                .map(|l| l.number + line_offset);
-            let next_seq = lines.get(i + 1).and_then(seq_of);
-            let message = match later {
-                Some(at) => format!(
-                    "records are out of order: record {expected} belongs here but this line holds record {}, and record {expected} is at line {at}",
-                    record.seq
-                ),
-                None if next_seq == Some(expected + 1) => format!(
-                    "record {expected} was changed: it calls itself record {}",
-                    record.seq
-                ),
-                None if record.seq > expected => {
-                    let missing = record.seq - expected;
-                    let range = if missing == 1 {
-                        format!("record {expected} is")
-                    } else {
-                        format!("records {expected} to {} are", record.seq - 1)
-                    };
-                    let after = match expected.checked_sub(1) {
-                        Some(before) => format!("right after record {before}"),
-                        None => "at the start of the trail".to_owned(),
-                    };
-                    format!(
-                        "{range} missing: this line holds record {} {after}",
-                        record.seq
-                    )
-                }
-                None => format!(
-                    "a record was inserted: this line holds record {} again where record {expected} belongs",
-                    record.seq
-                ),
-            };
-            return Err(Problem::at_record(expected, number, message));
+            return Err(out_of_sequence(lines, i, expected, &record, line_offset));
         }
         if record.prev != prev {
-            if expected == 0 {
-                return Err(Problem::at_record(
-                    0,
-                    number,
-                    format!(
-                        "record 0 was changed: its prev is {} where the first record holds 64 zeros",
-                        short(&record.prev)
-                    ),
-                ));
-            }
-            // Changing a record changes its hash, which the next record
-            // holds. If the next link holds too, this record's own `prev`
-            // is intact and the one before it was changed; if the next link
-            // breaks as well, this record was changed.
-            let own_hash = &hashes[i];
-            let next_link_holds = lines
-                .get(i + 1)
-                .and_then(|l| serde_json::from_slice::<Record>(l.bytes).ok())
-                .is_none_or(|next| &next.prev == own_hash);
-            let (blamed, line, message) = if next_link_holds {
-                (
-                    expected - 1,
-                    number - 1,
-                    format!(
-                        "record {} was changed: it hashes to {}, but record {expected} holds {}",
-                        expected - 1,
-                        short(&prev),
-                        short(&record.prev)
-                    ),
-                )
-            } else {
-                (
-                    expected,
-                    number,
-                    format!(
-                        "record {expected} was changed: its prev ({}) is not the hash of record {} ({}), and record {} no longer holds its hash",
-                        short(&record.prev),
-                        expected - 1,
-                        short(&prev),
-                        expected + 1
-                    ),
-                )
-            };
-            return Err(Problem::at_record(blamed, line, message));
+            return Err(broken_link(
+                lines,
+                &hashes,
+                i,
+                expected,
+                &record,
+                &prev,
+                line_offset,
+            ));
         }
         each((&record, &hashes[i], line));
         prev.clone_from(&hashes[i]);
     }
     Ok(prev)
+}
+
+/// Why the line at `i`, holding `record`, is not record `expected`: out
+/// of order, changed, missing records or an inserted one.
+fn out_of_sequence(
+    lines: &[Line<'_>],
+    i: usize,
+    expected: u64,
+    record: &Record,
+    line_offset: usize,
+) -> Problem {
+    let number = lines[i].number + line_offset;
+    let later = lines[i + 1..]
+        .iter()
+        .find(|l| seq_of(l) == Some(expected))
+        .map(|l| l.number + line_offset);
+    let next_seq = lines.get(i + 1).and_then(seq_of);
+    let message = match later {
+        Some(at) => format!(
+            "records are out of order: record {expected} belongs here but this line holds record {}, and record {expected} is at line {at}",
+            record.seq
+        ),
+        None if next_seq == Some(expected + 1) => format!(
+            "record {expected} was changed: it calls itself record {}",
+            record.seq
+        ),
+        None if record.seq > expected => {
+            let missing = record.seq - expected;
+            let range = if missing == 1 {
+                format!("record {expected} is")
+            } else {
+                format!("records {expected} to {} are", record.seq - 1)
+            };
+            let after = match expected.checked_sub(1) {
+                Some(before) => format!("right after record {before}"),
+                None => "at the start of the trail".to_owned(),
+            };
+            format!(
+                "{range} missing: this line holds record {} {after}",
+                record.seq
+            )
+        }
+        None => format!(
+            "a record was inserted: this line holds record {} again where record {expected} belongs",
+            record.seq
+        ),
+    };
+    Problem::at_record(expected, number, message)
+}
+
+/// Why record `expected` (at `i`) does not hold `prev`, the hash of the
+/// line before it: which of the two was changed.
+fn broken_link(
+    lines: &[Line<'_>],
+    hashes: &[String],
+    i: usize,
+    expected: u64,
+    record: &Record,
+    prev: &str,
+    line_offset: usize,
+) -> Problem {
+    let number = lines[i].number + line_offset;
+    if expected == 0 {
+        return Problem::at_record(
+            0,
+            number,
+            format!(
+                "record 0 was changed: its prev is {} where the first record holds 64 zeros",
+                short(&record.prev)
+            ),
+        );
+    }
+    // Changing a record changes its hash, which the next record
+    // holds. If the next link holds too, this record's own `prev`
+    // is intact and the one before it was changed; if the next link
+    // breaks as well, this record was changed.
+    let own_hash = &hashes[i];
+    let next_link_holds = lines
+        .get(i + 1)
+        .and_then(|l| serde_json::from_slice::<Record>(l.bytes).ok())
+        .is_none_or(|next| &next.prev == own_hash);
+    let (blamed, line, message) = if next_link_holds {
+        (
+            expected - 1,
+            number - 1,
+            format!(
+                "record {} was changed: it hashes to {}, but record {expected} holds {}",
+                expected - 1,
+                short(prev),
+                short(&record.prev)
+            ),
+        )
+    } else {
+        (
+            expected,
+            number,
+            format!(
+                "record {expected} was changed: its prev ({}) is not the hash of record {} ({}), and record {} no longer holds its hash",
+                short(&record.prev),
+                expected - 1,
+                short(prev),
+                expected + 1
+            ),
+        )
+    };
+    Problem::at_record(blamed, line, message)
 }
