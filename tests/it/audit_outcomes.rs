@@ -12,99 +12,7 @@ use zhongtai_audit::{AuditLog, AuditOptions, Filter, Trail, VerifyKey, verify};
 use zhongtai_registry::TrustPolicy;
 use zhongtai_runtime::{HostConfig, RuntimeLimits};
 
-const MANIFEST: &str = r#"manifest-version = 1
-department = "civil-affairs"
-
-[components]
-sampler = { package = "example:sampler", version = "^1", grants = ["antics.count", "antics.boom", "antics.spin", "shapes.*"] }
-
-[[services]]
-name = "counted"
-method = "POST"
-path = "/count"
-[[services.steps]]
-name = "n"
-call = "sampler.antics.count"
-[services.response]
-body = "steps.n"
-
-[[services]]
-name = "crashing"
-method = "POST"
-path = "/boom"
-[[services.steps]]
-name = "boom"
-call = "sampler.antics.boom"
-args = { message = "'the guest gave up'" }
-[services.response]
-body = "true"
-
-[[services]]
-name = "looping"
-method = "POST"
-path = "/spin"
-[[services.steps]]
-name = "spin"
-call = "sampler.antics.spin"
-[services.response]
-body = "true"
-
-[[services]]
-name = "lookalike"
-method = "POST"
-path = "/lookalike"
-[[services.steps]]
-name = "x"
-call = "sampler.shapes.lookalike"
-args = { ok = "7" }
-[services.response]
-body = "steps.x"
-
-[[services]]
-name = "verdict"
-method = "POST"
-path = "/verdict"
-[[services.steps]]
-name = "v"
-call = "sampler.shapes.verdict"
-args = { err = "'not an error'" }
-[services.response]
-body = "steps.v"
-
-[[services]]
-name = "even"
-method = "POST"
-path = "/even"
-[[services.steps]]
-name = "c"
-call = "sampler.shapes.checked"
-args = { n = "4" }
-[services.response]
-body = "steps.c"
-
-[[services]]
-name = "odd"
-method = "POST"
-path = "/odd"
-[[services.steps]]
-name = "c"
-call = "sampler.shapes.checked"
-args = { n = "3" }
-errors = { err = 409 }
-[services.response]
-body = "steps.c"
-
-[[services]]
-name = "nosy"
-method = "POST"
-path = "/recurse"
-[[services.steps]]
-name = "deep"
-call = "sampler.antics.recurse"
-args = { depth = "3" }
-[services.response]
-body = "steps.deep"
-"#;
+const MANIFEST: &str = include_str!("../manifests/sampler/civil-affairs.toml");
 
 #[test]
 fn every_way_a_call_ends_is_recorded() {
@@ -129,7 +37,23 @@ fn every_way_a_call_ends_is_recorded() {
     let audit = AuditLog::open(trail.path(), None, AuditOptions::default()).unwrap();
 
     let mut answers = Vec::new();
-    for (index, service) in deployment.manifest.services.iter().enumerate() {
+    let order = [
+        "counted",
+        "crashing",
+        "looping",
+        "lookalike",
+        "verdict",
+        "even",
+        "odd",
+        "nosy",
+    ];
+    for (index, name) in order.iter().enumerate() {
+        let service = deployment
+            .manifest
+            .services
+            .iter()
+            .find(|s| s.name == *name)
+            .unwrap();
         let request = RequestData {
             request_id: format!("request-{index}"),
             ..RequestData::default()
@@ -143,7 +67,7 @@ fn every_way_a_call_ends_is_recorded() {
     assert_eq!(
         answers,
         [
-            "counted 200 1",
+            r#"counted 200 {"n":1,"request":"request-0"}"#,
             "crashing 500 trap",
             "looping 504 timeout",
             r#"lookalike 200 {"ok":7}"#,

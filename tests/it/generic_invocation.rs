@@ -43,7 +43,8 @@ fn every_wit_shape_round_trips_through_json() {
             "echo",
             &json!({ "value": sample() }),
         )
-        .unwrap();
+        .unwrap()
+        .json;
     assert_eq!(echoed, sample());
 
     let mut bare_case = sample();
@@ -58,7 +59,8 @@ fn every_wit_shape_round_trips_through_json() {
             "echo",
             &json!([bare_case.clone()]),
         )
-        .unwrap();
+        .unwrap()
+        .json;
     assert_eq!(echoed, bare_case);
 }
 
@@ -76,7 +78,8 @@ fn a_missing_option_field_reads_as_none() {
             "echo",
             &json!({ "value": value }),
         )
-        .unwrap();
+        .unwrap()
+        .json;
     assert_eq!(echoed["nickname"], Json::Null);
 }
 
@@ -190,7 +193,8 @@ fn state_belongs_to_the_package_and_survives_a_restart() {
                     "count",
                     &json!({}),
                 )
-                .unwrap();
+                .unwrap()
+                .json;
             assert_eq!(count, json!(expected));
         }
         // Another department calling the same package shares its state.
@@ -202,7 +206,8 @@ fn state_belongs_to_the_package_and_survives_a_restart() {
                 "count",
                 &json!({}),
             )
-            .unwrap();
+            .unwrap()
+            .json;
         assert_eq!(count, json!(4));
         // The same code under another package name has state of its own.
         let renamed = runtime
@@ -216,7 +221,8 @@ fn state_belongs_to_the_package_and_survives_a_restart() {
                 "count",
                 &json!({}),
             )
-            .unwrap();
+            .unwrap()
+            .json;
         assert_eq!(count, json!(1));
     }
     let runtime = support::runtime_in(dir.path(), RuntimeLimits::default(), HostConfig::default());
@@ -233,7 +239,8 @@ fn state_belongs_to_the_package_and_survives_a_restart() {
             "count",
             &json!({}),
         )
-        .unwrap();
+        .unwrap()
+        .json;
     assert_eq!(count, json!(5));
 }
 
@@ -318,7 +325,8 @@ proptest! {
         });
         let echoed = runtime
             .call(sampler, context("tests"), "shapes", "echo", &json!({ "value": value.clone() }))
-            .unwrap();
+            .unwrap()
+            .json;
         prop_assert_eq!(echoed, value);
     }
 }

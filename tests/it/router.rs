@@ -17,41 +17,7 @@ use zhongtai_audit::{AuditLog, AuditOptions, Filter, Trail};
 use zhongtai_registry::TrustPolicy;
 use zhongtai_runtime::{HostConfig, RuntimeLimits};
 
-const MANIFEST: &str = r#"manifest-version = 1
-department = "civil-affairs"
-
-[components]
-sampler = { package = "example:sampler", version = "^1", grants = ["antics.count", "shapes.*"] }
-
-[[services]]
-name = "counted"
-method = "POST"
-path = "/count"
-[[services.steps]]
-name = "n"
-call = "sampler.antics.count"
-[services.response]
-body = "{'n': steps.n, 'request': request.id}"
-
-[[services]]
-name = "odd"
-method = "POST"
-path = "/odd"
-[[services.steps]]
-name = "c"
-call = "sampler.shapes.checked"
-args = { n = "3" }
-errors = { err = 409 }
-[services.response]
-body = "steps.c"
-
-[[services]]
-name = "names"
-method = "GET"
-path = "/names/{name}"
-[services.response]
-body = "{'path': request.path.name, 'query': request.query}"
-"#;
+const MANIFEST: &str = include_str!("../manifests/sampler/civil-affairs.toml");
 
 const TOKEN: &str = "operator-token-for-router-tests";
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{context, load, runtime};
-use serde_json::json;
+use serde_json::{Value as Json, json};
 use zhongtai_runtime::{CallError, HostConfig, RuntimeLimits};
 
 fn limits() -> RuntimeLimits {
@@ -15,14 +15,24 @@ fn limits() -> RuntimeLimits {
     }
 }
 
+/// Calls `antics.<function>` of the sampler as the tests department.
+fn antics(
+    runtime: &zhongtai_runtime::Runtime,
+    sampler: &zhongtai_runtime::LoadedComponent,
+    function: &str,
+    args: &Json,
+) -> Result<Json, CallError> {
+    runtime
+        .call(sampler, context("tests"), "antics", function, args)
+        .map(|returned| returned.json)
+}
+
 #[test]
 fn a_looping_guest_is_stopped_at_its_deadline_and_the_next_call_succeeds() {
     let (runtime, _dir) = runtime(limits(), HostConfig::default());
     let sampler = load(&runtime, "fixture-sampler");
     let started = Instant::now();
-    let error = runtime
-        .call(&sampler, context("tests"), "antics", "spin", &json!({}))
-        .unwrap_err();
+    let error = antics(&runtime, &sampler, "spin", &json!({})).unwrap_err();
     let elapsed = started.elapsed();
     assert!(matches!(error, CallError::Timeout { .. }), "{error}");
     assert_eq!(error.code(), "timeout");
@@ -42,7 +52,8 @@ fn a_looping_guest_is_stopped_at_its_deadline_and_the_next_call_succeeds() {
             "add",
             &json!({"a": 2, "b": 3}),
         )
-        .unwrap();
+        .unwrap()
+        .json;
     assert_eq!(sum, json!(5));
 }
 
@@ -50,29 +61,13 @@ fn a_looping_guest_is_stopped_at_its_deadline_and_the_next_call_succeeds() {
 fn a_guest_growing_memory_past_its_limit_fails_that_call_only() {
     let (runtime, _dir) = runtime(limits(), HostConfig::default());
     let sampler = load(&runtime, "fixture-sampler");
-    let error = runtime
-        .call(
-            &sampler,
-            context("tests"),
-            "antics",
-            "hog",
-            &json!({"megabytes": 64}),
-        )
-        .unwrap_err();
+    let error = antics(&runtime, &sampler, "hog", &json!({"megabytes": 64})).unwrap_err();
     assert!(matches!(error, CallError::MemoryLimit { .. }), "{error}");
     assert!(
         error.to_string().contains("the limit is 33554432"),
         "{error}"
     );
-    let touched = runtime
-        .call(
-            &sampler,
-            context("tests"),
-            "antics",
-            "hog",
-            &json!({"megabytes": 8}),
-        )
-        .unwrap();
+    let touched = antics(&runtime, &sampler, "hog", &json!({"megabytes": 8})).unwrap();
     assert_eq!(touched, json!(8));
 }
 
@@ -80,15 +75,13 @@ fn a_guest_growing_memory_past_its_limit_fails_that_call_only() {
 fn a_panicking_guest_fails_that_call_only_and_says_why() {
     let (runtime, _dir) = runtime(limits(), HostConfig::default());
     let sampler = load(&runtime, "fixture-sampler");
-    let error = runtime
-        .call(
-            &sampler,
-            context("tests"),
-            "antics",
-            "boom",
-            &json!({"message": "ledger out of balance"}),
-        )
-        .unwrap_err();
+    let error = antics(
+        &runtime,
+        &sampler,
+        "boom",
+        &json!({"message": "ledger out of balance"}),
+    )
+    .unwrap_err();
     match &error {
         CallError::Trap { guest_output, .. } => {
             let output = guest_output.as_deref().unwrap_or_default();
@@ -105,7 +98,8 @@ fn a_panicking_guest_fails_that_call_only_and_says_why() {
                 "add",
                 &json!({"a": 40, "b": 2})
             )
-            .unwrap(),
+            .unwrap()
+            .json,
         json!(42)
     );
 }
@@ -120,28 +114,18 @@ fn unbounded_recursion_exhausts_the_wasm_stack_not_the_host() {
     };
     let (runtime, _dir) = runtime(limits, HostConfig::default());
     let sampler = load(&runtime, "fixture-sampler");
-    let error = runtime
-        .call(
-            &sampler,
-            context("tests"),
-            "antics",
-            "recurse",
-            &json!({"depth": 100_000_000}),
-        )
-        .unwrap_err();
+    let error = antics(
+        &runtime,
+        &sampler,
+        "recurse",
+        &json!({"depth": 100_000_000}),
+    )
+    .unwrap_err();
     assert!(
         error.to_string().contains("call stack exhausted"),
         "{error}"
     );
-    let depth = runtime
-        .call(
-            &sampler,
-            context("tests"),
-            "antics",
-            "recurse",
-            &json!({"depth": 100}),
-        )
-        .unwrap();
+    let depth = antics(&runtime, &sampler, "recurse", &json!({"depth": 100})).unwrap();
     assert_eq!(depth, json!(100));
 }
 
@@ -174,7 +158,8 @@ fn calls_beyond_the_instance_pool_are_refused_as_busy() {
                 "add",
                 &json!({"a": 1, "b": 1})
             )
-            .unwrap(),
+            .unwrap()
+            .json,
         json!(2)
     );
 }
@@ -184,10 +169,9 @@ fn locks_are_released_when_their_holder_traps_times_out_or_returns() {
     let (runtime, _dir) = runtime(limits(), HostConfig::default());
     let sampler = load(&runtime, "fixture-sampler");
     let lock = |then: &str| {
-        runtime.call(
+        antics(
+            &runtime,
             &sampler,
-            context("tests"),
-            "antics",
             "lock",
             &json!({"name": "order/1", "then": then}),
         )
@@ -218,26 +202,22 @@ fn a_waiting_call_gives_up_at_its_deadline() {
         json!("acquired; again: already-held")
     );
     let started = Instant::now();
-    let waited = runtime
-        .call(
-            &sampler,
-            context("tests"),
-            "antics",
-            "lock",
-            &json!({"name": "x", "then": "release"}),
-        )
-        .unwrap();
+    let waited = antics(
+        &runtime,
+        &sampler,
+        "lock",
+        &json!({"name": "x", "then": "release"}),
+    )
+    .unwrap();
     assert_eq!(waited, json!("timeout"));
     assert!(started.elapsed() >= Duration::from_millis(300));
     drop(holder);
-    let taken = runtime
-        .call(
-            &sampler,
-            context("tests"),
-            "antics",
-            "lock",
-            &json!({"name": "x", "then": "release"}),
-        )
-        .unwrap();
+    let taken = antics(
+        &runtime,
+        &sampler,
+        "lock",
+        &json!({"name": "x", "then": "release"}),
+    )
+    .unwrap();
     assert_eq!(taken, json!("acquired"));
 }

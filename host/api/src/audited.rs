@@ -47,7 +47,7 @@ pub fn call(
     let mut entry = call_entry(&context, component, version, interface, function);
     entry.args = Some(hash_json(args));
     let started = Instant::now();
-    let result = runtime.invoke(component, context, interface, function, args);
+    let result = runtime.call(component, context, interface, function, args);
     entry.took(started.elapsed());
     match &result {
         Ok(returned) => entry.settle(&returned.json, returned.error_case()),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 use zhongtai_manifest::lock::Lock;
-use zhongtai_manifest::{Action, Checked, CheckedStep, ManifestError, ManifestErrors};
+use zhongtai_manifest::{Action, Call, Checked, CheckedStep, ManifestError, ManifestErrors};
 use zhongtai_registry::name::parse_requirement;
 use zhongtai_registry::{PackageName, Registry, TrustPolicy};
 use zhongtai_runtime::values::{describe_type, error_cases, json_to_val};
@@ -61,10 +61,10 @@ pub fn deploy(
         }
     }
     for step in manifest.services.iter().flat_map(|s| &s.steps) {
-        if let Action::Call { alias, .. } = &step.action
-            && let Some(component) = components.get(alias)
+        if let Action::Call(call) = &step.action
+            && let Some(component) = components.get(&call.alias)
         {
-            problems.extend(check_call(step, &component.loaded, file));
+            problems.extend(check_call(step, call, &component.loaded, file));
         }
     }
     if problems.is_empty() {
@@ -83,17 +83,19 @@ pub fn deploy(
 /// the function exists, every parameter has an argument and every argument
 /// a parameter, literal arguments have the parameter's type, and the error
 /// cases it maps exist.
-fn check_call(step: &CheckedStep, component: &LoadedComponent, file: &str) -> Vec<ManifestError> {
-    let Action::Call {
+fn check_call(
+    step: &CheckedStep,
+    call: &Call,
+    component: &LoadedComponent,
+    file: &str,
+) -> Vec<ManifestError> {
+    let Call {
         interface,
         function,
         args,
         errors,
         ..
-    } = &step.action
-    else {
-        return Vec::new();
-    };
+    } = call;
     let at = |sub: &str, message: String| step.place.error(file, sub, message);
     let (name, export) = match component.function(interface, function) {
         Ok(found) => found,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value as Json, json};
 use zhongtai_audit::{AuditLog, Entry};
 use zhongtai_manifest::expr::Expression;
-use zhongtai_manifest::{Action, CheckedService, CheckedStep};
+use zhongtai_manifest::{Action, Call, CheckedService};
 use zhongtai_runtime::{CallContext, Outcome, Returned, Runtime};
 
 use crate::audited::call_entry;
@@ -200,7 +200,7 @@ impl Run<'_> {
                     }
                     Json::Bool(true)
                 }
-                Action::Call { .. } => self.call(step)?,
+                Action::Call(call) => self.call(name, call)?,
             };
             self.scope.record(name, answer);
         }
@@ -208,19 +208,16 @@ impl Run<'_> {
         Ok((self.service.status, body))
     }
 
-    /// Runs the call `step`; its answer, or the refusal its error case maps to.
-    fn call(&mut self, step: &CheckedStep) -> Result<Json, ApiError> {
-        let Action::Call {
+    /// Runs the call of step `name`; its answer, or the refusal its error
+    /// case maps to.
+    fn call(&mut self, name: &str, call: &Call) -> Result<Json, ApiError> {
+        let Call {
             alias,
             interface,
             function,
             args,
             errors,
-        } = &step.action
-        else {
-            return Err(ApiError::internal("not a call step"));
-        };
-        let name = step.name.as_str();
+        } = call;
         let component = self.deployment.components.get(alias).ok_or_else(|| {
             ApiError::internal(format!("alias {alias} is not deployed")).at_step(Some(name))
         })?;

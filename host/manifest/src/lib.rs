@@ -17,7 +17,7 @@ pub mod model;
 pub mod validate;
 
 pub use error::{ManifestError, ManifestErrors, Place};
-pub use validate::{Action, Checked, CheckedService, CheckedStep, ComponentSpec};
+pub use validate::{Action, Call, Checked, CheckedService, CheckedStep, ComponentSpec};
 
 use error::Locator;
 

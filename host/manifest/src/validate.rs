@@ -73,22 +73,26 @@ pub struct CheckedService {
     pub subject: Option<Expression>,
 }
 
+/// A call step's target and what it passes.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Component alias.
+    pub alias: String,
+    /// Interface name as written.
+    pub interface: String,
+    /// Function name.
+    pub function: String,
+    /// Arguments by parameter name.
+    pub args: BTreeMap<String, Expression>,
+    /// Status per error case.
+    pub errors: BTreeMap<String, u16>,
+}
+
 /// What a step does.
 #[derive(Debug, Clone)]
 pub enum Action {
-    /// Call `alias.interface.function` with arguments by parameter name.
-    Call {
-        /// Component alias.
-        alias: String,
-        /// Interface name as written.
-        interface: String,
-        /// Function name.
-        function: String,
-        /// Arguments.
-        args: BTreeMap<String, Expression>,
-        /// Status per error case.
-        errors: BTreeMap<String, u16>,
-    },
+    /// Call `alias.interface.function`.
+    Call(Call),
     /// Refuse the request unless the condition holds.
     Check {
         /// The condition.
@@ -219,13 +223,13 @@ impl Checker<'_> {
                             .map(|e| (param.clone(), e))
                     })
                     .collect();
-                Action::Call {
+                Action::Call(Call {
                     alias: alias.to_owned(),
                     interface: interface.to_owned(),
                     function: function.to_owned(),
                     args,
                     errors: step.errors.clone(),
-                }
+                })
             }
             (None, Some(check)) => {
                 if !step.args.is_empty() || !step.errors.is_empty() {

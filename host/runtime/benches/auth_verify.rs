@@ -105,7 +105,8 @@ fn bench(c: &mut Criterion) {
             "register",
             &json!({"kind": "citizen", "id": CITIZEN, "display-name": "Li", "password": "s3cret-password"}),
         )
-        .expect("register");
+        .expect("register")
+            .json;
     let session = runtime
         .call(
             &auth,
@@ -114,7 +115,8 @@ fn bench(c: &mut Criterion) {
             "login",
             &json!({"id": CITIZEN, "password": "s3cret-password"}),
         )
-        .expect("login");
+        .expect("login")
+        .json;
     let token = session["ok"]["token"].as_str().expect("token").to_owned();
     let args = json!({ "token": token });
 
@@ -123,7 +125,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let claims = runtime
                 .call(&auth, context(), "authn", "verify", &args)
-                .unwrap();
+                .unwrap()
+                .json;
             black_box(claims);
         })
     });
@@ -153,7 +156,8 @@ fn bench(c: &mut Criterion) {
                         "add",
                         &json!({"a": 1, "b": 2}),
                     )
-                    .unwrap(),
+                    .unwrap()
+                    .json,
             )
         })
     });

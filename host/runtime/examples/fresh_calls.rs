@@ -42,7 +42,9 @@ fn main() -> anyhow::Result<()> {
     let register = json!({"kind": "citizen", "id": citizen, "display-name": "Li", "password": "s3cret-password"});
     runtime.call(&auth, context(), "authn", "register", &register)?;
     let login = json!({"id": citizen, "password": "s3cret-password"});
-    let session = runtime.call(&auth, context(), "authn", "login", &login)?;
+    let session = runtime
+        .call(&auth, context(), "authn", "login", &login)?
+        .json;
     let args = json!({ "token": session["ok"]["token"] });
     println!(
         "pagemap scan available: {}",

@@ -152,22 +152,10 @@ impl Runtime {
 
     /// Calls `interface.function` of `component` in a fresh instance with
     /// JSON `args` (an object by parameter name, or an array in order) and
-    /// returns the JSON result (`null` for a function with no result).
+    /// returns what it returned: the JSON result (`null` for a function with
+    /// no result) and how the call ended, read from the function's WIT
+    /// result type.
     pub fn call(
-        &self,
-        component: &LoadedComponent,
-        context: CallContext,
-        interface: &str,
-        function: &str,
-        args: &Json,
-    ) -> Result<Json, CallError> {
-        self.invoke(component, context, interface, function, args)
-            .map(|returned| returned.json)
-    }
-
-    /// [`Runtime::call`], returning also how the call ended, read from the
-    /// function's WIT result type.
-    pub fn invoke(
         &self,
         component: &LoadedComponent,
         context: CallContext,

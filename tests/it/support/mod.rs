@@ -140,6 +140,7 @@ impl Capability {
                 &args,
             )
             .unwrap_or_else(|e| panic!("{function}: {e}"))
+            .json
     }
 }
 
