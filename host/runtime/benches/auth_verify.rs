@@ -105,8 +105,7 @@ fn bench(c: &mut Criterion) {
             "register",
             &json!({"kind": "citizen", "id": CITIZEN, "display-name": "Li", "password": "s3cret-password"}),
         )
-        .expect("register")
-            .json;
+        .expect("register");
     let session = runtime
         .call(
             &auth,
