@@ -7,6 +7,7 @@ mod support;
 
 mod audit_crash;
 mod audit_outcomes;
+mod audit_secrets;
 mod audit_trail;
 mod auth_component;
 mod cli_call;

@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
-use zhongtai_audit::{AuditLog, Entry};
+use zhongtai_audit::{AuditLog, DigestKey, Entry};
 use zhongtai_manifest::expr::Expression;
 use zhongtai_manifest::{Action, Call, CheckedService};
 use zhongtai_runtime::{CallContext, Outcome, Returned, Runtime};
 
-use crate::audited::call_entry;
+use crate::audited::{CallTarget, call_entry};
 use crate::deploy::{Deployment, cel_value};
 use crate::error::ApiError;
 
@@ -136,6 +136,7 @@ pub fn run_timed(
 ) -> Result<(u16, Json), ApiError> {
     let mut run = Run {
         runtime,
+        digests: audit.map(AuditLog::digests),
         deployment,
         service,
         request,
@@ -168,6 +169,8 @@ pub fn run_timed(
 /// One run of a service: what it has seen and recorded so far.
 struct Run<'a> {
     runtime: &'a Runtime,
+    /// Keys the digests in the run's records.
+    digests: Option<&'a DigestKey>,
     deployment: &'a Deployment,
     service: &'a CheckedService,
     request: &'a RequestData,
@@ -233,10 +236,15 @@ impl Run<'_> {
             request_id: self.request.request_id.clone(),
             subject: self.subject.clone(),
         };
-        let version = Some(&component.version);
+        let target = CallTarget {
+            component: &component.loaded,
+            version: Some(&component.version),
+            interface,
+            function,
+        };
         if !component.spec.grants(interface, function) {
             tracing::warn!(department = %context.department, service = %context.service, alias, interface, function, "call refused: not granted");
-            let mut entry = call_entry(&context, &component.loaded, version, interface, function);
+            let mut entry = call_entry(&context, target);
             entry.outcome = "refused".to_owned();
             entry.case = Some("not-granted".to_owned());
             self.records.push(entry);
@@ -256,12 +264,10 @@ impl Run<'_> {
         }
         let (result, entry) = crate::audited::call(
             self.runtime,
-            &component.loaded,
-            version,
+            target,
             context,
-            interface,
-            function,
             &Json::Object(arguments),
+            self.digests,
         );
         self.in_components += Duration::from_micros(entry.duration_us);
         self.records.push(entry);

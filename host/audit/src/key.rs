@@ -45,15 +45,7 @@ impl HostKey {
             path: path.display().to_string(),
             message,
         })?;
-        let io = |e: std::io::Error| AuditError::io(path, e);
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).map_err(io)?;
-        file.write_all(key.to_text().as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(io)?;
+        write_secret(path, key.to_text().as_bytes())?;
         Ok(key)
     }
 
@@ -143,4 +135,18 @@ impl VerifyKey {
             .and_then(|bytes| Signature::from_slice(&bytes).ok())
             .is_some_and(|signature| self.key.verify(message, &signature).is_ok())
     }
+}
+
+/// Writes `bytes` to a new file at `path`, readable by its owner only, and
+/// syncs it; a file already there is an error (a secret is never replaced).
+pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
+    let io = |e: std::io::Error| AuditError::io(path, e);
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io)?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io)
 }

@@ -8,6 +8,9 @@
 //! | `trail.jsonl` | the records, one JSON object per line ([`Record`]) |
 //! | `checkpoints.jsonl` | signed checkpoints, one per line ([`Checkpoint`]) |
 //! | `host.key`, `host.pub` | the host's Ed25519 key ([`HostKey`]) |
+//! | `digest.key` | the secret that keys the digests of arguments and results ([`DigestKey`]); never exported |
+//!
+//! The directory is owner-only (0700), and so are the files in it (0600).
 //!
 //! Each record holds the sha256 of the line before it (`prev`), so changing,
 //! removing, inserting or reordering a record breaks the chain at that
@@ -30,6 +33,7 @@
 //! (the writer), `key`.
 
 mod chain;
+mod digest;
 mod key;
 mod log;
 mod problem;
@@ -40,6 +44,7 @@ mod verify;
 
 use std::path::Path;
 
+pub use digest::{DIGEST_KEY_FILE, DIGEST_PREFIX, DigestKey, RequestKey};
 pub use key::{HostKey, VerifyKey};
 pub use log::{AuditLog, AuditOptions};
 pub use problem::Problem;
@@ -91,6 +96,18 @@ pub enum AuditError {
     /// host restarts (and repairs a half-written record).
     #[error("the audit trail is not writable since an earlier failure: {0}")]
     Unavailable(String),
+}
+
+/// Makes `dir` (and its parents) if missing and makes it owner-only
+/// (0700): trails, keys and state are nobody else's to read.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 impl AuditError {

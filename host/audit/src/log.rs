@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use crate::chain::check_links;
+use crate::digest::{DIGEST_KEY_FILE, DigestKey};
 use crate::problem::Problem;
 use crate::record::{Checkpoint, Entry, GENESIS, Kind, Record, sha256_hex, split_lines};
 use crate::time::format_time;
@@ -62,6 +63,7 @@ struct Signer {
 struct Inner {
     dir: PathBuf,
     key: HostKey,
+    digests: DigestKey,
     options: AuditOptions,
     state: Mutex<State>,
     synced: Condvar,
@@ -87,12 +89,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// write the process did not finish); returns the file and what was cut.
 fn open_and_trim(path: &Path) -> Result<(File, Vec<u8>), AuditError> {
     let io = |e| AuditError::io(path, e);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(io)?;
+    let mut options = OpenOptions::new();
+    options.read(true).append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io)?;
+    // A trail written by an earlier version may be readable by others.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
+    }
     if let Err(e) = file.try_lock() {
         return Err(AuditError::Io {
             path: path.display().to_string(),
@@ -250,7 +258,8 @@ impl AuditLog {
         key: Option<HostKey>,
         options: AuditOptions,
     ) -> Result<Self, AuditError> {
-        fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
+        crate::private_dir(dir).map_err(|e| AuditError::io(dir, e))?;
+        let digests = DigestKey::load_or_create(&dir.join(DIGEST_KEY_FILE))?;
         let key = match key {
             Some(key) => key,
             None => HostKey::load_or_create(&dir.join(KEY_FILE))?,
@@ -269,6 +278,7 @@ impl AuditLog {
         let inner = Arc::new(Inner {
             dir: dir.to_owned(),
             key,
+            digests,
             options,
             state: Mutex::new(State {
                 next,
@@ -333,6 +343,11 @@ impl AuditLog {
     /// The public key checkpoints are signed with.
     pub fn public_key(&self) -> crate::VerifyKey {
         self.inner.key.public()
+    }
+
+    /// The secret that keys the digests of arguments and results.
+    pub fn digests(&self) -> &DigestKey {
+        &self.inner.digests
     }
 }
 

@@ -69,10 +69,12 @@ pub struct Entry {
     pub case: Option<String>,
     /// Microseconds the call or action took.
     pub duration_us: u64,
-    /// sha256 (hex) of the arguments as JSON, never the arguments.
+    /// The arguments' keyed digest (`hmac-sha256:<hex>`, see
+    /// [`crate::DigestKey`]), never the arguments; for an operator action,
+    /// the sha256 (hex) of what was deployed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<String>,
-    /// sha256 (hex) of the result as JSON, never the result.
+    /// The result's keyed digest, never the result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
     /// A short description for people (a deployment's revision and pins).
@@ -106,11 +108,10 @@ impl Entry {
 }
 
 impl Entry {
-    /// Sets the result's hash and the outcome of a call that returned:
-    /// `error` with the error `case` the caller read from the function's
-    /// WIT result type, else `ok`.
-    pub fn settle(&mut self, result: &serde_json::Value, case: Option<&str>) {
-        self.result = Some(hash_json(result));
+    /// Sets the outcome of a call that returned: `error` with the error
+    /// `case` the caller read from the function's WIT result type, else
+    /// `ok`.
+    pub fn settle(&mut self, case: Option<&str>) {
         match case {
             None => self.outcome = "ok".to_owned(),
             Some(case) => {

@@ -80,9 +80,10 @@ pub struct HostArgs {
 }
 
 impl HostArgs {
-    /// A runtime over the state and compile cache in the data directory.
+    /// A runtime over the state and compile cache in the data directory,
+    /// which is owner-only (0700), as is the state in it.
     pub fn runtime(&self) -> anyhow::Result<Runtime> {
-        std::fs::create_dir_all(&self.data_dir)
+        zhongtai_audit::private_dir(&self.data_dir)
             .with_context(|| format!("creating data directory {}", self.data_dir.display()))?;
         let config_path = self
             .config
@@ -93,6 +94,8 @@ impl HostArgs {
             None => HostConfig::default(),
         };
         let store_dir = self.data_dir.join("store");
+        zhongtai_audit::private_dir(&store_dir)
+            .with_context(|| format!("creating {}", store_dir.display()))?;
         let store = SledStore::open(&store_dir)
             .with_context(|| format!("opening the state store in {}", store_dir.display()))?;
         Runtime::new(RuntimeOptions {

@@ -1,5 +1,5 @@
-//! `zhongtai audit verify|show|export`, and the audit trail of the CLI's
-//! own calls.
+//! `zhongtai audit verify|show|export|disclose|digest`, and the audit trail
+//! of the CLI's own calls.
 //!
 //! The host keeps its trail in `<data-dir>/audit`. `verify` and `show` read
 //! it directly (the host may be running: they see every record already
@@ -12,8 +12,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value as Json;
 use zhongtai_audit::{
-    AuditLog, AuditOptions, Filter, HostKey, Kind, PUBLIC_KEY_FILE, Record, Trail, VerifyKey,
-    parse_time,
+    AuditLog, AuditOptions, DIGEST_KEY_FILE, DigestKey, Filter, HostKey, Kind, PUBLIC_KEY_FILE,
+    Record, RequestKey, Trail, VerifyKey, parse_time,
 };
 use zhongtai_runtime::{CallContext, LoadedComponent, Runtime};
 
@@ -81,6 +81,24 @@ pub enum AuditCommand {
         #[arg(long, short)]
         out: PathBuf,
     },
+    /// Print the key of one request's argument and result digests, for an
+    /// auditor of that one case (it reveals nothing of other requests).
+    Disclose {
+        #[command(flatten)]
+        trail: TrailArgs,
+        /// The request id, as its records hold it.
+        #[arg(long)]
+        request: String,
+    },
+    /// Compute the digest a record holds for a value, with a request key
+    /// from `zhongtai audit disclose`.
+    Digest {
+        /// The disclosed request key (64 hex digits).
+        #[arg(long)]
+        key: String,
+        /// The value (arguments or result) as JSON.
+        value: String,
+    },
 }
 
 /// Runs an `audit` command.
@@ -113,6 +131,24 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 limit,
             };
             show(&trail.dir, &filter, json)
+        }
+        AuditCommand::Disclose { trail, request } => {
+            let secret = trail.dir.join(DIGEST_KEY_FILE);
+            if !secret.is_file() {
+                anyhow::bail!(
+                    "{} holds no digest secret; disclose from the host's own trail directory, not an export",
+                    trail.dir.display()
+                );
+            }
+            let key = DigestKey::load_or_create(&secret)?;
+            println!("{}", key.for_request(&request).to_hex());
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Digest { key, value } => {
+            let key = RequestKey::from_hex(&key).map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+            let value: Json = serde_json::from_str(&value).context("the value is not JSON")?;
+            println!("{}", key.digest(&value));
+            Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Export { trail, out } => {
             let checked = zhongtai_audit::export(&trail.dir, &out)?;
@@ -253,15 +289,14 @@ pub fn call(
     function: &str,
     args: &Json,
 ) -> anyhow::Result<Json> {
-    let (result, entry) = zhongtai_api::audited::call(
-        runtime,
+    let target = zhongtai_api::audited::CallTarget {
         component,
-        version.as_ref(),
-        context,
+        version: version.as_ref(),
         interface,
         function,
-        args,
-    );
+    };
+    let (result, entry) =
+        zhongtai_api::audited::call(runtime, target, context, args, Some(audit.digests()));
     audit
         .append(entry)
         .context("the call ran but its audit record could not be written")?;
