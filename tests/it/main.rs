@@ -10,6 +10,7 @@ mod audit_outcomes;
 mod audit_secrets;
 mod audit_trail;
 mod auth_component;
+mod auth_lockout;
 mod cli_call;
 mod credit_component;
 mod generic_invocation;

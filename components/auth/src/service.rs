@@ -111,6 +111,11 @@ impl<'a, S: Storage, P: Platform> Auth<'a, S, P> {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// The argon2 work of checking a password, for an id that has none.
+    fn dummy_verification(&self, password: &str) -> Result<(), AuthError> {
+        PasswordHash::new(self.cost()?, password, [0u8; 16]).map(drop)
+    }
+
     fn subject(&self, id: &str) -> Result<StoredSubject, AuthError> {
         load(self.store, &subject_key(id))?.ok_or(AuthError::UnknownSubject)
     }
@@ -169,20 +174,28 @@ impl<'a, S: Storage, P: Platform> Auth<'a, S, P> {
     }
 
     /// Opens a session; see the WIT docs of `authn.login`.
+    ///
+    /// Unknown ids cost the same argon2 work as known ones, so the time of
+    /// an answer does not tell whether an id is registered. Failures are
+    /// counted under the platform lock `failures/<id>`, so concurrent wrong
+    /// passwords lock the account at exactly the threshold.
     pub fn login(&self, id: &str, password: &str) -> Result<Session, AuthError> {
         if password.len() > 1024 {
             return Err(AuthError::InvalidCredentials);
         }
-        // Unknown and malformed ids get the same answer as a wrong password.
-        let id = SubjectId::parse(id).map_err(|_| AuthError::InvalidCredentials)?;
-        let subject = match self.subject(id.as_str()) {
-            Ok(subject) => subject,
-            Err(AuthError::UnknownSubject) => return Err(AuthError::InvalidCredentials),
-            Err(e) => return Err(e),
+        // Unknown and malformed ids get the same answer as a wrong password,
+        // after the same work.
+        let subject = match SubjectId::parse(id).map(|id| self.subject(id.as_str())) {
+            Ok(Ok(subject)) => subject,
+            Ok(Err(AuthError::UnknownSubject)) | Err(_) => {
+                self.dummy_verification(password)?;
+                return Err(AuthError::InvalidCredentials);
+            }
+            Ok(Err(e)) => return Err(e),
         };
         let now = self.env.now();
         let failures_key = format!("failures/{}", subject.id);
-        let mut failures: Failures = load(self.store, &failures_key)?.unwrap_or_default();
+        let failures: Failures = load(self.store, &failures_key)?.unwrap_or_default();
         if failures.locked_until > now {
             return Err(AuthError::LockedOut(failures.locked_until));
         }
@@ -190,7 +203,14 @@ impl<'a, S: Storage, P: Platform> Auth<'a, S, P> {
             load(self.store, &credential_key(&subject.id))?.ok_or_else(|| {
                 AuthError::Other(format!("subject {} has no stored credential", subject.id))
             })?;
-        if !credential.matches(password)? {
+        let matched = credential.matches(password)?;
+        let _counting = self.env.lock(&failures_key).map_err(AuthError::Other)?;
+        // Read again under the lock: other attempts may have counted since.
+        let mut failures: Failures = load(self.store, &failures_key)?.unwrap_or_default();
+        if failures.locked_until > now {
+            return Err(AuthError::LockedOut(failures.locked_until));
+        }
+        if !matched {
             let window = self.config_u64("lockout-window-seconds", 900)?;
             if now.saturating_sub(failures.window_start) >= window {
                 failures = Failures {
