@@ -2,10 +2,10 @@
 //!
 //! A component's domain logic is written against two ports: [`Storage`] (its
 //! package's key-value bucket) and [`Platform`] (clock, randomness,
-//! configuration, the calling department, locks). Built for wasm, [`wasm`]
+//! configuration, the calling department, locks). Built for wasm, `wasm`
 //! implements them on the platform imports (`wasi:keyvalue`, `wasi:config`,
 //! `wasi:random`, `zhongtai:platform/context` and `locks`), and its
-//! [`wasm::bindings`] are reused by each component's own `wit_bindgen::generate!`
+//! `wasm::bindings` are reused by each component's own `wit_bindgen::generate!`
 //! through `with`, so the imports are bound once. Natively, [`testing`] gives
 //! in-memory doubles for unit and property tests.
 

@@ -4,7 +4,7 @@
 //! cancelled; every movement of money is a transfer in a double-entry ledger,
 //! so all balances always sum to zero; every mutating call carries an
 //! idempotency key. The domain logic ([`service::Payments`]) is plain Rust
-//! over [`model::Storage`] and [`model::Environment`]; the `guest` module
+//! over the `zhongtai_guest` ports (`Storage`, `Platform`); the `guest` module
 //! binds them to `wasi:keyvalue` and the platform's context and locks.
 
 pub mod channel;

@@ -1,6 +1,6 @@
 //! zhongtai's HTTP host.
 //!
-//! How the pieces fit: [`deploy`] turns a checked manifest into a
+//! How the pieces fit: [`deploy()`] turns a checked manifest into a
 //! [`deploy::Deployment`] — components resolved from the registry (or pinned
 //! by the lock), fetched with digest and signature checked, loaded, and every
 //! call step checked against the WIT signature it calls. [`workflow::run`]

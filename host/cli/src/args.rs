@@ -64,7 +64,7 @@ pub struct HostArgs {
     /// Where state, compiled components and host configuration live.
     #[arg(long, env = "ZHONGTAI_DATA", default_value = ".zhongtai")]
     pub data_dir: PathBuf,
-    /// Host configuration (TOML); defaults to <data-dir>/config.toml when present.
+    /// Host configuration (TOML); defaults to `<data-dir>/config.toml` when present.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Linear memory one call may use, in MiB.

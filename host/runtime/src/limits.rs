@@ -1,6 +1,6 @@
 //! Limits on what one call may use: memory, time and stack.
 //!
-//! Memory is enforced per store by [`CallLimiter`], which fails the call with
+//! Memory is enforced per store by `CallLimiter`, which fails the call with
 //! [`MemoryLimitExceeded`] the moment a guest asks for more than its share;
 //! time by epoch interruption (a ticker thread advances the engine's epoch,
 //! and each store gets a deadline in ticks); stack by wasmtime's

@@ -1,5 +1,5 @@
 //! The imports the host gives every component (`zhongtai:platform/capability`):
-//! `wasi:keyvalue` on the [`KeyValueStore`](crate::state::KeyValueStore),
+//! `wasi:keyvalue` on the [`KeyValueStore`],
 //! `wasi:config` from the [`HostConfig`](crate::config::HostConfig), the call
 //! context, and `wasi:logging` into `tracing`; plus the WASI interfaces Rust's
 //! std imports, with no filesystem, network, environment or arguments.
