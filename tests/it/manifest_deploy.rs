@@ -45,7 +45,7 @@ fn manifests_that_do_not_fit_their_components_are_refused_at_deploy() {
     let registry_dir = tempfile::tempdir().unwrap();
     let registry = registry_with_capabilities(registry_dir.path());
     let (runtime, _dir) = support::runtime(RuntimeLimits::default(), HostConfig::default());
-    support::assert_golden_dir("manifests/deploy-bad", 7, |file, text| {
+    support::assert_golden_dir("manifests/deploy-bad", 8, |file, text| {
         let checked = zhongtai_manifest::parse(text, file)
             .unwrap_or_else(|e| panic!("{file} should pass structural checks: {e}"));
         match zhongtai_api::deploy(
@@ -72,7 +72,7 @@ fn a_lock_pins_versions_and_refuses_a_different_digest() {
     // taxation also needs credit.
     publish(&registry, "zhongtai:credit", "1.0.0", "zhongtai-credit");
     let lock = zhongtai_api::lock(&checked, "taxation", &registry).unwrap();
-    assert_eq!(lock.components.len(), 2);
+    assert_eq!(lock.components.len(), 3);
     assert_eq!(Lock::parse(&lock.to_text()).unwrap(), lock);
     let deploy = |lock: &Lock| {
         zhongtai_api::deploy(

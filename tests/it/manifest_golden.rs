@@ -8,7 +8,7 @@ use crate::support;
 fn every_bad_manifest_produces_its_expected_errors() {
     support::assert_golden_dir(
         "manifests/bad",
-        10,
+        12,
         |file, text| match zhongtai_manifest::parse(text, file) {
             Ok(_) => "(accepted)\n".to_owned(),
             Err(errors) => format!("{errors}\n"),

@@ -4,7 +4,7 @@
 
 use crate::support;
 
-use crate::support::platform::Platform;
+use crate::support::platform::{MARKET_ADMIN, Platform, register_official_offline};
 
 use std::process::Command;
 
@@ -13,6 +13,7 @@ use serde_json::{Value as Json, json};
 const COMPANY: &str = "91350100M000100Y43";
 const CITIZEN: &str = "11010519491231002X";
 const PASSWORD: &str = "tea-and-silk-2026";
+const TAX_OFFICIAL: &str = "taxation/T0001";
 
 fn departments_with_extra() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -40,6 +41,7 @@ auth = { package = "zhongtai:auth", version = "^1", grants = ["authn.verify"] }
 name = "peek"
 method = "GET"
 path = "/subjects/{id}"
+public = true
 
 [[services.steps]]
 name = "subject"
@@ -53,6 +55,7 @@ body = "steps.subject"
 name = "maybe"
 method = "GET"
 path = "/maybe/{word}"
+public = true
 
 [[services.steps]]
 name = "claims"
@@ -73,6 +76,10 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
     support::guests();
     let departments = departments_with_extra();
     let data = tempfile::tempdir().unwrap();
+    // The operator creates the first admin of market regulation, and a tax
+    // official, before the host starts.
+    register_official_offline(data.path(), MARKET_ADMIN, "Wang Fang", PASSWORD);
+    register_official_offline(data.path(), TAX_OFFICIAL, "Chen Jing", PASSWORD);
     let platform = Platform::start(departments.path(), data.path());
 
     let (status, ready) = platform.send("GET", "/readyz", None, None);
@@ -157,13 +164,30 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
         "{refused}"
     );
 
-    // Serious arrears put the citizen at level D: no license.
-    let (status, event) = platform.send(
-        "POST",
-        "/taxation/tax-bills/TB-2025-77/arrears",
-        None,
-        Some(json!({"payer": CITIZEN, "due-date": "2025-12-31", "severity": "severe"})),
+    // Serious arrears put the citizen at level D: no license. Only a
+    // taxation official records arrears.
+    let arrears = json!({"payer": CITIZEN, "due-date": "2025-12-31", "severity": "severe"});
+    let record_arrears = |token: Option<&str>| {
+        platform.send(
+            "POST",
+            "/taxation/tax-bills/TB-2025-77/arrears",
+            token,
+            Some(arrears.clone()),
+        )
+    };
+    let (status, refused) = record_arrears(None);
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (401, Some("unauthenticated"))
     );
+    let (status, refused) = record_arrears(Some(&company));
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{refused}"
+    );
+    let tax_official = login(TAX_OFFICIAL);
+    let (status, event) = record_arrears(Some(&tax_official));
     assert_eq!(status, 201, "{event}");
     let mut second = application.clone();
     second["application-id"] = json!("APP-2026-0002");
@@ -175,34 +199,36 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
     );
     assert_eq!(refused["error"]["step"], "creditworthy");
 
-    // A tax bill paid twice is charged once; the same bill with another amount is a conflict.
-    let bill = json!({"payer": COMPANY, "amount": 128000, "purpose": "stamp duty 2026"});
-    let (status, first) = platform.send(
+    // A tax bill paid twice is charged once; the same bill with another
+    // amount is a conflict. The payer is the token's holder.
+    let bill = json!({"amount": 128000, "purpose": "stamp duty 2026"});
+    let pay = |body: Json| {
+        platform.send(
+            "POST",
+            "/taxation/tax-bills/TB-2026-1/payment",
+            Some(&company),
+            Some(body),
+        )
+    };
+    let (status, refused) = platform.send(
         "POST",
         "/taxation/tax-bills/TB-2026-1/payment",
         None,
         Some(bill.clone()),
     );
+    assert_eq!(status, 401, "{refused}");
+    let (status, first) = pay(bill.clone());
     assert_eq!(
         (status, first["status"].as_str()),
         (200, Some("paid")),
         "{first}"
     );
-    let (_, again) = platform.send(
-        "POST",
-        "/taxation/tax-bills/TB-2026-1/payment",
-        None,
-        Some(bill.clone()),
-    );
+    assert_eq!(first["payer"], COMPANY, "{first}");
+    let (_, again) = pay(bill.clone());
     assert_eq!(again, first);
     let mut changed = bill.clone();
     changed["amount"] = json!(1);
-    let (status, conflict) = platform.send(
-        "POST",
-        "/taxation/tax-bills/TB-2026-1/payment",
-        None,
-        Some(changed),
-    );
+    let (status, conflict) = pay(changed);
     assert_eq!(
         (status, conflict["error"]["code"].as_str()),
         (409, Some("idempotency-conflict")),
@@ -216,17 +242,33 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
         Some(&company),
         Some(json!({"reason": "x"})),
     );
-    assert_eq!(status, 403, "{refused}");
     assert_eq!(
-        register(
-            "/market-regulation/officials",
-            "market-regulation/0001",
-            "Zhao Min"
-        )
-        .0,
-        201
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{refused}"
     );
+    // Only an admin official of market regulation registers its officials.
+    let register_official = |token: Option<&str>, id: &str| {
+        platform.send(
+            "POST",
+            "/market-regulation/officials",
+            token,
+            Some(json!({"id": id, "name": "Zhao Min", "password": PASSWORD})),
+        )
+    };
+    let (status, _) = register_official(None, "market-regulation/EVIL1");
+    assert_eq!(status, 401, "no token, no official");
+    let (status, _) = register_official(Some(&citizen), "market-regulation/EVIL1");
+    assert_eq!(status, 403, "a citizen registers no official");
+    let admin = login(MARKET_ADMIN);
+    let (status, registered) = register_official(Some(&admin), "market-regulation/0001");
+    assert_eq!(status, 201, "{registered}");
     let official = login("market-regulation/0001");
+    let (status, _) = register_official(Some(&official), "market-regulation/0002");
+    assert_eq!(
+        status, 403,
+        "an official without the admin role registers nobody"
+    );
     let (status, revoked) = platform.send(
         "POST",
         &format!("/market-regulation/licenses/{number}/revocation"),

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 use zhongtai_manifest::lock::Lock;
-use zhongtai_manifest::{Action, Call, Checked, CheckedStep, ManifestError, ManifestErrors};
+use zhongtai_manifest::{
+    Action, Call, Caller, Checked, CheckedService, CheckedStep, ManifestError, ManifestErrors,
+};
 use zhongtai_registry::name::parse_requirement;
 use zhongtai_registry::{PackageName, Registry, TrustPolicy};
 use zhongtai_runtime::values::{describe_type, error_cases, json_to_val};
@@ -60,6 +62,13 @@ pub fn deploy(
             Err(problem) => problems.push(spec.place.error(file, "", problem)),
         }
     }
+    for service in &manifest.services {
+        if let Caller::Authenticated { alias, .. } = &service.caller
+            && let Some(component) = components.get(alias)
+        {
+            problems.extend(check_authenticator(service, alias, component, file));
+        }
+    }
     for step in manifest.services.iter().flat_map(|s| &s.steps) {
         if let Action::Call(call) = &step.action
             && let Some(component) = components.get(&call.alias)
@@ -78,6 +87,36 @@ pub fn deploy(
         Err(ManifestErrors(problems))
     }
 }
+
+/// Checks that the component a service authenticates with verifies tokens
+/// (`authn.verify(token: string)`) and that the manifest grants it.
+fn check_authenticator(
+    service: &CheckedService,
+    alias: &str,
+    component: &DeployedComponent,
+    file: &str,
+) -> Option<ManifestError> {
+    let problem = |message: String| Some(service.place.error(file, ".authenticate", message));
+    let verifies = component
+        .loaded
+        .function(AUTHENTICATE.0, AUTHENTICATE.1)
+        .is_ok_and(|(_, export)| export.params.len() == 1 && export.params[0].0 == "token");
+    if !verifies {
+        return problem(format!(
+            "`{alias}` ({}) cannot authenticate callers: it exports no authn.verify(token: string)",
+            component.spec.package
+        ));
+    }
+    if !component.spec.grants(AUTHENTICATE.0, AUTHENTICATE.1) {
+        return problem(format!(
+            "`{alias}` must grant authn.verify for the host to verify callers with it"
+        ));
+    }
+    None
+}
+
+/// The function that verifies a caller's bearer token: `authn.verify`.
+pub const AUTHENTICATE: (&str, &str) = ("authn", "verify");
 
 /// Checks a call step against the WIT signature of the function it calls:
 /// the function exists, every parameter has an argument and every argument

@@ -11,13 +11,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
-use zhongtai_audit::{AuditLog, DigestKey, Entry};
+use zhongtai_audit::{AuditLog, DigestKey, Entry, Kind};
 use zhongtai_manifest::expr::Expression;
-use zhongtai_manifest::{Action, Call, CheckedService};
+use zhongtai_manifest::{Action, Call, Caller, CheckedService};
 use zhongtai_runtime::{CallContext, Outcome, Returned, Runtime};
 
 use crate::audited::{CallTarget, call_entry};
-use crate::deploy::{Deployment, cel_value};
+use crate::deploy::{AUTHENTICATE, Deployment, cel_value};
 use crate::error::ApiError;
 
 /// What a service sees of an HTTP request.
@@ -36,12 +36,19 @@ pub struct RequestData {
 }
 
 impl RequestData {
-    fn as_json(&self) -> Json {
-        let token = self
-            .headers
+    /// The bearer token of `Authorization: Bearer <token>`, if any.
+    fn bearer_token(&self) -> Option<&str> {
+        self.headers
             .get("authorization")
             .and_then(|h| h.strip_prefix("Bearer "))
-            .map_or(Json::Null, |t| Json::String(t.trim().to_owned()));
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+
+    fn as_json(&self) -> Json {
+        let token = self
+            .bearer_token()
+            .map_or(Json::Null, |t| Json::String(t.to_owned()));
         json!({
             "path": self.path,
             "query": self.query,
@@ -69,6 +76,13 @@ impl Scope {
             steps_value: cel_value(&Json::Object(steps.clone())),
             steps,
         }
+    }
+
+    /// Makes the verified `claims` readable as `request.caller`.
+    fn admit(&mut self, request: &RequestData, claims: Json) {
+        let mut json = request.as_json();
+        json["caller"] = claims;
+        self.request = cel_value(&json);
     }
 
     fn record(&mut self, step: &str, result: Json) {
@@ -145,7 +159,7 @@ pub fn run_timed(
         in_components: Duration::ZERO,
         records: Vec::new(),
     };
-    let outcome = run.steps();
+    let outcome = run.admit().and_then(|()| run.steps());
     timings.components += run.in_components;
     let started = Instant::now();
     let written = match audit {
@@ -181,7 +195,85 @@ struct Run<'a> {
     records: Vec<Entry>,
 }
 
+/// The step name refusals of a service's caller carry.
+pub const ADMIT_STEP: &str = "authenticate";
+
 impl Run<'_> {
+    /// Who the run's calls are made for.
+    fn context(&self) -> CallContext {
+        CallContext {
+            department: self.deployment.manifest.department.clone(),
+            service: self.service.name.clone(),
+            request_id: self.request.request_id.clone(),
+            subject: self.subject.clone(),
+        }
+    }
+
+    /// The record of a request refused before any step, with `case`.
+    fn refusal_entry(&self, case: &str, detail: String) -> Entry {
+        let context = self.context();
+        let mut entry = Entry::new(Kind::Call);
+        entry.department = Some(context.department.to_string());
+        entry.service = Some(context.service.to_string());
+        entry.request = Some(context.request_id);
+        entry.subject = context.subject;
+        entry.outcome = "refused".to_owned();
+        entry.case = Some(case.to_owned());
+        entry.detail = Some(detail);
+        entry
+    }
+
+    /// Admits the caller as the service says, before any step. A public
+    /// service admits anyone. An authenticated one has the bearer token
+    /// verified by its auth capability (401 when there is none or it does
+    /// not verify) and judges the verified claims by its `require` (403);
+    /// the caller is then the subject of every call and `request.caller`
+    /// in expressions. Refusals are recorded.
+    fn admit(&mut self) -> Result<(), ApiError> {
+        let Caller::Authenticated { alias, require } = &self.service.caller else {
+            return Ok(());
+        };
+        let at = Some(ADMIT_STEP);
+        let component = self.deployment.components.get(alias).ok_or_else(|| {
+            ApiError::internal(format!("alias {alias} is not deployed")).at_step(at)
+        })?;
+        let Some(token) = self.request.bearer_token() else {
+            let message =
+                "this service needs the caller's bearer token (Authorization: Bearer <token>)";
+            self.records
+                .push(self.refusal_entry("unauthenticated", message.to_owned()));
+            return Err(ApiError::new(401, "unauthenticated", message).at_step(at));
+        };
+        let target = CallTarget {
+            component: &component.loaded,
+            version: Some(&component.version),
+            interface: AUTHENTICATE.0,
+            function: AUTHENTICATE.1,
+        };
+        let (result, entry) = crate::audited::call(
+            self.runtime,
+            target,
+            self.context(),
+            &json!({ "token": token }),
+            self.digests,
+        );
+        self.in_components += Duration::from_micros(entry.duration_us);
+        self.records.push(entry);
+        let returned = result.map_err(|e| ApiError::from(e).at_step(at))?;
+        let claims = refusal(returned, &BTreeMap::new()).map_err(|mut refused| {
+            refused.status = axum::http::StatusCode::UNAUTHORIZED;
+            refused.at_step(at)
+        })?;
+        self.subject = claims["subject-id"].as_str().map(str::to_owned);
+        if let Some(reason) = require.refusal(&claims) {
+            self.records
+                .push(self.refusal_entry("forbidden", reason.clone()));
+            return Err(ApiError::new(403, "forbidden", reason).at_step(at));
+        }
+        self.scope.admit(self.request, claims);
+        Ok(())
+    }
+
     fn steps(&mut self) -> Result<(u16, Json), ApiError> {
         for step in &self.service.steps {
             let name = step.name.as_str();
@@ -230,12 +322,7 @@ impl Run<'_> {
         {
             self.subject = Some(who);
         }
-        let context = CallContext {
-            department: self.deployment.manifest.department.clone(),
-            service: self.service.name.clone(),
-            request_id: self.request.request_id.clone(),
-            subject: self.subject.clone(),
-        };
+        let context = self.context();
         let target = CallTarget {
             component: &component.loaded,
             version: Some(&component.version),

@@ -10,12 +10,14 @@
 //! knows nothing of wasmtime: checks against WIT signatures happen where the
 //! components are loaded.
 
+pub mod caller;
 pub mod error;
 pub mod expr;
 pub mod lock;
 pub mod model;
 pub mod validate;
 
+pub use caller::{Caller, Requirement};
 pub use error::{ManifestError, ManifestErrors, Place};
 pub use validate::{Action, Call, Checked, CheckedService, CheckedStep, ComponentSpec};
 

@@ -73,6 +73,17 @@ pub struct Service {
     pub method: Spanned<String>,
     /// Starts with `/`; `{name}` segments are path parameters.
     pub path: Spanned<String>,
+    /// The alias of the auth capability whose `authn.verify` checks the
+    /// caller's bearer token before any step runs. A service states either
+    /// this or `public = true`.
+    #[serde(default)]
+    pub authenticate: Option<Spanned<String>>,
+    /// What the authenticated caller must be.
+    #[serde(default)]
+    pub require: Option<Spanned<Require>>,
+    /// `true`: anyone may call the service, on purpose.
+    #[serde(default)]
+    pub public: Option<Spanned<bool>>,
     /// Run in order.
     #[serde(default)]
     pub steps: Vec<Step>,
@@ -84,6 +95,22 @@ pub struct Service {
     pub subject: Option<Spanned<String>>,
     /// What to answer when every step has run.
     pub response: Response,
+}
+
+/// What an authenticated caller must be, from the verified claims; every
+/// listed condition must hold.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Require {
+    /// One of these kinds: `citizen`, `legal-entity`, `official`.
+    #[serde(default)]
+    pub kind: Vec<String>,
+    /// An official of this department.
+    #[serde(default)]
+    pub department: Option<String>,
+    /// Holding every one of these roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 /// One step of a workflow: a capability call or a check.

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use toml::Spanned;
 use zhongtai_ids::{Slug, is_package_name};
 
+use crate::caller::{Caller, KINDS, Requirement};
 use crate::error::{Locator, ManifestError, Place};
 use crate::expr::Expression;
 use crate::model::{Manifest, Step};
@@ -71,6 +72,10 @@ pub struct CheckedService {
     pub body: Expression,
     /// Who the request is for, once the steps it reads have run.
     pub subject: Option<Expression>,
+    /// Who may call it.
+    pub caller: Caller,
+    /// Where the manifest declares it (`services[i]`).
+    pub place: Place,
 }
 
 /// A call step's target and what it passes.
@@ -400,6 +405,112 @@ impl Checker<'_> {
         (slug, method, path)
     }
 
+    /// Checks how the service admits its caller: exactly one of
+    /// `authenticate` (naming a declared alias, with an optional `require`)
+    /// or `public = true`.
+    fn caller(
+        &mut self,
+        service: &crate::model::Service,
+        field: &str,
+        aliases: &BTreeSet<String>,
+    ) -> Option<Caller> {
+        let public = service.public.as_ref().is_some_and(|p| *p.get_ref());
+        match (&service.authenticate, public) {
+            (None, false) => {
+                self.fail(
+                    &service.name,
+                    field,
+                    "says neither `authenticate = \"<auth alias>\"` nor `public = true`: every service states who may call it",
+                );
+                None
+            }
+            (Some(alias), true) => {
+                self.fail(
+                    alias,
+                    &format!("{field}.authenticate"),
+                    "a service is either authenticated or `public = true`, not both",
+                );
+                None
+            }
+            (None, true) => {
+                if let Some(require) = &service.require {
+                    self.fail(
+                        require,
+                        &format!("{field}.require"),
+                        "a public service has no caller to require anything of; use `authenticate`",
+                    );
+                }
+                Some(Caller::Public)
+            }
+            (Some(alias), false) => {
+                if !aliases.contains(alias.get_ref()) {
+                    let known = aliases.iter().cloned().collect::<Vec<_>>().join(", ");
+                    self.fail(
+                        alias,
+                        &format!("{field}.authenticate"),
+                        format!(
+                            "unknown component alias `{}`; [components] declares: {known}",
+                            alias.get_ref()
+                        ),
+                    );
+                }
+                let require = match &service.require {
+                    Some(require) => self.requirement(require, &format!("{field}.require"))?,
+                    None => Requirement::default(),
+                };
+                Some(Caller::Authenticated {
+                    alias: alias.get_ref().clone(),
+                    require,
+                })
+            }
+        }
+    }
+
+    fn requirement(
+        &mut self,
+        require: &Spanned<crate::model::Require>,
+        field: &str,
+    ) -> Option<Requirement> {
+        let wanted = require.get_ref();
+        let mut valid = true;
+        for kind in &wanted.kind {
+            if !KINDS.contains(&kind.as_str()) {
+                self.fail(
+                    require,
+                    &format!("{field}.kind"),
+                    format!("{kind:?} is not one of {}", KINDS.join(", ")),
+                );
+                valid = false;
+            }
+        }
+        let department = match &wanted.department {
+            Some(text) => match Slug::parse("department", text) {
+                Ok(slug) => Some(slug),
+                Err(e) => {
+                    self.fail(require, &format!("{field}.department"), e.to_string());
+                    valid = false;
+                    None
+                }
+            },
+            None => None,
+        };
+        for role in &wanted.roles {
+            if Slug::parse("role", role).is_err() {
+                self.fail(
+                    require,
+                    &format!("{field}.roles"),
+                    format!("{role:?} must be 1 to 64 lowercase letters, digits or '-'"),
+                );
+                valid = false;
+            }
+        }
+        valid.then(|| Requirement {
+            kinds: wanted.kind.clone(),
+            department,
+            roles: wanted.roles.clone(),
+        })
+    }
+
     fn service(
         &mut self,
         index: usize,
@@ -409,6 +520,7 @@ impl Checker<'_> {
     ) -> Option<CheckedService> {
         let field = format!("services[{index}]");
         let (name, method, path) = self.route(service, &field, declared);
+        let caller = self.caller(service, &field, aliases);
         let mut earlier = BTreeSet::new();
         let mut steps = Vec::new();
         for (step_index, step) in service.steps.iter().enumerate() {
@@ -443,6 +555,8 @@ impl Checker<'_> {
             status: service.response.status.unwrap_or(200),
             body: body?,
             subject,
+            caller: caller?,
+            place: self.at.place(service.name.span().start, &field),
         })
     }
 }

@@ -6,6 +6,46 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value as Json;
 
+/// The first admin official of market regulation, which the operator
+/// creates before the host starts ([`register_official_offline`]).
+pub const MARKET_ADMIN: &str = "market-regulation/A0001";
+
+/// Test configuration in `data`: cheap argon2, and [`MARKET_ADMIN`] as the
+/// id that holds `admin` when registered.
+pub fn write_config(data: &Path) {
+    std::fs::write(
+        data.join("config.toml"),
+        format!(
+            "[components.\"zhongtai:auth\"]\nargon2-memory-kib = 256\nargon2-iterations = 1\nbootstrap-admins = \"{MARKET_ADMIN}\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// Registers an official of `department` through the auth component over
+/// the data directory `data`, as the operator does before the host starts
+/// (`zhongtai call … --department`): the first admin of a department.
+pub fn register_official_offline(data: &Path, id: &str, name: &str, password: &str) {
+    write_config(data);
+    let department = id.split_once('/').map_or(id, |(d, _)| d);
+    let auth = &super::guests()["zhongtai-auth"];
+    let args = serde_json::json!({"kind": "official", "id": id, "display-name": name, "password": password});
+    let output = Command::new(env!("CARGO_BIN_EXE_zhongtai"))
+        .arg("call")
+        .arg(auth)
+        .args(["authn.register", "--department", department, "--data-dir"])
+        .arg(data)
+        .arg(args.to_string())
+        .output()
+        .expect("running zhongtai call");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && printed.contains("\"ok\""),
+        "{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// `zhongtai up` running in a child process on a loopback port.
 pub struct Platform {
     /// The process; dropping the platform kills it (SIGKILL).
@@ -31,11 +71,7 @@ impl Platform {
 
     /// [`Platform::start`] with extra `up` arguments.
     pub fn start_with(departments: &Path, data: &Path, extra: &[&str]) -> Self {
-        std::fs::write(
-            data.join("config.toml"),
-            "[components.\"zhongtai:auth\"]\nargon2-memory-kib = 256\nargon2-iterations = 1\n",
-        )
-        .unwrap();
+        write_config(data);
         let mut child = Command::new(env!("CARGO_BIN_EXE_zhongtai"))
             .args(["up", "--addr", "127.0.0.1:0", "--dir"])
             .arg(departments)
