@@ -45,7 +45,7 @@ impl Requirement {
         let kind = claims["kind"].as_str().unwrap_or_default();
         if !self.kinds.is_empty() && !self.kinds.iter().any(|k| k == kind) {
             return Some(format!(
-                "this service is for {}; the caller is a {kind}",
+                "this service is for callers of kind {}; the caller is of kind {kind}",
                 self.kinds.join(" or ")
             ));
         }
