@@ -217,3 +217,71 @@ fn a_host_with_nothing_deployed_is_not_ready() {
     let (status, _) = send(&host, request("GET", "/healthz", ""));
     assert_eq!(status, StatusCode::OK);
 }
+
+fn admin_request(method: &str, uri: &str, body: &str) -> Request<Body> {
+    let mut request = request(method, uri, body);
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    request
+}
+
+#[test]
+fn the_operators_policy_decides_what_a_deploy_may_ask_for() {
+    let served = serve();
+    let deploy = || {
+        send(
+            &served.host,
+            admin_request(
+                "POST",
+                "/admin/v1/departments/civil-affairs/manifest",
+                MANIFEST,
+            ),
+        )
+    };
+    // No policy gives nothing: the manifest's grants are refused, each named.
+    let (status, body) = deploy();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid-manifest");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("components.sampler.grants: `antics.count` of example:sampler (sampler) is not given to civil-affairs by the platform policy"),
+        "{message}"
+    );
+
+    // A policy that does not parse is refused; the one in force stays.
+    let (status, body) = send(
+        &served.host,
+        admin_request(
+            "PUT",
+            "/admin/v1/policy",
+            "policy-version = 1\nwho = 'me'\n",
+        ),
+    );
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid-policy");
+
+    // The operator gives civil affairs what it asks for; the deploy passes.
+    let policy = "policy-version = 1\n[departments.civil-affairs]\n\"example:sampler\" = [\"antics.*\", \"shapes.*\"]\n";
+    let (status, body) = send(
+        &served.host,
+        admin_request("PUT", "/admin/v1/policy", policy),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = deploy();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["deployed"], 2);
+
+    // Without the operator's token the policy is neither read nor replaced,
+    // and the replacement is in the trail.
+    let (status, _) = send(&served.host, request("PUT", "/admin/v1/policy", "x"));
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let audit = served.host.audit().unwrap();
+    let replaced = Trail::read(audit.dir())
+        .unwrap()
+        .select(&Filter::default())
+        .into_iter()
+        .filter(|r| r.entry.action.as_deref() == Some("replace-policy"))
+        .count();
+    assert_eq!(replaced, 1);
+}

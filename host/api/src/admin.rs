@@ -6,6 +6,7 @@
 //! | `GET /admin/v1/departments` | departments, revisions and component versions |
 //! | `POST /admin/v1/departments/{department}/manifest` | deploy a manifest (body: its TOML); a manifest that fails any check is refused and the running one stays |
 //! | `POST /admin/v1/departments/{department}/rollback` | return to the previous deployment |
+//! | `GET`, `PUT /admin/v1/policy` | the operator's policy (TOML): what each department may call; deploys are checked against it |
 //! | `GET /admin/v1/audit?department=&service=&subject=&request=&since=&until=&limit=` | audit records, oldest first (the latest `limit`, default 100) |
 //! | `GET /admin/v1/audit/verify` | the whole trail checked against the host key: a summary, or the first problem (409) |
 //! | `GET /admin/v1/audit/files/{trail.jsonl,checkpoints.jsonl,host.pub}` | the trail's files, for an auditor to verify offline |
@@ -152,6 +153,10 @@ fn deploy_text(
     };
     let file = format!("{department}/zhongtai.toml");
     let checked = zhongtai_manifest::parse(text, &file).map_err(Refusal::Invalid)?;
+    host.policy()
+        .1
+        .check(&checked, &file)
+        .map_err(Refusal::Invalid)?;
     if checked.department != department {
         let problem = checked.department_place.error(
             &file,
@@ -175,6 +180,26 @@ fn deploy_text(
     deployment.source_hash = Some(source_hash);
     host.install(deployment)
         .map_err(|e| Refusal::Unrecorded(e.into()))
+}
+
+/// `GET /admin/v1/policy`: the policy in force, as TOML.
+pub async fn policy(State(host): State<Arc<Host>>, _: Operator) -> Response {
+    ([("content-type", "application/toml")], host.policy().0).into_response()
+}
+
+/// `PUT /admin/v1/policy` (body: the new policy's TOML): checked, recorded,
+/// then in force for every later deploy. A policy that does not parse is
+/// refused and the one in force stays.
+pub async fn replace_policy(
+    State(host): State<Arc<Host>>,
+    _: Operator,
+    body: Bytes,
+) -> Result<axum::Json<Json>, ApiError> {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let policy = zhongtai_manifest::Policy::parse(&text, "policy.toml")
+        .map_err(|e| ApiError::new(422, "invalid-policy", e.to_string()))?;
+    host.replace_policy(text, policy)?;
+    Ok(axum::Json(json!({"policy": "replaced"})))
 }
 
 /// `POST /admin/v1/departments/{department}/rollback`.

@@ -73,7 +73,7 @@ pub fn deploy(
         if let Action::Call(call) = &step.action
             && let Some(component) = components.get(&call.alias)
         {
-            problems.extend(check_call(step, call, &component.loaded, file));
+            problems.extend(check_call(step, call, component, file));
         }
     }
     if problems.is_empty() {
@@ -118,16 +118,17 @@ fn check_authenticator(
 /// The function that verifies a caller's bearer token: `authn.verify`.
 pub const AUTHENTICATE: (&str, &str) = ("authn", "verify");
 
-/// Checks a call step against the WIT signature of the function it calls:
-/// the function exists, every parameter has an argument and every argument
+/// Checks a call step against its grants and the WIT signature of the
+/// function it calls: the manifest grants it, the function exists, every parameter has an argument and every argument
 /// a parameter, literal arguments have the parameter's type, and the error
 /// cases it maps exist.
 fn check_call(
     step: &CheckedStep,
     call: &Call,
-    component: &LoadedComponent,
+    deployed: &DeployedComponent,
     file: &str,
 ) -> Vec<ManifestError> {
+    let (component, spec) = (&deployed.loaded, &deployed.spec);
     let Call {
         interface,
         function,
@@ -136,6 +137,16 @@ fn check_call(
         ..
     } = call;
     let at = |sub: &str, message: String| step.place.error(file, sub, message);
+    if !spec.grants(interface, function) {
+        return vec![at(
+            ".call",
+            format!(
+                "calls {interface}.{function}, which the grants of `{}` do not list ({})",
+                call.alias,
+                spec.grants.join(", ")
+            ),
+        )];
+    }
     let (name, export) = match component.function(interface, function) {
         Ok(found) => found,
         Err(e) => return vec![at(".call", e.to_string())],

@@ -13,6 +13,8 @@ use zhongtai_runtime::{Runtime, Slug};
 
 use zhongtai_registry::{Registry, TrustPolicy};
 
+use zhongtai_manifest::Policy;
+
 use crate::deploy::Deployment;
 
 /// What the admin API needs besides the host.
@@ -40,6 +42,8 @@ pub struct Host {
     revisions: AtomicU64,
     admin: Option<Admin>,
     audit: Option<Arc<AuditLog>>,
+    /// The operator's policy and its text, for deploys.
+    policy: RwLock<(String, Arc<Policy>)>,
 }
 
 /// Who an operator action is recorded as: whoever holds the admin token or
@@ -56,7 +60,35 @@ impl Host {
             revisions: AtomicU64::new(0),
             admin,
             audit: None,
+            policy: RwLock::new((String::new(), Arc::new(Policy::default()))),
         }
+    }
+
+    /// Deploys through the admin API are checked against `policy` (whose
+    /// text is `text`); without one, nothing is granted.
+    pub fn with_policy(self, text: String, policy: Policy) -> Self {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = (text, Arc::new(policy));
+        self
+    }
+
+    /// The policy in force and its text.
+    pub fn policy(&self) -> (String, Arc<Policy>) {
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the policy (text and parsed); recorded before it takes
+    /// effect. Departments already deployed keep running; the policy
+    /// applies to every later deploy.
+    pub fn replace_policy(&self, text: String, policy: Policy) -> Result<(), AuditError> {
+        let mut entry = admin_entry("replace-policy", "");
+        entry.department = None;
+        entry.args = Some(zhongtai_audit::sha256_hex(text.as_bytes()));
+        self.record(entry)?;
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = (text, Arc::new(policy));
+        Ok(())
     }
 
     /// Records every call and operator action in `audit`.

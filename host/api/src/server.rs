@@ -42,6 +42,10 @@ pub fn app(host: Arc<Host>) -> Router {
             "/admin/v1/departments/{department}/rollback",
             post(admin::rollback),
         )
+        .route(
+            "/admin/v1/policy",
+            get(admin::policy).put(admin::replace_policy),
+        )
         .route("/admin/v1/audit", get(admin::audit_records))
         .route("/admin/v1/audit/verify", get(admin::audit_verify))
         .route("/admin/v1/audit/files/{file}", get(admin::audit_file))

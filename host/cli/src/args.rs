@@ -133,6 +133,10 @@ pub struct UpArgs {
     /// Load only components signed by these publisher keys.
     #[arg(long)]
     pub trust: Vec<String>,
+    /// The platform policy (TOML): what each department may call. Default:
+    /// `<data-dir>/policy.toml` when present, else `<dir>/policy.toml`.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
     /// Token for the admin API (deploy, upgrade, rollback); without one the
     /// admin API refuses every request.
     #[arg(long, env = "ZHONGTAI_ADMIN_TOKEN", hide_env_values = true)]

@@ -94,7 +94,33 @@ fn read_lock(manifest: &Path) -> anyhow::Result<Option<Lock>> {
     }
 }
 
-/// Deploys every manifest under `args.dir` into a new host.
+/// The platform policy: `--policy`, else `<data-dir>/policy.toml`, else
+/// `<dir>/policy.toml`; with its path and text.
+fn read_policy(
+    args: &UpArgs,
+    data_dir: &Path,
+) -> anyhow::Result<(PathBuf, String, zhongtai_manifest::Policy)> {
+    let path = match &args.policy {
+        Some(path) => path.clone(),
+        None => [data_dir.join("policy.toml"), args.dir.join("policy.toml")]
+            .into_iter()
+            .find(|p| p.is_file())
+            .with_context(|| {
+                format!(
+                    "no platform policy: give --policy FILE, or put policy.toml in {} or {} (it says which functions each department may call)",
+                    data_dir.display(),
+                    args.dir.display()
+                )
+            })?,
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let policy = zhongtai_manifest::Policy::parse(&text, &path.display().to_string())?;
+    Ok((path, text, policy))
+}
+
+/// Deploys every manifest under `args.dir` into a new host, each checked
+/// against the platform policy.
 pub fn deploy_all(
     runtime: Arc<Runtime>,
     audit: Arc<zhongtai_audit::AuditLog>,
@@ -111,8 +137,12 @@ pub fn deploy_all(
         trust: trust.clone(),
         token: args.admin_token.clone(),
     };
+    let (policy_path, policy_text, policy) = read_policy(args, data_dir)?;
+    eprintln!("Platform policy {}", policy_path.display());
     let host = Arc::new(
-        zhongtai_api::Host::with_admin(runtime.clone(), Some(admin)).with_audit(audit.clone()),
+        zhongtai_api::Host::with_admin(runtime.clone(), Some(admin))
+            .with_audit(audit.clone())
+            .with_policy(policy_text, policy.clone()),
     );
     eprintln!(
         "Audit trail {} (checkpoints signed by {})",
@@ -124,6 +154,7 @@ pub fn deploy_all(
         let checked = zhongtai_manifest::load(&path)?;
         let lock = read_lock(&path)?;
         let file = path.display().to_string();
+        policy.check(&checked, &file)?;
         let mut deployment = zhongtai_api::deploy(
             checked,
             &file,

@@ -15,10 +15,12 @@ pub mod error;
 pub mod expr;
 pub mod lock;
 pub mod model;
+pub mod policy;
 pub mod validate;
 
 pub use caller::{Caller, Requirement};
 pub use error::{ManifestError, ManifestErrors, Place};
+pub use policy::Policy;
 pub use validate::{Action, Call, Checked, CheckedService, CheckedStep, ComponentSpec};
 
 use error::Locator;
