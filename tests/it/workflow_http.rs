@@ -188,41 +188,62 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
     );
     assert_eq!(refused["error"]["step"], "creditworthy");
 
-    // A tax bill paid twice is charged once; the same bill with another
-    // amount is a conflict. The payer is the token's holder.
-    let bill = json!({"amount": 128000, "purpose": "stamp duty 2026"});
-    let pay = |body: Json| {
+    // A tax official issues a bill; its payer pays the stored amount, once;
+    // nobody else pays it, and nobody chooses the amount.
+    let issue = |token: &str| {
         platform.send(
             "POST",
-            "/taxation/tax-bills/TB-2026-1/payment",
-            Some(&company),
+            "/taxation/tax-bills",
+            Some(token),
+            Some(json!({"bill": "TB-2026-1", "payer": COMPANY, "amount": 128000, "purpose": "stamp duty 2026"})),
+        )
+    };
+    let (status, refused) = issue(&company);
+    assert_eq!(
+        status, 403,
+        "only taxation officials issue bills: {refused}"
+    );
+    let (status, bill) = issue(&tax_official);
+    assert_eq!(status, 201, "{bill}");
+    let bill_id = bill["id"].as_str().unwrap().to_owned();
+    let (_, reissued) = issue(&tax_official);
+    assert_eq!(reissued["id"], bill["id"], "one reference, one bill");
+    let pay = |token: Option<&str>, body: Json| {
+        platform.send(
+            "POST",
+            &format!("/taxation/tax-bills/{bill_id}/payment"),
+            token,
             Some(body),
         )
     };
-    let (status, refused) = platform.send(
-        "POST",
-        "/taxation/tax-bills/TB-2026-1/payment",
-        None,
-        Some(bill.clone()),
-    );
+    let (status, refused) = pay(None, json!({}));
     assert_eq!(status, 401, "{refused}");
-    let (status, first) = pay(bill.clone());
+    let (status, refused) = pay(Some(&citizen), json!({"amount": 1}));
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("check-failed")),
+        "someone else cannot pay the bill: {refused}"
+    );
+    let (status, first) = pay(Some(&company), json!({"amount": 1}));
     assert_eq!(
         (status, first["status"].as_str()),
         (200, Some("paid")),
         "{first}"
     );
-    assert_eq!(first["payer"], COMPANY, "{first}");
-    let (_, again) = pay(bill.clone());
-    assert_eq!(again, first);
-    let mut changed = bill.clone();
-    changed["amount"] = json!(1);
-    let (status, conflict) = pay(changed);
     assert_eq!(
-        (status, conflict["error"]["code"].as_str()),
-        (409, Some("idempotency-conflict")),
-        "{conflict}"
+        first["amount"]["amount"], 128000,
+        "the stored amount is charged"
     );
+    assert_eq!(first["payer"], COMPANY);
+    let (_, again) = pay(Some(&company), json!({}));
+    assert_eq!(again, first, "paid once");
+    let (status, _) = platform.send(
+        "POST",
+        "/taxation/tax-bills/PO99999999999999999999/payment",
+        Some(&company),
+        None,
+    );
+    assert_eq!(status, 404, "no such bill");
 
     // A revoked license no longer verifies; only officials may revoke.
     let (status, refused) = platform.send(
