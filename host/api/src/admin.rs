@@ -31,7 +31,7 @@ use zhongtai_audit::{AuditLog, Filter, Trail, parse_time, sha256_hex};
 use zhongtai_manifest::ManifestErrors;
 
 use crate::error::ApiError;
-use crate::host::{Host, admin_entry};
+use crate::host::{DeployRefusal, Host, admin_entry};
 
 /// Proof that a request carries the operator's token; handlers of the admin
 /// API take it as an argument. A refused attempt at a department action
@@ -84,7 +84,7 @@ impl FromRequestParts<Arc<Host>> for Operator {
             return Ok(Operator);
         }
         if let Some((action, department)) = department_action(parts.uri.path()) {
-            let mut entry = admin_entry(action, department);
+            let mut entry = admin_entry(action, Some(department));
             entry.subject = None;
             entry.outcome = "refused".to_owned();
             entry.case = Some("unauthorized".to_owned());
@@ -120,8 +120,8 @@ pub async fn deploy(
             tracing::info!(revision, "deployed");
             Ok(axum::Json(json!({"deployed": revision})))
         }
-        Err(Refusal::Invalid(problems)) => {
-            let mut entry = admin_entry("deploy", &department);
+        Err(DeployRefusal::Invalid(problems)) => {
+            let mut entry = admin_entry("deploy", Some(&department));
             entry.outcome = "refused".to_owned();
             entry.case = Some("invalid-manifest".to_owned());
             entry.args = Some(sha256_hex(&body));
@@ -129,34 +129,20 @@ pub async fn deploy(
             host.record(entry)?;
             Err(problems.into())
         }
-        Err(Refusal::Unrecorded(error)) => Err(error),
+        Err(DeployRefusal::Unrecorded(error)) => Err(error.into()),
+        Err(DeployRefusal::NoRegistry) => Err(unauthorized()),
     }
 }
 
-/// Why a deploy did not happen.
-enum Refusal {
-    /// The manifest failed a check: recorded as a refused deploy.
-    Invalid(ManifestErrors),
-    /// The deploy could not be recorded, so it did not take effect.
-    Unrecorded(ApiError),
-}
-
-/// Checks, deploys and installs the manifest `text` for `department`.
+/// Checks the manifest `text` sent for `department` and deploys it.
 fn deploy_text(
     host: &Host,
     department: &str,
     text: &str,
     source_hash: String,
-) -> Result<u64, Refusal> {
-    let Some(admin) = host.admin() else {
-        return Err(Refusal::Unrecorded(unauthorized()));
-    };
+) -> Result<u64, DeployRefusal> {
     let file = format!("{department}/zhongtai.toml");
-    let checked = zhongtai_manifest::parse(text, &file).map_err(Refusal::Invalid)?;
-    host.policy()
-        .1
-        .check(&checked, &file)
-        .map_err(Refusal::Invalid)?;
+    let checked = zhongtai_manifest::parse(text, &file).map_err(DeployRefusal::Invalid)?;
     if checked.department != department {
         let problem = checked.department_place.error(
             &file,
@@ -166,20 +152,9 @@ fn deploy_text(
                 checked.department.as_str()
             ),
         );
-        return Err(Refusal::Invalid(ManifestErrors(vec![problem])));
+        return Err(DeployRefusal::Invalid(ManifestErrors(vec![problem])));
     }
-    let mut deployment = crate::deploy(
-        checked,
-        &file,
-        None,
-        admin.registry.as_ref(),
-        &admin.trust,
-        host.runtime(),
-    )
-    .map_err(Refusal::Invalid)?;
-    deployment.source_hash = Some(source_hash);
-    host.install(deployment)
-        .map_err(|e| Refusal::Unrecorded(e.into()))
+    host.deploy_manifest(checked, &file, None, source_hash)
 }
 
 /// `GET /admin/v1/policy`: the policy in force, as TOML.

@@ -13,7 +13,8 @@ use zhongtai_runtime::{Runtime, Slug};
 
 use zhongtai_registry::{Registry, TrustPolicy};
 
-use zhongtai_manifest::Policy;
+use zhongtai_manifest::lock::Lock;
+use zhongtai_manifest::{Checked, ManifestErrors, Policy};
 
 use crate::deploy::Deployment;
 
@@ -83,8 +84,7 @@ impl Host {
     /// effect. Departments already deployed keep running; the policy
     /// applies to every later deploy.
     pub fn replace_policy(&self, text: String, policy: Policy) -> Result<(), AuditError> {
-        let mut entry = admin_entry("replace-policy", "");
-        entry.department = None;
+        let mut entry = admin_entry("replace-policy", None);
         entry.args = Some(zhongtai_audit::sha256_hex(text.as_bytes()));
         self.record(entry)?;
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = (text, Arc::new(policy));
@@ -119,6 +119,37 @@ impl Host {
         &self.runtime
     }
 
+    /// Deploys a checked manifest (from `file`, pinned by `lock` when given)
+    /// with components from the admin registry and puts it in service:
+    /// its grants checked against the policy in force, its components
+    /// resolved, fetched, loaded and checked, the deployment recorded and
+    /// installed. Every deploy — at start and through the admin API — goes
+    /// through here, so none skips the policy. Returns the revision.
+    pub fn deploy_manifest(
+        &self,
+        manifest: Checked,
+        file: &str,
+        lock: Option<&Lock>,
+        source_hash: String,
+    ) -> Result<u64, DeployRefusal> {
+        let admin = self.admin.as_ref().ok_or(DeployRefusal::NoRegistry)?;
+        self.policy()
+            .1
+            .check(&manifest, file)
+            .map_err(DeployRefusal::Invalid)?;
+        let mut deployment = crate::deploy(
+            manifest,
+            file,
+            lock,
+            admin.registry.as_ref(),
+            &admin.trust,
+            &self.runtime,
+        )
+        .map_err(DeployRefusal::Invalid)?;
+        deployment.source_hash = Some(source_hash);
+        self.install(deployment).map_err(DeployRefusal::Unrecorded)
+    }
+
     /// Puts `deployment` in service for its department and returns its
     /// revision; requests already running finish on the one they started
     /// with. The action (`deploy`, or `upgrade` when it replaces one) is
@@ -136,7 +167,7 @@ impl Host {
             .collect();
         let mut entry = admin_entry(
             if replaces { "upgrade" } else { "deploy" },
-            department.as_str(),
+            Some(department.as_str()),
         );
         entry.detail = Some(format!("revision {revision}: {}", pins.join(", ")));
         entry.args = deployment.source_hash.clone();
@@ -161,7 +192,7 @@ impl Host {
         }
         let from = history[history.len() - 1].0;
         let to = history[history.len() - 2].0;
-        let mut entry = admin_entry("rollback", department);
+        let mut entry = admin_entry("rollback", Some(department));
         entry.detail = Some(format!("revision {from} back to revision {to}"));
         self.record(entry)?;
         history.pop();
@@ -210,11 +241,26 @@ impl Host {
     }
 }
 
-/// The audit entry of an operator action on `department`.
-pub(crate) fn admin_entry(action: &str, department: &str) -> Entry {
+/// Why [`Host::deploy_manifest`] put nothing in service.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployRefusal {
+    /// The manifest failed a check: the policy, its components, its calls.
+    #[error("{0}")]
+    Invalid(ManifestErrors),
+    /// The deploy could not be recorded, so it did not take effect.
+    #[error("{0}")]
+    Unrecorded(AuditError),
+    /// The host was started without a registry to deploy from.
+    #[error("this host has no registry to deploy from")]
+    NoRegistry,
+}
+
+/// The audit entry of an operator action (on `department`, when it is
+/// one department's).
+pub(crate) fn admin_entry(action: &str, department: Option<&str>) -> Entry {
     let mut entry = Entry::new(Kind::Admin);
     entry.action = Some(action.to_owned());
-    entry.department = Some(department.to_owned());
+    entry.department = department.map(str::to_owned);
     entry.subject = Some(OPERATOR.to_owned());
     entry
 }

@@ -29,5 +29,5 @@ pub mod workflow;
 
 pub use deploy::{DeployError, Deployment, deploy, lock};
 pub use error::ApiError;
-pub use host::{Admin, Host};
+pub use host::{Admin, DeployRefusal, Host};
 pub use server::{app, serve};

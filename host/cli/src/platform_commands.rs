@@ -133,16 +133,16 @@ pub fn deploy_all(
     }
     let trust = trust_policy(&args.trust)?;
     let admin = zhongtai_api::Admin {
-        registry: registry.clone(),
-        trust: trust.clone(),
+        registry,
+        trust,
         token: args.admin_token.clone(),
     };
     let (policy_path, policy_text, policy) = read_policy(args, data_dir)?;
     eprintln!("Platform policy {}", policy_path.display());
     let host = Arc::new(
-        zhongtai_api::Host::with_admin(runtime.clone(), Some(admin))
+        zhongtai_api::Host::with_admin(runtime, Some(admin))
             .with_audit(audit.clone())
-            .with_policy(policy_text, policy.clone()),
+            .with_policy(policy_text, policy),
     );
     eprintln!(
         "Audit trail {} (checkpoints signed by {})",
@@ -150,27 +150,19 @@ pub fn deploy_all(
         audit.public_key().to_text()
     );
     for path in manifests(&args.dir)? {
-        let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let checked = zhongtai_manifest::load(&path)?;
-        let lock = read_lock(&path)?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let file = path.display().to_string();
-        policy.check(&checked, &file)?;
-        let mut deployment = zhongtai_api::deploy(
+        let checked = zhongtai_manifest::parse(&text, &file)?;
+        let lock = read_lock(&path)?;
+        let (department, services) = (checked.department.clone(), checked.services.len());
+        host.deploy_manifest(
             checked,
             &file,
             lock.as_ref(),
-            registry.as_ref(),
-            &trust,
-            &runtime,
+            zhongtai_audit::sha256_hex(text.as_bytes()),
         )?;
-        eprintln!(
-            "Deployed {} ({} services) from {}",
-            deployment.manifest.department,
-            deployment.manifest.services.len(),
-            path.display()
-        );
-        deployment.source_hash = Some(zhongtai_audit::sha256_hex(&text));
-        host.install(deployment)?;
+        eprintln!("Deployed {department} ({services} services) from {file}");
     }
     Ok(host)
 }
