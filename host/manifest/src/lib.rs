@@ -27,13 +27,21 @@ use error::Locator;
 
 /// Parses and checks a manifest's text; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Checked, ManifestErrors> {
-    let manifest: model::Manifest = toml::from_str(text).map_err(|e| {
-        let at = Locator { file, text };
-        let offset = e.span().map_or(0, |s| s.start);
-        let field = field_at(text, offset);
-        ManifestErrors(vec![at.error(offset, field, e.message().trim().to_owned())])
-    })?;
+    let manifest: model::Manifest = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
     validate::check(&manifest, file, text).map_err(ManifestErrors)
+}
+
+/// A TOML or type error in `text` (from `file`), at its line, column and
+/// field.
+pub(crate) fn toml_error(file: &str, text: &str, error: &toml::de::Error) -> ManifestErrors {
+    let at = Locator { file, text };
+    let offset = error.span().map_or(0, |s| s.start);
+    let field = field_at(text, offset);
+    ManifestErrors(vec![at.error(
+        offset,
+        field,
+        error.message().trim().to_owned(),
+    )])
 }
 
 /// Reads and checks a manifest file.

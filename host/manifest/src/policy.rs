@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::error::{ManifestError, ManifestErrors};
-use crate::validate::Checked;
+use crate::validate::{Checked, grant_covers, is_grant};
 
 /// The policy file as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,17 +42,8 @@ pub struct Policy {
 impl Policy {
     /// Parses a policy's text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, ManifestErrors> {
-        let parsed: PolicyFile = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map_or(0, |s| s.start);
-            let before = &text[..offset.min(text.len())];
-            ManifestErrors(vec![ManifestError {
-                file: file.to_owned(),
-                line: before.matches('\n').count() + 1,
-                column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-                field: "(policy)".into(),
-                message: e.message().trim().to_owned(),
-            }])
-        })?;
+        let parsed: PolicyFile =
+            toml::from_str(text).map_err(|e| crate::toml_error(file, text, &e))?;
         let mut problems = Vec::new();
         if parsed.policy_version != 1 {
             problems.push(format!(
@@ -63,10 +54,7 @@ impl Policy {
         for (department, packages) in &parsed.departments {
             for (package, grants) in packages {
                 for grant in grants {
-                    if grant
-                        .rsplit_once('.')
-                        .is_none_or(|(i, f)| i.is_empty() || f.is_empty())
-                    {
+                    if !is_grant(grant) {
                         problems.push(format!(
                             "departments.{department}.\"{package}\": {grant:?} must be interface.function or interface.*"
                         ));
@@ -91,21 +79,6 @@ impl Policy {
         Ok(Self {
             departments: parsed.departments,
         })
-    }
-
-    /// Reads a policy file.
-    pub fn load(path: &std::path::Path) -> Result<Self, ManifestErrors> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ManifestErrors(vec![ManifestError {
-                file: file.clone(),
-                line: 0,
-                column: 0,
-                field: "(file)".into(),
-                message: format!("cannot read the policy: {e}"),
-            }])
-        })?;
-        Self::parse(&text, &file)
     }
 
     /// What the policy gives `department` of `package`.
@@ -149,14 +122,11 @@ impl Policy {
 
 /// Whether the policy entries `given` cover the manifest grant `wanted`.
 fn covers(given: &[String], wanted: &str) -> bool {
-    let Some((interface, function)) = wanted.rsplit_once('.') else {
-        return false;
-    };
-    given.iter().any(|g| match g.rsplit_once('.') {
-        Some((i, "*")) => i == interface,
-        Some((i, f)) => i == interface && f == function && function != "*",
-        None => false,
-    })
+    wanted
+        .rsplit_once('.')
+        .is_some_and(|(interface, function)| {
+            given.iter().any(|g| grant_covers(g, interface, function))
+        })
 }
 
 #[cfg(test)]

@@ -47,11 +47,25 @@ impl ComponentSpec {
     /// Whether `interface.function` is granted (`interface` as written in
     /// the step, e.g. `authn`).
     pub fn grants(&self, interface: &str, function: &str) -> bool {
-        self.grants.iter().any(|g| match g.rsplit_once('.') {
-            Some((i, "*")) => i == interface,
-            Some((i, f)) => i == interface && f == function,
-            None => false,
-        })
+        self.grants
+            .iter()
+            .any(|g| grant_covers(g, interface, function))
+    }
+}
+
+/// Whether `text` is a grant: `interface.function` or `interface.*`.
+pub fn is_grant(text: &str) -> bool {
+    text.rsplit_once('.')
+        .is_some_and(|(i, f)| !i.is_empty() && !f.is_empty())
+}
+
+/// Whether the grant `grant` covers `interface.function`: `i.*` covers every
+/// function of `i` (and the grant `i.*` itself), `i.f` only `i.f`.
+pub fn grant_covers(grant: &str, interface: &str, function: &str) -> bool {
+    match grant.rsplit_once('.') {
+        Some((i, "*")) => i == interface,
+        Some((i, f)) => i == interface && f == function,
+        None => false,
     }
 }
 
@@ -312,10 +326,7 @@ impl Checker<'_> {
             );
         }
         for grant in &wanted.grants {
-            if grant
-                .rsplit_once('.')
-                .is_none_or(|(i, f)| i.is_empty() || f.is_empty())
-            {
+            if !is_grant(grant) {
                 self.fail(
                     component,
                     &format!("{field}.grants"),
