@@ -20,13 +20,20 @@ pub struct CallTarget<'a> {
     pub function: &'a str,
 }
 
-/// The record of calling `target` for `context`, before its outcome.
-pub fn call_entry(context: &CallContext, target: CallTarget<'_>) -> Entry {
+/// A record of a request in `context`: who called, for which request, on
+/// whose behalf.
+pub fn context_entry(context: &CallContext) -> Entry {
     let mut entry = Entry::new(Kind::Call);
     entry.department = Some(context.department.to_string());
     entry.service = Some(context.service.to_string());
     entry.request = Some(context.request_id.clone());
     entry.subject.clone_from(&context.subject);
+    entry
+}
+
+/// The record of calling `target` for `context`, before its outcome.
+pub fn call_entry(context: &CallContext, target: CallTarget<'_>) -> Entry {
+    let mut entry = context_entry(context);
     entry.package = Some(target.component.package().to_owned());
     entry.version = target.version.map(ToString::to_string);
     entry.digest = Some(format!("sha256:{}", target.component.digest()));

@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
-use zhongtai_audit::{AuditLog, DigestKey, Entry, Kind};
+use zhongtai_audit::{AuditLog, DigestKey, Entry};
 use zhongtai_manifest::expr::Expression;
 use zhongtai_manifest::{Action, Call, Caller, CheckedService};
 use zhongtai_runtime::{CallContext, Outcome, Returned, Runtime};
 
-use crate::audited::{CallTarget, call_entry};
+use crate::audited::{CallTarget, call_entry, context_entry};
 use crate::deploy::{AUTHENTICATE, Deployment, cel_value};
 use crate::error::ApiError;
 
@@ -45,18 +45,24 @@ impl RequestData {
             .filter(|t| !t.is_empty())
     }
 
-    fn as_json(&self) -> Json {
+    /// The request as expressions see it; with the verified `caller`'s
+    /// claims, when the service authenticated one.
+    fn as_json(&self, caller: Option<Json>) -> Json {
         let token = self
             .bearer_token()
             .map_or(Json::Null, |t| Json::String(t.to_owned()));
-        json!({
+        let mut json = json!({
             "path": self.path,
             "query": self.query,
             "headers": self.headers,
             "body": self.body,
             "token": token,
             "id": self.request_id,
-        })
+        });
+        if let Some(claims) = caller {
+            json["caller"] = claims;
+        }
+        json
     }
 }
 
@@ -76,13 +82,6 @@ impl Scope {
             steps_value: cel_value(&Json::Object(steps.clone())),
             steps,
         }
-    }
-
-    /// Makes the verified `claims` readable as `request.caller`.
-    fn admit(&mut self, request: &RequestData, claims: Json) {
-        let mut json = request.as_json();
-        json["caller"] = claims;
-        self.request = cel_value(&json);
     }
 
     fn record(&mut self, step: &str, result: Json) {
@@ -154,12 +153,14 @@ pub fn run_timed(
         deployment,
         service,
         request,
-        scope: Scope::new(&request.as_json()),
         subject: None,
         in_components: Duration::ZERO,
         records: Vec::new(),
     };
-    let outcome = run.admit().and_then(|()| run.steps());
+    // The request becomes a CEL value once, after the caller is admitted.
+    let outcome = run
+        .admit()
+        .and_then(|caller| run.steps(Scope::new(&request.as_json(caller))));
     timings.components += run.in_components;
     let started = Instant::now();
     let written = match audit {
@@ -188,7 +189,6 @@ struct Run<'a> {
     deployment: &'a Deployment,
     service: &'a CheckedService,
     request: &'a RequestData,
-    scope: Scope,
     /// Who the request is for, once the service's `subject` can be read.
     subject: Option<String>,
     in_components: Duration,
@@ -211,12 +211,7 @@ impl Run<'_> {
 
     /// The record of a request refused before any step, with `case`.
     fn refusal_entry(&self, case: &str, detail: String) -> Entry {
-        let context = self.context();
-        let mut entry = Entry::new(Kind::Call);
-        entry.department = Some(context.department.to_string());
-        entry.service = Some(context.service.to_string());
-        entry.request = Some(context.request_id);
-        entry.subject = context.subject;
+        let mut entry = context_entry(&self.context());
         entry.outcome = "refused".to_owned();
         entry.case = Some(case.to_owned());
         entry.detail = Some(detail);
@@ -227,11 +222,11 @@ impl Run<'_> {
     /// service admits anyone. An authenticated one has the bearer token
     /// verified by its auth capability (401 when there is none or it does
     /// not verify) and judges the verified claims by its `require` (403);
-    /// the caller is then the subject of every call and `request.caller`
-    /// in expressions. Refusals are recorded.
-    fn admit(&mut self) -> Result<(), ApiError> {
+    /// the caller is then the subject of every call, and its claims are
+    /// returned for `request.caller`. Refusals are recorded.
+    fn admit(&mut self) -> Result<Option<Json>, ApiError> {
         let Caller::Authenticated { alias, require } = &self.service.caller else {
-            return Ok(());
+            return Ok(None);
         };
         let at = Some(ADMIT_STEP);
         let component = self.deployment.components.get(alias).ok_or_else(|| {
@@ -270,17 +265,16 @@ impl Run<'_> {
                 .push(self.refusal_entry("forbidden", reason.clone()));
             return Err(ApiError::new(403, "forbidden", reason).at_step(at));
         }
-        self.scope.admit(self.request, claims);
-        Ok(())
+        Ok(Some(claims))
     }
 
-    fn steps(&mut self) -> Result<(u16, Json), ApiError> {
+    fn steps(&mut self, mut scope: Scope) -> Result<(u16, Json), ApiError> {
         for step in &self.service.steps {
             let name = step.name.as_str();
             if let Some(condition) = &step.condition
-                && self.scope.evaluate(condition, Some(name))? != Json::Bool(true)
+                && scope.evaluate(condition, Some(name))? != Json::Bool(true)
             {
-                self.scope.record(name, Json::Null);
+                scope.record(name, Json::Null);
                 continue;
             }
             let answer = match &step.action {
@@ -289,23 +283,23 @@ impl Run<'_> {
                     status,
                     message,
                 } => {
-                    if self.scope.evaluate(condition, Some(name))? != Json::Bool(true) {
+                    if scope.evaluate(condition, Some(name))? != Json::Bool(true) {
                         return Err(ApiError::new(*status, "check-failed", message.clone())
                             .at_step(Some(name)));
                     }
                     Json::Bool(true)
                 }
-                Action::Call(call) => self.call(name, call)?,
+                Action::Call(call) => self.call(&scope, name, call)?,
             };
-            self.scope.record(name, answer);
+            scope.record(name, answer);
         }
-        let body = self.scope.evaluate(&self.service.body, None)?;
+        let body = scope.evaluate(&self.service.body, None)?;
         Ok((self.service.status, body))
     }
 
     /// Runs the call of step `name`; its answer, or the refusal its error
     /// case maps to.
-    fn call(&mut self, name: &str, call: &Call) -> Result<Json, ApiError> {
+    fn call(&mut self, scope: &Scope, name: &str, call: &Call) -> Result<Json, ApiError> {
         let Call {
             alias,
             interface,
@@ -318,7 +312,7 @@ impl Run<'_> {
         })?;
         if self.subject.is_none()
             && let Some(expression) = &self.service.subject
-            && let Ok(Json::String(who)) = self.scope.evaluate(expression, None)
+            && let Ok(Json::String(who)) = scope.evaluate(expression, None)
         {
             self.subject = Some(who);
         }
@@ -347,7 +341,7 @@ impl Run<'_> {
         }
         let mut arguments = serde_json::Map::new();
         for (param, expression) in args {
-            arguments.insert(param.clone(), self.scope.evaluate(expression, Some(name))?);
+            arguments.insert(param.clone(), scope.evaluate(expression, Some(name))?);
         }
         let (result, entry) = crate::audited::call(
             self.runtime,
