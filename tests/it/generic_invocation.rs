@@ -7,7 +7,7 @@ use crate::support;
 use crate::support::{assert_golden, context, guest_bytes, load, runtime};
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};
-use zhongtai_runtime::{HostConfig, LoadError, RuntimeLimits};
+use zhongtai_runtime::{HostConfig, LoadError, LoadedComponent, Runtime, RuntimeLimits};
 
 fn sample() -> Json {
     json!({
@@ -177,6 +177,20 @@ fn mismatched_arguments_name_the_place_the_type_and_what_was_given() {
     assert_golden("argument-errors.txt", &report);
 }
 
+/// Calls `antics.count` of `component` as `department`: the new count.
+fn count(runtime: &Runtime, component: &LoadedComponent, department: &str) -> Json {
+    runtime
+        .call(
+            component,
+            context(department),
+            "antics",
+            "count",
+            &json!({}),
+        )
+        .unwrap()
+        .json
+}
+
 #[test]
 fn state_belongs_to_the_package_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -185,45 +199,15 @@ fn state_belongs_to_the_package_and_survives_a_restart() {
             support::runtime_in(dir.path(), RuntimeLimits::default(), HostConfig::default());
         let sampler = load(&runtime, "fixture-sampler");
         for expected in 1..=3 {
-            let count = runtime
-                .call(
-                    &sampler,
-                    context("one-department"),
-                    "antics",
-                    "count",
-                    &json!({}),
-                )
-                .unwrap()
-                .json;
-            assert_eq!(count, json!(expected));
+            assert_eq!(count(&runtime, &sampler, "one-department"), json!(expected));
         }
         // Another department calling the same package shares its state.
-        let count = runtime
-            .call(
-                &sampler,
-                context("other-department"),
-                "antics",
-                "count",
-                &json!({}),
-            )
-            .unwrap()
-            .json;
-        assert_eq!(count, json!(4));
+        assert_eq!(count(&runtime, &sampler, "other-department"), json!(4));
         // The same code under another package name has state of its own.
         let renamed = runtime
             .load_as(&guest_bytes("fixture-sampler"), Some("example:renamed"))
             .unwrap();
-        let count = runtime
-            .call(
-                &renamed,
-                context("one-department"),
-                "antics",
-                "count",
-                &json!({}),
-            )
-            .unwrap()
-            .json;
-        assert_eq!(count, json!(1));
+        assert_eq!(count(&runtime, &renamed, "one-department"), json!(1));
     }
     let runtime = support::runtime_in(dir.path(), RuntimeLimits::default(), HostConfig::default());
     let sampler = load(&runtime, "fixture-sampler");
@@ -231,17 +215,7 @@ fn state_belongs_to_the_package_and_survives_a_restart() {
         sampler.was_cached(),
         "the compiled component should come from the cache"
     );
-    let count = runtime
-        .call(
-            &sampler,
-            context("one-department"),
-            "antics",
-            "count",
-            &json!({}),
-        )
-        .unwrap()
-        .json;
-    assert_eq!(count, json!(5));
+    assert_eq!(count(&runtime, &sampler, "one-department"), json!(5));
 }
 
 #[test]

@@ -13,6 +13,16 @@ pub struct UnrepresentableValue {
     pub kind: &'static str,
 }
 
+impl UnrepresentableValue {
+    /// A `kind` of value with no JSON form, at the top of the value.
+    fn of(kind: &'static str) -> Self {
+        Self {
+            path: String::new(),
+            kind,
+        }
+    }
+}
+
 /// Converts a WIT value into JSON.
 pub fn val_to_json(val: &Val) -> Result<Json, UnrepresentableValue> {
     let at = |segment: String| {
@@ -86,30 +96,10 @@ pub fn val_to_json(val: &Val) -> Result<Json, UnrepresentableValue> {
             object.insert(name.to_owned(), payload);
             Json::Object(object)
         }
-        Val::Resource(_) => {
-            return Err(UnrepresentableValue {
-                path: String::new(),
-                kind: "resource",
-            });
-        }
-        Val::Future(_) => {
-            return Err(UnrepresentableValue {
-                path: String::new(),
-                kind: "future",
-            });
-        }
-        Val::Stream(_) => {
-            return Err(UnrepresentableValue {
-                path: String::new(),
-                kind: "stream",
-            });
-        }
-        Val::ErrorContext(_) => {
-            return Err(UnrepresentableValue {
-                path: String::new(),
-                kind: "error-context",
-            });
-        }
+        Val::Resource(_) => return Err(UnrepresentableValue::of("resource")),
+        Val::Future(_) => return Err(UnrepresentableValue::of("future")),
+        Val::Stream(_) => return Err(UnrepresentableValue::of("stream")),
+        Val::ErrorContext(_) => return Err(UnrepresentableValue::of("error-context")),
     })
 }
 
@@ -128,11 +118,6 @@ pub fn map_key_text(key: &Val) -> Result<String, UnrepresentableValue> {
         Val::S64(v) => v.to_string(),
         Val::U64(v) => v.to_string(),
         Val::Enum(name) => name.clone(),
-        _ => {
-            return Err(UnrepresentableValue {
-                path: String::new(),
-                kind: "map key of this type",
-            });
-        }
+        _ => return Err(UnrepresentableValue::of("map key of this type")),
     })
 }
