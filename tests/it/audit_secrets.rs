@@ -48,7 +48,7 @@ fn a_password_cannot_be_guessed_from_the_trail_and_one_case_can_be_disclosed() {
     let records = Trail::read(&audit).unwrap().select(&Filter::default());
     let login = records
         .iter()
-        .find(|r| r.entry.function.as_deref() == Some("login"))
+        .find(|r| r.entry.function.as_deref() == Some("login-from"))
         .expect("the login is recorded");
     let guesses = [
         "123456",
@@ -60,6 +60,7 @@ fn a_password_cannot_be_guessed_from_the_trail_and_one_case_can_be_disclosed() {
         for guess in guesses {
             for args in [
                 json!({"id": CITIZEN, "password": guess}),
+                json!({"id": CITIZEN, "password": guess, "client": "127.0.0.1"}),
                 json!({"id": CITIZEN, "display-name": "Li Lei", "kind": "citizen", "password": guess}),
             ] {
                 let plain = hash_json(&args);
@@ -110,7 +111,7 @@ fn a_password_cannot_be_guessed_from_the_trail_and_one_case_can_be_disclosed() {
         "--request",
         &request,
     ]);
-    let args = json!({"id": CITIZEN, "password": PASSWORD}).to_string();
+    let args = json!({"id": CITIZEN, "password": PASSWORD, "client": "127.0.0.1"}).to_string();
     assert_eq!(
         zhongtai(&["audit", "digest", "--key", &key, &args]),
         args_digest

@@ -4,7 +4,7 @@
 
 use crate::support;
 
-use crate::support::platform::{MARKET_ADMIN, Platform, register_official_offline};
+use crate::support::platform::{MARKET_ADMIN, Platform, SECURITY_ADMIN, register_official_offline};
 
 use std::process::Command;
 
@@ -69,6 +69,7 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
     // official, before the host starts.
     register_official_offline(data.path(), MARKET_ADMIN, "Wang Fang", PASSWORD);
     register_official_offline(data.path(), TAX_OFFICIAL, "Chen Jing", PASSWORD);
+    register_official_offline(data.path(), SECURITY_ADMIN, "Sun Li", PASSWORD);
     let platform = Platform::start(departments.path(), data.path());
 
     let (status, ready) = platform.send("GET", "/readyz", None, None);
@@ -78,43 +79,79 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
         json!(["market-regulation", "nosy", "public-security", "taxation"])
     );
 
-    // Identities.
-    let register = |path: &str, id: &str, name: &str| {
+    // Identities. Citizens register themselves; an enterprise is registered
+    // by an official of public security, never on its own word.
+    let register = |token: Option<&str>, path: &str, id: &str, name: &str| {
         platform.send(
             "POST",
             path,
-            None,
+            token,
             Some(json!({"id": id, "name": name, "password": PASSWORD})),
         )
     };
     assert_eq!(
-        register(
-            "/public-security/legal-entities",
-            COMPANY,
-            "Fuzhou Example Trading Co., Ltd."
-        )
-        .0,
+        register(None, "/public-security/citizens", CITIZEN, "Li Lei").0,
         201
     );
-    assert_eq!(
-        register("/public-security/citizens", CITIZEN, "Li Lei").0,
-        201
-    );
-    let (status, duplicate) = register("/public-security/citizens", CITIZEN, "Li Lei");
+    let (status, duplicate) = register(None, "/public-security/citizens", CITIZEN, "Li Lei");
     assert_eq!(
         (status, duplicate["error"]["code"].as_str()),
         (409, Some("already-registered"))
     );
     let login = |id: &str| platform.login(id, PASSWORD);
-    let company = login(COMPANY);
     let citizen = login(CITIZEN);
+    let market_admin = login(MARKET_ADMIN);
+    // Attack: another company's code registered under a bank's name.
+    let impersonate = |token: Option<&str>| {
+        register(
+            token,
+            "/public-security/legal-entities",
+            COMPANY,
+            "Bank of China Ltd.",
+        )
+    };
+    for (token, expected) in [
+        (None, (401, "unauthenticated")),
+        (Some(citizen.as_str()), (403, "forbidden")),
+        (Some(market_admin.as_str()), (403, "forbidden")),
+    ] {
+        let (status, refused) = impersonate(token);
+        assert_eq!(
+            (status, refused["error"]["code"].as_str().unwrap()),
+            expected,
+            "{refused}"
+        );
+    }
+    let attempted = platform.send(
+        "POST",
+        "/public-security/sessions",
+        None,
+        Some(json!({"id": COMPANY, "password": PASSWORD})),
+    );
+    assert_eq!(
+        attempted.0, 401,
+        "no enterprise was registered: {attempted:?}"
+    );
+    let security_admin = login(SECURITY_ADMIN);
+    let (status, registered) = register(
+        Some(&security_admin),
+        "/public-security/legal-entities",
+        COMPANY,
+        "Fuzhou Example Trading Co., Ltd.",
+    );
+    assert_eq!(status, 201, "{registered}");
+    let company = login(COMPANY);
 
-    // The business license: applied for, paid once, issued, verified elsewhere.
+    // The business license: applied for, paid once, issued, verified
+    // elsewhere. What it says is the department's: the holder is the
+    // caller, the applicant gives the business scope, the validity is five
+    // years from the day of issue.
     let application = json!({
         "application-id": "APP-2026-0001",
-        "fields": [{"name": "business-scope", "value": "wholesale of tea"}],
+        "business-scope": "wholesale of tea",
+        "fields": [{"name": "registered-capital", "value": "1000000000 CNY"}],
         "valid-from": "2026-01-01",
-        "valid-until": "2045-12-31",
+        "valid-until": "2126-12-31",
     });
     let apply = |token: &str, body: &Json| {
         platform.send(
@@ -126,8 +163,25 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
     };
     let (status, granted) = apply(&company, &application);
     assert_eq!(status, 201, "{granted}");
-    let number = granted["license"]["number"].as_str().unwrap().to_owned();
+    let license = &granted["license"];
+    let number = license["number"].as_str().unwrap().to_owned();
     assert!(number.starts_with("BL-"), "{number}");
+    assert_eq!(license["holder-name"], "Fuzhou Example Trading Co., Ltd.");
+    assert_eq!(
+        license["fields"],
+        json!([{"name": "business-scope", "value": "wholesale of tea"}]),
+        "only the field the department asks for"
+    );
+    let day = |field: &str| {
+        let text = license[field].as_str().unwrap();
+        let (y, m, d) = zhongtai_ids::iso_date(text).unwrap();
+        zhongtai_ids::days_from_civil(y, m, d)
+    };
+    assert_eq!(
+        day("valid-until") - day("valid-from"),
+        1825,
+        "five years from the day of issue, not the applicant's choice: {license}"
+    );
     let (status, verified) = platform.send(
         "GET",
         &format!("/public-security/licenses/{number}"),
@@ -139,10 +193,33 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
         (200, &json!(true)),
         "{verified}"
     );
+    // Attack: one fee, several licenses. A retry is the same license and
+    // the same fee; the same application with another scope is refused.
     let (_, retried) = apply(&company, &application);
     assert_eq!(
-        retried["fee-order"], granted["fee-order"],
-        "a retried application is charged once"
+        (&retried["fee-order"], &retried["license"]),
+        (&granted["fee-order"], &granted["license"]),
+        "a retried application is charged once and licensed once"
+    );
+    let mut rescoped = application.clone();
+    rescoped["business-scope"] = json!("banking and securities");
+    let (status, refused) = apply(&company, &rescoped);
+    assert_eq!(
+        (
+            status,
+            refused["error"]["code"].as_str(),
+            refused["error"]["step"].as_str()
+        ),
+        (409, Some("application-conflict"), Some("license")),
+        "{refused}"
+    );
+    let mut unscoped = application.clone();
+    unscoped["application-id"] = json!("APP-2026-0009");
+    unscoped["business-scope"] = json!("x".repeat(501));
+    let (status, refused) = apply(&company, &unscoped);
+    assert_eq!(
+        (status, refused["error"]["step"].as_str()),
+        (400, Some("scope"))
     );
 
     // A bad token.
@@ -381,7 +458,7 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
     );
     assert!(
         find(&|r| r["service"] == "apply-business-license"
-            && r["function"] == "issue"
+            && r["function"] == "issue-for-application"
             && r["subject"] == COMPANY
             && r["outcome"] == "ok"
             && r["digest"]
@@ -395,6 +472,18 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
                 .is_some_and(|h| h.starts_with("hmac-sha256:")))
             >= 1,
         "a license issued for the authenticated company is recorded"
+    );
+    assert_eq!(
+        find(&|r| r["service"] == "register-legal-entity" && r["outcome"] == "refused"),
+        3,
+        "each refused registration of an enterprise is recorded"
+    );
+    assert!(
+        find(&|r| r["function"] == "issue-for-application"
+            && r["case"] == "application-conflict"
+            && r["subject"] == COMPANY)
+            == 1,
+        "the refused second license is recorded"
     );
     let text = std::fs::read_to_string(trail.join("trail.jsonl")).unwrap();
     assert!(
@@ -443,14 +532,9 @@ fn a_department_is_upgraded_and_rolled_back_under_load_without_a_failed_request(
     );
 
     // A license to verify, over and over.
-    let token = platform.register_and_login(
-        "/public-security/legal-entities",
-        COMPANY,
-        "Fuzhou Example Trading Co., Ltd.",
-        PASSWORD,
-    );
-    let application =
-        json!({"application-id": "APP-1", "valid-from": "2026-01-01", "valid-until": "2030-12-31"});
+    let token =
+        platform.register_and_login("/public-security/citizens", CITIZEN, "Li Lei", PASSWORD);
+    let application = json!({"application-id": "APP-1", "business-scope": "tea house"});
     let (_, granted) = platform.send(
         "POST",
         "/market-regulation/business-license-applications",

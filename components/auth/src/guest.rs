@@ -97,6 +97,14 @@ impl authn::Guest for Component {
         with_auth(|auth| auth.login(&id, &password)).map(session_to_wit)
     }
 
+    fn login_from(
+        id: String,
+        password: String,
+        client: String,
+    ) -> Result<wit::Session, wit::Error> {
+        with_auth(|auth| auth.login_from(&id, &password, &client)).map(session_to_wit)
+    }
+
     fn verify(token: String) -> Result<wit::Claims, wit::Error> {
         with_auth(|auth| auth.verify(&token)).map(claims_to_wit)
     }

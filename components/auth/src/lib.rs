@@ -133,6 +133,56 @@ mod tests {
     }
 
     #[test]
+    fn a_stranger_locks_out_only_their_own_client() {
+        let (store, env) = (Memory::default(), Env::new());
+        env.set_config("lockout-id-threshold", "8");
+        let auth = Auth::new(&store, &env);
+        auth.register(SubjectKind::Citizen, CITIZEN, "Li", PASSWORD)
+            .unwrap();
+        let (stranger, owner) = ("203.0.113.9", "198.51.100.7");
+        for _ in 0..4 {
+            assert_eq!(
+                auth.login_from(CITIZEN, "wrong-password-1", stranger),
+                Err(AuthError::InvalidCredentials)
+            );
+        }
+        let until = env.now.get() + 900;
+        assert_eq!(
+            auth.login_from(CITIZEN, "wrong-password-1", stranger),
+            Err(AuthError::LockedOut(until))
+        );
+        assert_eq!(
+            auth.login_from(CITIZEN, PASSWORD, stranger),
+            Err(AuthError::LockedOut(until)),
+            "the stranger's client stays locked, even with the right password"
+        );
+        assert!(
+            auth.login_from(CITIZEN, PASSWORD, owner).is_ok(),
+            "the owner, from their own client, is not locked out"
+        );
+        // Guessing spread over many clients hits the per-id limit: 5 from
+        // the stranger and 3 more from others make 8.
+        for n in 0..2 {
+            assert_eq!(
+                auth.login_from(CITIZEN, "wrong-password-1", &format!("192.0.2.{n}")),
+                Err(AuthError::InvalidCredentials)
+            );
+        }
+        assert_eq!(
+            auth.login_from(CITIZEN, "wrong-password-1", "192.0.2.2"),
+            Err(AuthError::LockedOut(until))
+        );
+        assert_eq!(
+            auth.login_from(CITIZEN, PASSWORD, owner),
+            Err(AuthError::LockedOut(until)),
+            "past the per-id limit the id is locked for everyone"
+        );
+        // A client string is only a key: junk in it changes nothing else.
+        env.now.set(until);
+        assert!(auth.login_from(CITIZEN, PASSWORD, "\u{0}\n../../x").is_ok());
+    }
+
+    #[test]
     fn key_rotation_keeps_listed_keys_only() {
         let (store, env) = (Memory::default(), Env::new());
         let auth = Auth::new(&store, &env);

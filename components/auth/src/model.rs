@@ -137,7 +137,8 @@ pub(crate) struct StoredSession {
     pub expires_at: u64,
 }
 
-/// Failed logins of one subject (key `failures/<id>`).
+/// Failed logins of one subject (key `failures/<id>`), or of one subject
+/// from one client (`failures/<id>/from/<client>`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Failures {
     pub count: u32,

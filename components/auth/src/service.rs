@@ -50,6 +50,14 @@ fn check_role(role: &str) -> Result<(), AuthError> {
     }
 }
 
+/// One count of failed logins: its key, and how many failures within the
+/// window lock it.
+struct Counter {
+    key: String,
+    threshold: u32,
+    cleared_by_success: bool,
+}
+
 fn subject_key(id: &str) -> String {
     format!("subject/{id}")
 }
@@ -173,13 +181,68 @@ impl<'a, S: Storage, P: Platform> Auth<'a, S, P> {
         Ok(stored.public())
     }
 
-    /// Opens a session; see the WIT docs of `authn.login`.
+    /// Opens a session; see the WIT docs of `authn.login`. Failures are
+    /// counted per id.
+    pub fn login(&self, id: &str, password: &str) -> Result<Session, AuthError> {
+        self.open_session(id, password, None)
+    }
+
+    /// Opens a session for a login from `client`; see the WIT docs of
+    /// `authn.login-from`. Failures are counted per id and client, and per
+    /// id with the much higher `lockout-id-threshold`. An empty client
+    /// counts as [`Auth::login`] does.
+    pub fn login_from(&self, id: &str, password: &str, client: &str) -> Result<Session, AuthError> {
+        // Only printable ASCII of a bounded length becomes part of a key.
+        let client: String = client
+            .chars()
+            .filter(char::is_ascii_graphic)
+            .take(128)
+            .collect();
+        if client.is_empty() {
+            return self.open_session(id, password, None);
+        }
+        self.open_session(id, password, Some(&client))
+    }
+
+    /// The failure counters a login of `id` from `client` is judged by:
+    /// their keys, thresholds, and whether a successful login clears them.
+    fn counters(&self, id: &str, client: Option<&str>) -> Result<Vec<Counter>, AuthError> {
+        let threshold = self.config_u32("lockout-threshold", 5)?;
+        Ok(match client {
+            None => vec![Counter {
+                key: format!("failures/{id}"),
+                threshold,
+                cleared_by_success: true,
+            }],
+            Some(client) => vec![
+                Counter {
+                    key: format!("failures/{id}/from/{client}"),
+                    threshold,
+                    cleared_by_success: true,
+                },
+                // Not cleared by the owner's success, or guessing spread
+                // over many clients would restart whenever the owner logs in.
+                Counter {
+                    key: format!("failures/{id}"),
+                    threshold: self.config_u32("lockout-id-threshold", 50)?,
+                    cleared_by_success: false,
+                },
+            ],
+        })
+    }
+
+    /// Checks the password and opens a session, counting failures.
     ///
     /// Unknown ids cost the same argon2 work as known ones, so the time of
     /// an answer does not tell whether an id is registered. Failures are
     /// counted under the platform lock `failures/<id>`, so concurrent wrong
-    /// passwords lock the account at exactly the threshold.
-    pub fn login(&self, id: &str, password: &str) -> Result<Session, AuthError> {
+    /// passwords lock at exactly the threshold.
+    fn open_session(
+        &self,
+        id: &str,
+        password: &str,
+        client: Option<&str>,
+    ) -> Result<Session, AuthError> {
         if password.len() > 1024 {
             return Err(AuthError::InvalidCredentials);
         }
@@ -194,43 +257,26 @@ impl<'a, S: Storage, P: Platform> Auth<'a, S, P> {
             Ok(Err(e)) => return Err(e),
         };
         let now = self.env.now();
-        let failures_key = format!("failures/{}", subject.id);
-        let failures: Failures = load(self.store, &failures_key)?.unwrap_or_default();
-        if failures.locked_until > now {
-            return Err(AuthError::LockedOut(failures.locked_until));
-        }
+        let counters = self.counters(&subject.id, client)?;
+        self.refuse_if_locked(&counters, now)?;
         let credential: PasswordHash =
             load(self.store, &credential_key(&subject.id))?.ok_or_else(|| {
                 AuthError::Other(format!("subject {} has no stored credential", subject.id))
             })?;
         let matched = credential.matches(password)?;
-        let _counting = self.env.lock(&failures_key).map_err(AuthError::Other)?;
-        // Read again under the lock: other attempts may have counted since.
-        let mut failures: Failures = load(self.store, &failures_key)?.unwrap_or_default();
-        if failures.locked_until > now {
-            return Err(AuthError::LockedOut(failures.locked_until));
-        }
+        let _counting = self
+            .env
+            .lock(&format!("failures/{}", subject.id))
+            .map_err(AuthError::Other)?;
+        // Judge again under the lock: other attempts may have counted since.
+        self.refuse_if_locked(&counters, now)?;
         if !matched {
-            let window = self.config_u64("lockout-window-seconds", 900)?;
-            if now.saturating_sub(failures.window_start) >= window {
-                failures = Failures {
-                    count: 0,
-                    window_start: now,
-                    locked_until: 0,
-                };
-            }
-            failures.count += 1;
-            if failures.count >= self.config_u32("lockout-threshold", 5)? {
-                failures.locked_until = now + self.config_u64("lockout-seconds", 900)?;
-                failures.count = 0;
-                save(self.store, &failures_key, &failures)?;
-                return Err(AuthError::LockedOut(failures.locked_until));
-            }
-            save(self.store, &failures_key, &failures)?;
-            return Err(AuthError::InvalidCredentials);
+            return Err(self.count_failure(&counters, now)?);
         }
-        if failures.count > 0 || failures.locked_until > 0 {
-            self.store.delete(&failures_key).map_err(other)?;
+        for counter in counters.iter().filter(|c| c.cleared_by_success) {
+            if self.store.get(&counter.key).map_err(other)?.is_some() {
+                self.store.delete(&counter.key).map_err(other)?;
+            }
         }
         let keys = self.keys()?;
         let ttl = self.config_u64("token-ttl-seconds", 3600)?;
@@ -253,6 +299,43 @@ impl<'a, S: Storage, P: Platform> Auth<'a, S, P> {
             token,
             claims: claims_of(&subject, &claims),
         })
+    }
+
+    /// `locked-out` when any of `counters` is locked at `now`.
+    fn refuse_if_locked(&self, counters: &[Counter], now: u64) -> Result<(), AuthError> {
+        for counter in counters {
+            let failures: Failures = load(self.store, &counter.key)?.unwrap_or_default();
+            if failures.locked_until > now {
+                return Err(AuthError::LockedOut(failures.locked_until));
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts one failed login on every counter and returns the error to
+    /// answer: `locked-out` when a counter reached its threshold.
+    fn count_failure(&self, counters: &[Counter], now: u64) -> Result<AuthError, AuthError> {
+        let window = self.config_u64("lockout-window-seconds", 900)?;
+        let lockout = self.config_u64("lockout-seconds", 900)?;
+        let mut answer = AuthError::InvalidCredentials;
+        for counter in counters {
+            let mut failures: Failures = load(self.store, &counter.key)?.unwrap_or_default();
+            if now.saturating_sub(failures.window_start) >= window {
+                failures = Failures {
+                    count: 0,
+                    window_start: now,
+                    locked_until: 0,
+                };
+            }
+            failures.count += 1;
+            if failures.count >= counter.threshold {
+                failures.locked_until = now + lockout;
+                failures.count = 0;
+                answer = AuthError::LockedOut(failures.locked_until);
+            }
+            save(self.store, &counter.key, &failures)?;
+        }
+        Ok(answer)
     }
 
     /// Verifies a token; see the WIT docs of `authn.verify`.

@@ -27,7 +27,18 @@ fn with_licenses<T>(
         model::LicenseError::Revoked(m) => wit::Error::Revoked(m),
         model::LicenseError::Forbidden(m) => wit::Error::Forbidden(m),
         model::LicenseError::Other(m) => wit::Error::Other(m),
+        model::LicenseError::ApplicationConflict(m) => wit::Error::ApplicationConflict(m),
     })
+}
+
+fn fields_from_wit(fields: Vec<wit::Field>) -> Vec<model::Field> {
+    fields
+        .into_iter()
+        .map(|f| model::Field {
+            name: f.name,
+            value: f.value,
+        })
+        .collect()
 }
 
 fn license_to_wit(license: model::License) -> wit::License {
@@ -63,18 +74,23 @@ impl register::Guest for Component {
             license_type: request.license_type,
             holder_id: request.holder_id,
             holder_name: request.holder_name,
-            fields: request
-                .fields
-                .into_iter()
-                .map(|f| model::Field {
-                    name: f.name,
-                    value: f.value,
-                })
-                .collect(),
+            fields: fields_from_wit(request.fields),
             valid_from: request.valid_from,
             valid_until: request.valid_until,
         };
         with_licenses(|l| l.issue(request)).map(license_to_wit)
+    }
+
+    fn issue_for_application(application: wit::Application) -> Result<wit::License, wit::Error> {
+        let application = model::Application {
+            application_id: application.application_id,
+            license_type: application.license_type,
+            holder_id: application.holder_id,
+            holder_name: application.holder_name,
+            fields: fields_from_wit(application.fields),
+            valid_days: application.valid_days,
+        };
+        with_licenses(|l| l.issue_for_application(application)).map(license_to_wit)
     }
 
     fn revoke(number: String, reason: String) -> Result<wit::License, wit::Error> {

@@ -15,7 +15,7 @@ pub mod signing;
 #[cfg(target_arch = "wasm32")]
 mod guest;
 
-pub use model::{Field, License, LicenseError, NewLicense, PublicKey};
+pub use model::{Application, Field, License, LicenseError, NewLicense, PublicKey};
 pub use service::Licenses;
 
 #[cfg(test)]

@@ -28,6 +28,24 @@ pub struct NewLicense {
     pub valid_until: String,
 }
 
+/// A decided application: a license issued once per department and
+/// application id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Application {
+    /// 1 to 128 ASCII letters, digits or `.-_/:`.
+    pub application_id: String,
+    /// A known license type.
+    pub license_type: String,
+    /// Resident identity number or unified social credit code.
+    pub holder_id: String,
+    /// 1 to 128 characters.
+    pub holder_name: String,
+    /// At most 32.
+    pub fields: Vec<Field>,
+    /// Days of validity from the day of issue, 1 to 36600.
+    pub valid_days: u32,
+}
+
 /// A revocation, kept with the license.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -101,6 +119,8 @@ pub enum LicenseError {
     Forbidden(String),
     /// Storage, configuration or other failure.
     Other(String),
+    /// The application id was used for a license with other contents.
+    ApplicationConflict(String),
 }
 
 /// The license types this version issues, with their number codes.

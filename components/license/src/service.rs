@@ -3,11 +3,15 @@
 use zhongtai_guest::{Platform, Storage, load_json, to_json};
 use zhongtai_ids::{SubjectId, days_from_civil, iso_date};
 
-use crate::model::{Field, License, LicenseError, NewLicense, PublicKey, Revocation, type_code};
+use crate::model::{
+    Application, Field, License, LicenseError, NewLicense, PublicKey, Revocation, type_code,
+};
 use crate::signing::{self, NamedKey};
 
 /// Most fields on one license.
 pub const MAX_FIELDS: usize = 32;
+/// Most days a license issued for an application may be valid.
+pub const MAX_VALID_DAYS: u32 = 36_600;
 /// Most licenses one holder may have.
 pub const MAX_LICENSES_PER_HOLDER: usize = 1_000;
 const GENERATED_KEY: &str = "keys/generated";
@@ -25,6 +29,15 @@ fn other(message: String) -> LicenseError {
 
 fn license_key(number: &str) -> String {
     format!("license/{number}")
+}
+
+fn application_key(department: &str, application_id: &str) -> String {
+    format!("application/{department}/{application_id}")
+}
+
+fn iso_day(day: i64) -> String {
+    let (y, m, d) = zhongtai_ids::civil_from_days(day);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 fn holder_key(holder: &str) -> String {
@@ -79,6 +92,35 @@ fn check_fields(fields: &[Field]) -> Result<(), LicenseError> {
     Ok(())
 }
 
+/// What of `application` differs from the license `issued` for it, if
+/// anything (the dates follow from the day of issue; only their span is
+/// compared).
+fn difference(issued: &License, application: &Application) -> Option<&'static str> {
+    let holder = SubjectId::parse_party(&application.holder_id)
+        .map(|h| h.as_str().to_owned())
+        .unwrap_or_else(|_| application.holder_id.clone());
+    let span = match (
+        day_of("valid-from", &issued.valid_from),
+        day_of("valid-until", &issued.valid_until),
+    ) {
+        (Ok(from), Ok(until)) => until - from + 1,
+        _ => -1,
+    };
+    if issued.license_type != application.license_type {
+        Some("license-type")
+    } else if issued.holder_id != holder {
+        Some("holder-id")
+    } else if issued.holder_name != application.holder_name.trim() {
+        Some("holder-name")
+    } else if issued.fields != application.fields {
+        Some("fields")
+    } else if span != i64::from(application.valid_days) {
+        Some("validity")
+    } else {
+        None
+    }
+}
+
 fn day_of(what: &str, date: &str) -> Result<i64, LicenseError> {
     let (y, m, d) =
         iso_date(date).map_err(|e| LicenseError::InvalidInput(format!("{what}: {e}")))?;
@@ -122,6 +164,59 @@ impl<'a, S: Storage, P: Platform> Licenses<'a, S, P> {
 
     /// Issues and signs a license; see the WIT docs of `register.issue`.
     pub fn issue(&self, request: NewLicense) -> Result<License, LicenseError> {
+        self.issue_recorded(request, None)
+    }
+
+    /// Issues the license of a decided application once; see the WIT docs
+    /// of `register.issue-for-application`.
+    pub fn issue_for_application(&self, application: Application) -> Result<License, LicenseError> {
+        let id = &application.application_id;
+        let valid_id = (1..=128).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_/:".contains(&b));
+        if !valid_id {
+            return Err(LicenseError::InvalidInput(format!(
+                "application-id {id:?} must be 1 to 128 ASCII letters, digits or .-_/:"
+            )));
+        }
+        if !(1..=MAX_VALID_DAYS).contains(&application.valid_days) {
+            return Err(LicenseError::InvalidInput(format!(
+                "valid-days must be 1 to {MAX_VALID_DAYS}, got {}",
+                application.valid_days
+            )));
+        }
+        let department = self.env.caller_department();
+        let key = application_key(&department, id);
+        let _guard = self.env.lock(&key).map_err(other)?;
+        if let Some(number) = load_json::<String>(self.store, &key).map_err(other)? {
+            let issued = self.license(&number)?;
+            return match difference(&issued, &application) {
+                None => Ok(issued),
+                Some(what) => Err(LicenseError::ApplicationConflict(format!(
+                    "application {id} was issued license {number} with another {what}"
+                ))),
+            };
+        }
+        let today = (self.env.now() / SECONDS_PER_DAY) as i64;
+        let request = NewLicense {
+            license_type: application.license_type,
+            holder_id: application.holder_id,
+            holder_name: application.holder_name,
+            fields: application.fields,
+            valid_from: iso_day(today),
+            valid_until: iso_day(today + i64::from(application.valid_days) - 1),
+        };
+        self.issue_recorded(request, Some(key))
+    }
+
+    /// Issues and signs a license, recording its number at `application`
+    /// in the same write when it is for one.
+    fn issue_recorded(
+        &self,
+        request: NewLicense,
+        application: Option<String>,
+    ) -> Result<License, LicenseError> {
         let code = type_code(&request.license_type)
             .ok_or_else(|| LicenseError::UnknownLicenseType(request.license_type.clone()))?;
         let holder =
@@ -179,15 +274,17 @@ impl<'a, S: Storage, P: Platform> Licenses<'a, S, P> {
         };
         license.signature = keys[0].sign(&license);
         numbers.push(license.number.clone());
-        self.store
-            .set_many(vec![
-                (
-                    license_key(&license.number),
-                    to_json(&license).map_err(other)?,
-                ),
-                (holder_index, to_json(&numbers).map_err(other)?),
-            ])
-            .map_err(other)?;
+        let mut writes = vec![
+            (
+                license_key(&license.number),
+                to_json(&license).map_err(other)?,
+            ),
+            (holder_index, to_json(&numbers).map_err(other)?),
+        ];
+        if let Some(application) = application {
+            writes.push((application, to_json(&license.number).map_err(other)?));
+        }
+        self.store.set_many(writes).map_err(other)?;
         Ok(license)
     }
 

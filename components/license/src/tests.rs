@@ -188,3 +188,82 @@ proptest! {
         }
     }
 }
+
+fn application(id: &str) -> Application {
+    let request = request();
+    Application {
+        application_id: id.into(),
+        license_type: request.license_type,
+        holder_id: request.holder_id,
+        holder_name: request.holder_name,
+        fields: request.fields,
+        valid_days: 1826,
+    }
+}
+
+#[test]
+fn an_application_buys_one_license() {
+    let (store, env) = (
+        MemoryStore::default(),
+        FakePlatform::new("market-regulation"),
+    );
+    let licenses = Licenses::new(&store, &env);
+    let first = licenses
+        .issue_for_application(application("APP-1"))
+        .unwrap();
+    // Valid from the day of issue for the days the department gives.
+    let today = (env.now.get() / 86_400) as i64;
+    let day = |text: &str| {
+        let (y, m, d) = zhongtai_ids::iso_date(text).unwrap();
+        zhongtai_ids::days_from_civil(y, m, d)
+    };
+    assert_eq!(day(&first.valid_from), today);
+    assert_eq!(day(&first.valid_until), today + 1825);
+
+    // A retry, even on a later day, is the same license.
+    env.now.set(env.now.get() + 86_400);
+    assert_eq!(
+        licenses.issue_for_application(application("APP-1")),
+        Ok(first.clone())
+    );
+    // The same id with other contents issues nothing.
+    let mut other = application("APP-1");
+    other.fields[1].value = "banking".into();
+    assert!(matches!(
+        licenses.issue_for_application(other),
+        Err(LicenseError::ApplicationConflict(m)) if m.contains("fields") && m.contains(&first.number)
+    ));
+    let mut longer = application("APP-1");
+    longer.valid_days = 36_600;
+    assert!(matches!(
+        licenses.issue_for_application(longer),
+        Err(LicenseError::ApplicationConflict(m)) if m.contains("validity")
+    ));
+    assert_eq!(
+        licenses.list_by_holder(COMPANY).unwrap(),
+        vec![first.clone()]
+    );
+
+    // Application ids are the department's own: another department's APP-1
+    // is another application.
+    env.call_as("food-safety");
+    let theirs = licenses
+        .issue_for_application(application("APP-1"))
+        .unwrap();
+    assert_ne!(theirs.number, first.number);
+
+    // Bounds.
+    let mut bad = application("APP 2");
+    assert!(matches!(
+        licenses.issue_for_application(bad.clone()),
+        Err(LicenseError::InvalidInput(m)) if m.contains("application-id")
+    ));
+    bad.application_id = "APP-2".into();
+    bad.valid_days = 0;
+    assert!(matches!(
+        licenses.issue_for_application(bad.clone()),
+        Err(LicenseError::InvalidInput(m)) if m.contains("valid-days")
+    ));
+    bad.valid_days = 36_601;
+    assert!(licenses.issue_for_application(bad).is_err());
+}

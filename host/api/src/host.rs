@@ -45,6 +45,8 @@ pub struct Host {
     audit: Option<Arc<AuditLog>>,
     /// The operator's policy and its text, for deploys.
     policy: RwLock<(String, Arc<Policy>)>,
+    /// Proxies whose `x-forwarded-for` is believed.
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Who an operator action is recorded as: whoever holds the admin token or
@@ -62,6 +64,7 @@ impl Host {
             admin,
             audit: None,
             policy: RwLock::new((String::new(), Arc::new(Policy::default()))),
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -70,6 +73,23 @@ impl Host {
     pub fn with_policy(self, text: String, policy: Policy) -> Self {
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = (text, Arc::new(policy));
         self
+    }
+
+    /// Believes `x-forwarded-for` from these peers (the load balancers in
+    /// front of the host) when telling who the client is.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<std::net::IpAddr>) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The client of a request from `peer` carrying `forwarded_for`; see
+    /// [`client_address`].
+    pub fn client_address(
+        &self,
+        peer: Option<std::net::IpAddr>,
+        forwarded_for: Option<&str>,
+    ) -> String {
+        client_address(&self.trusted_proxies, peer, forwarded_for)
     }
 
     /// The policy in force and its text.
@@ -263,4 +283,66 @@ pub(crate) fn admin_entry(action: &str, department: Option<&str>) -> Entry {
     entry.department = department.map(str::to_owned);
     entry.subject = Some(OPERATOR.to_owned());
     entry
+}
+
+/// The client of a request from `peer` carrying `forwarded_for` (the
+/// `x-forwarded-for` header): `peer` itself unless it is one of `trusted`,
+/// else the nearest address in the header that is not. A client cannot
+/// choose its own address by sending the header: only entries appended by
+/// trusted proxies are read. Empty when the peer is unknown.
+pub fn client_address(
+    trusted: &[std::net::IpAddr],
+    peer: Option<std::net::IpAddr>,
+    forwarded_for: Option<&str>,
+) -> String {
+    let Some(mut client) = peer else {
+        return String::new();
+    };
+    let mut hops = forwarded_for
+        .unwrap_or("")
+        .rsplit(',')
+        .map(str::trim)
+        .filter(|hop| !hop.is_empty());
+    while trusted.contains(&client) {
+        match hops.next().map(str::parse::<std::net::IpAddr>) {
+            Some(Ok(hop)) => client = hop,
+            // A hop that is no address, or none: the trusted proxy is the
+            // nearest party that can be named.
+            Some(Err(_)) | None => break,
+        }
+    }
+    client.to_string()
+}
+
+#[cfg(test)]
+mod client_tests {
+    use super::client_address;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy = "10.0.0.1".parse().unwrap();
+        let peer = |ip: &str| Some(ip.parse().unwrap());
+        // Anyone else's header is ignored: the peer is the client.
+        assert_eq!(
+            client_address(&[proxy], peer("203.0.113.9"), Some("198.51.100.1")),
+            "203.0.113.9"
+        );
+        // Through the proxy, the address it appended.
+        assert_eq!(
+            client_address(
+                &[proxy],
+                peer("10.0.0.1"),
+                Some("198.51.100.1, 203.0.113.9")
+            ),
+            "203.0.113.9"
+        );
+        // A client's own forged entries lie further left and are not read.
+        assert_eq!(
+            client_address(&[proxy], peer("10.0.0.1"), Some("1.2.3.4")),
+            "1.2.3.4"
+        );
+        // Nothing forwarded: the proxy.
+        assert_eq!(client_address(&[proxy], peer("10.0.0.1"), None), "10.0.0.1");
+        assert_eq!(client_address(&[], None, None), "");
+    }
 }

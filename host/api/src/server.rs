@@ -5,13 +5,14 @@
 //! [`RequestData`], and the workflow runs on a blocking worker.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{Extensions, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value as Json, json};
@@ -175,6 +176,7 @@ fn request_data(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
+    client: String,
 ) -> Result<RequestData, ApiError> {
     let body = if body.is_empty() {
         Json::Null
@@ -196,6 +198,7 @@ fn request_data(
             .collect(),
         body,
         request_id: request_id(headers),
+        client,
     })
 }
 
@@ -205,6 +208,7 @@ async fn service(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let path = uri.path();
@@ -219,7 +223,12 @@ async fn service(
         .deployment(&department)
         .ok_or_else(|| ApiError::not_found(format!("no department {department:?} is deployed")))?;
     let (index, params) = find_service(&deployment, &method, &rest)?;
-    let request = request_data(params, &uri, &headers, &body)?;
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
+    let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = host.client_address(peer, forwarded_for);
+    let request = request_data(params, &uri, &headers, &body, client)?;
     let runtime = host.runtime().clone();
     let audit = host.audit().cloned();
     let started = Instant::now();
@@ -263,9 +272,12 @@ pub async fn serve(
     host: Arc<Host>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(host))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app(host).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 #[cfg(test)]

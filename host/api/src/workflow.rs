@@ -33,6 +33,10 @@ pub struct RequestData {
     pub body: Json,
     /// The request id (`x-request-id`, or a fresh one).
     pub request_id: String,
+    /// The client's IP address: the peer, or, when the peer is a trusted
+    /// proxy, the nearest untrusted address of `x-forwarded-for`. Empty
+    /// when unknown (a request made in process).
+    pub client: String,
 }
 
 impl RequestData {
@@ -58,6 +62,7 @@ impl RequestData {
             "body": self.body,
             "token": token,
             "id": self.request_id,
+            "client": self.client,
         });
         if let Some(claims) = caller {
             json["caller"] = claims;

@@ -141,6 +141,11 @@ pub struct UpArgs {
     /// admin API refuses every request.
     #[arg(long, env = "ZHONGTAI_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// A load balancer or proxy in front of the host (an IP address,
+    /// repeatable): its `X-Forwarded-For` names the client. From anyone
+    /// else the header is ignored.
+    #[arg(long = "trusted-proxy")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }

@@ -142,7 +142,8 @@ pub fn deploy_all(
     let host = Arc::new(
         zhongtai_api::Host::with_admin(runtime, Some(admin))
             .with_audit(audit.clone())
-            .with_policy(policy_text, policy),
+            .with_policy(policy_text, policy)
+            .with_trusted_proxies(args.trusted_proxies.clone()),
     );
     eprintln!(
         "Audit trail {} (checkpoints signed by {})",

@@ -9,14 +9,16 @@ use serde_json::Value as Json;
 /// The first admin official of market regulation, which the operator
 /// creates before the host starts ([`register_official_offline`]).
 pub const MARKET_ADMIN: &str = "market-regulation/A0001";
+/// The first admin official of public security, likewise.
+pub const SECURITY_ADMIN: &str = "public-security/A0001";
 
-/// Test configuration in `data`: cheap argon2, and [`MARKET_ADMIN`] as the
-/// id that holds `admin` when registered.
+/// Test configuration in `data`: cheap argon2, and [`MARKET_ADMIN`] and
+/// [`SECURITY_ADMIN`] as the ids that hold `admin` when registered.
 pub fn write_config(data: &Path) {
     std::fs::write(
         data.join("config.toml"),
         format!(
-            "[components.\"zhongtai:auth\"]\nargon2-memory-kib = 256\nargon2-iterations = 1\nbootstrap-admins = \"{MARKET_ADMIN}\"\n"
+            "[components.\"zhongtai:auth\"]\nargon2-memory-kib = 256\nargon2-iterations = 1\nbootstrap-admins = \"{MARKET_ADMIN},{SECURITY_ADMIN}\"\n"
         ),
     )
     .unwrap();
@@ -139,11 +141,24 @@ impl Platform {
 }
 
 impl Platform {
-    /// Registers an identity at public security (`path` is `/public-security/citizens`
-    /// or `/public-security/legal-entities`) and returns its session token.
+    /// Registers a citizen at public security and returns its session
+    /// token.
     pub fn register_and_login(&self, path: &str, id: &str, name: &str, password: &str) -> String {
+        self.register_as_and_login(None, path, id, name, password)
+    }
+
+    /// Registers an identity at public security with `token` (an official's,
+    /// for `/public-security/legal-entities`) and returns its session token.
+    pub fn register_as_and_login(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        id: &str,
+        name: &str,
+        password: &str,
+    ) -> String {
         let body = serde_json::json!({"id": id, "name": name, "password": password});
-        let (status, registered) = self.send("POST", path, None, Some(body));
+        let (status, registered) = self.send("POST", path, token, Some(body));
         assert_eq!(status, 201, "{registered}");
         self.login(id, password)
     }
