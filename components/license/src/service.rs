@@ -194,7 +194,7 @@ impl<'a, S: Storage, P: Platform> Licenses<'a, S, P> {
             return match difference(&issued, &application) {
                 None => Ok(issued),
                 Some(what) => Err(LicenseError::ApplicationConflict(format!(
-                    "application {id} was issued license {number} with another {what}"
+                    "application {id} was issued license {number}; this one differs in its {what}"
                 ))),
             };
         }
