@@ -116,8 +116,8 @@ impl RegistryError {
     }
 }
 
-impl From<sled::Error> for RegistryError {
-    fn from(e: sled::Error) -> Self {
+impl From<rusqlite::Error> for RegistryError {
+    fn from(e: rusqlite::Error) -> Self {
         RegistryError::Storage(e.to_string())
     }
 }

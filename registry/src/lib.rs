@@ -1,7 +1,7 @@
 //! zhongtai's versioned component registry.
 //!
 //! How the pieces fit: a [`store::RegistryStore`] keeps package records in
-//! sled and blobs as files named by sha256, and accepts a version only after
+//! SQLite and blobs as files named by sha256, and accepts a version only after
 //! [`validate`] has decoded its WIT world and found every import provided by
 //! the platform; versions never change. [`resolve`] picks the highest
 //! non-yanked version matching a semver requirement by cargo's rules.

@@ -1,8 +1,10 @@
-//! The registry's storage: package records in sled, blobs as files named by
-//! their sha256 (`blobs/sha256/<hex>`), the layout of OCI and cargo
-//! registries. Blobs live outside sled so that large components do not bloat
-//! the database and so that damage on disk is caught by re-hashing on every
-//! fetch.
+//! The registry's storage: package records in SQLite (`index.db`, WAL,
+//! `synchronous=FULL`), blobs as files named by their sha256
+//! (`blobs/sha256/<hex>`), the layout of OCI and cargo registries. Blobs
+//! live outside the database so that large components do not bloat it and
+//! so that damage on disk is caught by re-hashing on every fetch. An index
+//! written by an earlier version (a sled directory, `index/`) is imported
+//! on first open and kept as `index.imported`.
 //!
 //! Every publish, yank and unyank is appended to the registry's own audit
 //! trail in `<dir>/audit` (see `zhongtai-audit`) before it is reported
@@ -20,6 +22,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RegistryError;
@@ -98,8 +101,9 @@ struct StoredPackage {
 /// The registry's storage in a directory.
 pub struct RegistryStore {
     dir: PathBuf,
-    packages: sled::Tree,
-    db: sled::Db,
+    /// The index; one connection, taken in turn (publishes are serialised
+    /// anyway, and reads are short).
+    index: Mutex<rusqlite::Connection>,
     publishing: Mutex<()>,
     provided: Vec<String>,
     audit: zhongtai_audit::AuditLog,
@@ -124,6 +128,51 @@ pub fn verified(digest: &Digest, bytes: Vec<u8>) -> Result<Vec<u8>, RegistryErro
     Ok(bytes)
 }
 
+/// Opens `<dir>/index.db`, importing an earlier sled index (`<dir>/index`)
+/// the first time.
+fn open_index(dir: &Path) -> Result<rusqlite::Connection, RegistryError> {
+    let path = dir.join("index.db");
+    let earlier = dir.join("index");
+    let import = !path.exists() && earlier.join("db").is_file();
+    let index = rusqlite::Connection::open(&path)?;
+    index.busy_timeout(std::time::Duration::from_secs(30))?;
+    index.pragma_update(None, "journal_mode", "WAL")?;
+    index.pragma_update(None, "synchronous", "FULL")?;
+    index.execute_batch(
+        "CREATE TABLE IF NOT EXISTS packages (name TEXT PRIMARY KEY, record BLOB NOT NULL)",
+    )?;
+    if import {
+        import_sled_index(&earlier, &index)?;
+    }
+    Ok(index)
+}
+
+/// Copies the package records of a sled index into `index`, in one
+/// transaction, then keeps the old directory as `index.imported`.
+fn import_sled_index(earlier: &Path, index: &rusqlite::Connection) -> Result<(), RegistryError> {
+    let failed = |e: sled::Error| {
+        RegistryError::Storage(format!(
+            "importing the earlier index {}: {e}; move it away to start empty",
+            earlier.display()
+        ))
+    };
+    let db = sled::Config::new().path(earlier).open().map_err(failed)?;
+    let packages = db.open_tree("packages").map_err(failed)?;
+    let transaction = index.unchecked_transaction()?;
+    for entry in packages.iter() {
+        let (name, record) = entry.map_err(failed)?;
+        transaction.execute(
+            "INSERT OR REPLACE INTO packages (name, record) VALUES (?1, ?2)",
+            rusqlite::params![String::from_utf8_lossy(&name), record.to_vec()],
+        )?;
+    }
+    transaction.commit()?;
+    drop(packages);
+    drop(db);
+    fs::rename(earlier, earlier.with_file_name("index.imported"))?;
+    Ok(())
+}
+
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
@@ -134,8 +183,7 @@ impl RegistryStore {
     /// a component importing anything else is refused.
     pub fn open(dir: &Path, provided: Vec<String>) -> Result<Self, RegistryError> {
         fs::create_dir_all(dir.join("blobs/sha256"))?;
-        let db = sled::Config::new().path(dir.join("index")).open()?;
-        let packages = db.open_tree("packages")?;
+        let index = open_index(dir)?;
         let audit = zhongtai_audit::AuditLog::open(
             &dir.join("audit"),
             None,
@@ -144,8 +192,7 @@ impl RegistryStore {
         .map_err(|e| RegistryError::Storage(e.to_string()))?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            packages,
-            db,
+            index: Mutex::new(index),
             publishing: Mutex::new(()),
             provided,
             audit,
@@ -156,8 +203,20 @@ impl RegistryStore {
         self.dir.join("blobs/sha256").join(digest.hex())
     }
 
+    fn index(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn load(&self, name: &PackageName) -> Result<Option<StoredPackage>, RegistryError> {
-        match self.packages.get(name.as_str())? {
+        let stored: Option<Vec<u8>> = self
+            .index()
+            .query_row(
+                "SELECT record FROM packages WHERE name = ?1",
+                [name.as_str()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        match stored {
             Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 RegistryError::Storage(format!("record of {name} is unreadable: {e}"))
             }),
@@ -230,8 +289,11 @@ impl RegistryStore {
     fn save(&self, name: &PackageName, stored: &StoredPackage) -> Result<(), RegistryError> {
         let bytes =
             serde_json::to_vec(stored).map_err(|e| RegistryError::Storage(e.to_string()))?;
-        self.packages.insert(name.as_str(), bytes)?;
-        self.db.flush()?;
+        self.index().execute(
+            "INSERT INTO packages (name, record) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET record = excluded.record",
+            rusqlite::params![name.as_str(), bytes],
+        )?;
         Ok(())
     }
 
@@ -250,10 +312,15 @@ impl RegistryStore {
 
     /// Packages whose name contains `query` (all when empty), by name.
     pub fn search(&self, query: &str) -> Result<Vec<PackageSummary>, RegistryError> {
+        let names: Vec<String> = {
+            let index = self.index();
+            let mut statement = index.prepare("SELECT name FROM packages ORDER BY name")?;
+            let rows = statement.query_map([], |row| row.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
         let mut found = Vec::new();
-        for entry in self.packages.iter() {
-            let (key, _) = entry?;
-            let name = PackageName::parse(&String::from_utf8_lossy(&key))?;
+        for name in names {
+            let name = PackageName::parse(&name)?;
             if !name.as_str().contains(query) {
                 continue;
             }

@@ -81,7 +81,7 @@ fn a_password_cannot_be_guessed_from_the_trail_and_one_case_can_be_disclosed() {
     // Owner-only: the data directory, the trail directory, its files, the state.
     assert_eq!(mode(data.path()), 0o700);
     assert_eq!(mode(&audit), 0o700);
-    assert_eq!(mode(&data.path().join("store")), 0o700);
+    assert_eq!(mode(&data.path().join("state.db")), 0o600);
     for file in ["trail.jsonl", "checkpoints.jsonl", "host.key", "digest.key"] {
         assert_eq!(mode(&audit.join(file)), 0o600, "{file}");
     }

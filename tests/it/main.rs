@@ -23,4 +23,5 @@ mod registry_http;
 mod registry_publish;
 mod router;
 mod runtime_limits;
+mod state_crash;
 mod workflow_http;

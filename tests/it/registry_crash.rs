@@ -1,12 +1,12 @@
 //! A publish killed with SIGKILL at any moment leaves either the whole
-//! version or none of it: after a restart every listed version's blob is
-//! present and intact.
+//! version or none of it: after a restart the registry opens and every
+//! listed version's blob is present and intact. `ZHONGTAI_CRASH_ROUNDS`
+//! sets how many kills (default 10).
 
 use crate::support;
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::time::Duration;
 
 use zhongtai_registry::{LocalRegistry, PackageName, Registry, TrustPolicy, fetch};
 
@@ -45,7 +45,9 @@ fn a_killed_publish_leaves_the_whole_version_or_none() {
         .unwrap();
     }
     let mut survivors = 0;
-    for round in 0..6u64 {
+    let rounds = crate::state_crash::crash_rounds(10);
+    let mut moments = crate::state_crash::Moments(0xc0ffee ^ rounds);
+    for round in 0..rounds {
         let registry_dir = work.path().join(format!("registry-{round}"));
         let script = format!(
             "for i in $(seq 1 {VERSIONS}); do \"$ZHONGTAI\" publish auth-$i.wasm --package zhongtai:auth --version 1.0.$i --registry {} >/dev/null 2>&1 || exit 1; done",
@@ -58,24 +60,9 @@ fn a_killed_publish_leaves_the_whole_version_or_none() {
             .process_group(0)
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(150 + round * 170));
-        let group = format!("-{}", child.id());
-        let killed = Command::new("kill")
-            .args(["-9", "--", &group])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let _ = child.wait();
+        std::thread::sleep(moments.next(100, 1200));
         // A restart comes after the killed processes are gone.
-        while Command::new("kill")
-            .args(["-0", "--", &group])
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-        {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        crate::state_crash::kill_group(&mut child);
 
         // The restart: the registry opens, and everything it lists is whole.
         let registry = LocalRegistry::open(

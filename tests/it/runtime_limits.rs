@@ -221,3 +221,38 @@ fn a_waiting_call_gives_up_at_its_deadline() {
     .unwrap();
     assert_eq!(taken, json!("acquired"));
 }
+
+#[test]
+fn a_call_that_fails_changes_nothing_and_one_that_returns_commits_everything() {
+    let (runtime, _dir) = runtime(limits(), HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    let read = |key: &str| antics(&runtime, &sampler, "read", &json!({"key": key})).unwrap();
+    for (then, code) in [("panic", "trap"), ("spin", "timeout"), ("hog", "memory")] {
+        let key = format!("after-{then}");
+        let error = antics(
+            &runtime,
+            &sampler,
+            "write-then",
+            &json!({"key": key, "then": then}),
+        )
+        .unwrap_err();
+        assert!(error.code().contains(code), "{then}: {error}");
+        assert_eq!(read(&key), Json::Null, "{then}: set is undone");
+        assert_eq!(
+            read(&format!("{key}/batch")),
+            Json::Null,
+            "{then}: set-many is undone"
+        );
+        // A counter is a sequence: the number it gave out stays taken.
+        assert_eq!(read(&format!("{key}/count")), json!("1"), "{then}");
+    }
+    antics(
+        &runtime,
+        &sampler,
+        "write-then",
+        &json!({"key": "kept", "then": "return"}),
+    )
+    .unwrap();
+    assert_eq!(read("kept"), json!("written"));
+    assert_eq!(read("kept/batch"), json!("written"));
+}

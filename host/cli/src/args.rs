@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use zhongtai_registry::{PublicKey, Registry, TrustPolicy};
-use zhongtai_runtime::{HostConfig, Runtime, RuntimeLimits, RuntimeOptions, SledStore};
+use zhongtai_runtime::{HostConfig, Runtime, RuntimeLimits, RuntimeOptions, SqliteStore};
 
 /// Where the registry is, and the token for changing it.
 #[derive(Args)]
@@ -93,11 +93,7 @@ impl HostArgs {
             Some(path) => HostConfig::load(&path)?,
             None => HostConfig::default(),
         };
-        let store_dir = self.data_dir.join("store");
-        zhongtai_audit::private_dir(&store_dir)
-            .with_context(|| format!("creating {}", store_dir.display()))?;
-        let store = SledStore::open(&store_dir)
-            .with_context(|| format!("opening the state store in {}", store_dir.display()))?;
+        let store = open_state(&self.data_dir)?;
         Runtime::new(RuntimeOptions {
             limits: RuntimeLimits {
                 memory_bytes: self.memory_mib.saturating_mul(1024 * 1024),
@@ -109,6 +105,31 @@ impl HostArgs {
             store: Arc::new(store),
         })
     }
+}
+
+/// The component state in `<data_dir>/state.db`. The state of an earlier
+/// version (a sled directory, `<data_dir>/store`) is imported on first
+/// start and kept as `store.imported`.
+pub fn open_state(data_dir: &Path) -> anyhow::Result<SqliteStore> {
+    let path = data_dir.join("state.db");
+    let earlier = data_dir.join("store");
+    let import = !path.exists() && earlier.join("db").is_file();
+    let store = SqliteStore::open(&path)
+        .with_context(|| format!("opening the state store {}", path.display()))?;
+    if import {
+        let (count, kept) = zhongtai_runtime::import_sled(&earlier, &store).with_context(|| {
+            format!(
+                "importing the state of an earlier version from {}; move it away to start empty",
+                earlier.display()
+            )
+        })?;
+        eprintln!(
+            "Imported {count} keys of component state from {} (kept as {})",
+            earlier.display(),
+            kept.display()
+        );
+    }
+    Ok(store)
 }
 
 /// Where a component named by package comes from, and whom to trust.

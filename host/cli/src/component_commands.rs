@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Value as Json, json};
 use zhongtai_runtime::{
-    CallContext, HostConfig, LoadedComponent, Runtime, RuntimeLimits, RuntimeOptions, SledStore,
-    Slug,
+    CallContext, HostConfig, LoadedComponent, Runtime, RuntimeLimits, RuntimeOptions, Slug,
+    SqliteStore,
 };
 
 use crate::args::{HostArgs, SourceArgs, trust_policy};
@@ -141,7 +141,7 @@ pub fn inspect(component: &str, source: &SourceArgs) -> anyhow::Result<ExitCode>
         limits: RuntimeLimits::default(),
         cache_dir: None,
         config: HostConfig::default(),
-        store: Arc::new(SledStore::temporary()?),
+        store: Arc::new(SqliteStore::temporary()?),
     })?;
     let (component, _) = load_component(&runtime, component, source)?;
     println!(

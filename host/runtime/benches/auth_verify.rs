@@ -13,7 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use zhongtai_runtime::{
-    CallContext, HostConfig, KeyValueStore, Runtime, RuntimeLimits, RuntimeOptions, SledStore, Slug,
+    CallContext, HostConfig, KeyValueStore, Runtime, RuntimeLimits, RuntimeOptions, Slug,
+    SqliteStore,
 };
 
 const CITIZEN: &str = "11010519491231002X";
@@ -27,7 +28,7 @@ fn context() -> CallContext {
 }
 
 /// The auth bucket of the host's store, as the native logic sees it.
-struct NativeBucket(Arc<SledStore>);
+struct NativeBucket(Arc<SqliteStore>);
 
 const BUCKET: &str = "zhongtai:auth/default";
 
@@ -42,7 +43,15 @@ impl zhongtai_guest::Storage for NativeBucket {
         self.0.delete(BUCKET, key).map_err(|e| e.to_string())
     }
     fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<(), String> {
-        self.0.set_many(BUCKET, &entries).map_err(|e| e.to_string())
+        let writes = entries
+            .into_iter()
+            .map(|(key, value)| zhongtai_runtime::Write {
+                bucket: BUCKET.to_owned(),
+                key,
+                value: Some(value),
+            })
+            .collect();
+        self.0.commit(writes).map_err(|e| e.to_string())
     }
     fn increment(&self, key: &str, delta: u64) -> Result<u64, String> {
         self.0
@@ -83,7 +92,7 @@ fn bench(c: &mut Criterion) {
     config.set("zhongtai:auth", "signing-keys", KEY);
     config.set("zhongtai:auth", "argon2-memory-kib", "256");
     config.set("zhongtai:auth", "argon2-iterations", "1");
-    let store = Arc::new(SledStore::temporary().expect("store"));
+    let store = Arc::new(SqliteStore::temporary().expect("store"));
     let runtime = Runtime::new(RuntimeOptions {
         limits: RuntimeLimits::default(),
         cache_dir: None,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::json;
 use zhongtai_runtime::{
-    CallContext, HostConfig, Runtime, RuntimeLimits, RuntimeOptions, SledStore, Slug,
+    CallContext, HostConfig, Runtime, RuntimeLimits, RuntimeOptions, Slug, SqliteStore,
 };
 
 fn context() -> CallContext {
@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         limits: RuntimeLimits::default(),
         cache_dir: None,
         config,
-        store: Arc::new(SledStore::temporary()?),
+        store: Arc::new(SqliteStore::temporary()?),
     })?;
     let auth = runtime.load(&std::fs::read(&built["zhongtai-auth"])?)?;
     let citizen = "11010519491231002X";

@@ -7,7 +7,8 @@
 //! ([`component`]) and prepares an `InstancePre`. [`Runtime::call`] turns JSON
 //! arguments into WIT values ([`values`]), instantiates the component afresh
 //! in a store of its own — with the [`limits`] and the caller's
-//! [`context`] — calls the export, flushes the [`state`] if the guest wrote,
+//! [`context`] — calls the export, commits the call's writes to the [`state`] in one transaction
+//! when it returns (nothing when it traps),
 //! and turns the result back into JSON. Nothing here knows any particular
 //! capability: every component goes through the same path.
 
@@ -30,4 +31,4 @@ pub use error::{CallError, LoadError};
 pub use limits::RuntimeLimits;
 pub use outcome::{Outcome, Returned};
 pub use runtime::{LiveInstance, Runtime, RuntimeOptions};
-pub use state::{KeyValueStore, SledStore, StateError};
+pub use state::{KeyValueStore, SqliteStore, StateError, Write, import_sled};

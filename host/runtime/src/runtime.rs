@@ -198,7 +198,6 @@ impl Runtime {
             store,
             instance,
             component: component.clone(),
-            kv: self.shared.kv.clone(),
             limits: self.limits.clone(),
         })
     }
@@ -209,7 +208,6 @@ pub struct LiveInstance {
     store: Store<HostState>,
     instance: Instance,
     component: LoadedComponent,
-    kv: Arc<dyn KeyValueStore>,
     limits: RuntimeLimits,
 }
 
@@ -242,10 +240,11 @@ impl LiveInstance {
         self.store.set_epoch_deadline(self.limits.deadline_ticks());
         self.store.data_mut().deadline_at = Instant::now() + self.limits.deadline;
         let outcome = func.call(&mut self.store, params, &mut results);
-        // Whatever the guest wrote before finishing or failing is flushed
-        // before anyone is told anything.
-        if std::mem::take(&mut self.store.data_mut().wrote) {
-            self.kv.flush()?;
+        // A call that returned commits its writes, durably, before anyone
+        // is told anything; one that trapped leaves nothing behind.
+        match &outcome {
+            Ok(()) => self.store.data_mut().commit()?,
+            Err(_) => self.store.data_mut().abandon(),
         }
         if let Err(error) = outcome {
             return Err(classify_trap(

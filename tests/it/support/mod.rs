@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use zhongtai_runtime::{
-    CallContext, HostConfig, LoadedComponent, Runtime, RuntimeLimits, RuntimeOptions, SledStore,
-    Slug,
+    CallContext, HostConfig, LoadedComponent, Runtime, RuntimeLimits, RuntimeOptions, Slug,
+    SqliteStore,
 };
 
 /// The repository root.
@@ -42,7 +42,7 @@ pub fn compile_cache() -> PathBuf {
 
 /// A runtime over a store in `dir`.
 pub fn runtime_in(dir: &Path, limits: RuntimeLimits, config: HostConfig) -> Runtime {
-    let store = SledStore::open(&dir.join("store")).expect("opening store");
+    let store = SqliteStore::open(&dir.join("state.db")).expect("opening store");
     Runtime::new(RuntimeOptions {
         limits,
         cache_dir: Some(compile_cache()),

@@ -1,6 +1,9 @@
 //! `wasi:keyvalue` on the host's [`KeyValueStore`].
 //!
-//! A component can only reach buckets of its own package: `open("x")` in a
+//! Reads and writes go through the call's transaction
+//! (`platform::transaction`): a call sees its own writes, and they reach the
+//! store together when it returns. A component can only reach buckets of
+//! its own package: `open("x")` in a
 //! component of `zhongtai:auth` opens `zhongtai:auth/x`, whichever department
 //! calls and whichever version runs. Sizes a guest controls are bounded, and
 //! storage failures reach the guest as `error.other`, never as a trap;
@@ -121,28 +124,31 @@ impl store::HostBucket for HostState {
     fn get(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<Option<Vec<u8>>> {
         let name = self.bucket_name(&bucket)?;
         check_key(&key)?;
-        Ok(self.kv.get(&name, &key)?)
+        Ok(self.transaction.get(self.kv.as_ref(), &name, &key)?)
     }
 
     fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> KvResult<()> {
         let name = self.bucket_name(&bucket)?;
         check_key(&key)?;
         check_value(&value)?;
-        self.wrote = true;
-        Ok(self.kv.set(&name, &key, &value)?)
+        self.transaction.put(&name, &key, Some(value));
+        Ok(())
     }
 
     fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<()> {
         let name = self.bucket_name(&bucket)?;
         check_key(&key)?;
-        self.wrote = true;
-        Ok(self.kv.delete(&name, &key)?)
+        self.transaction.put(&name, &key, None);
+        Ok(())
     }
 
     fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<bool> {
         let name = self.bucket_name(&bucket)?;
         check_key(&key)?;
-        Ok(self.kv.exists(&name, &key)?)
+        Ok(self
+            .transaction
+            .get(self.kv.as_ref(), &name, &key)?
+            .is_some())
     }
 
     fn list_keys(
@@ -151,7 +157,9 @@ impl store::HostBucket for HostState {
         cursor: Option<u64>,
     ) -> KvResult<store::KeyResponse> {
         let name = self.bucket_name(&bucket)?;
-        let page = self.kv.list_keys(&name, cursor, LIST_PAGE_KEYS)?;
+        let page = self
+            .transaction
+            .list_keys(self.kv.as_ref(), &name, cursor, LIST_PAGE_KEYS)?;
         Ok(store::KeyResponse {
             keys: page.keys,
             cursor: page.cursor,
@@ -168,8 +176,9 @@ impl atomics::Host for HostState {
     fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: u64) -> KvResult<u64> {
         let name = self.bucket_name(&bucket)?;
         check_key(&key)?;
-        self.wrote = true;
-        Ok(self.kv.increment(&name, &key, delta)?)
+        Ok(self
+            .transaction
+            .increment(self.kv.as_ref(), &name, &key, delta)?)
     }
 }
 
@@ -184,7 +193,8 @@ impl batch::Host for HostState {
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
             check_key(&key)?;
-            found.push(self.kv.get(&name, &key)?.map(|v| (key, v)));
+            let value = self.transaction.get(self.kv.as_ref(), &name, &key)?;
+            found.push(value.map(|v| (key, v)));
         }
         Ok(found)
     }
@@ -200,8 +210,10 @@ impl batch::Host for HostState {
             check_key(key)?;
             check_value(value)?;
         }
-        self.wrote = true;
-        Ok(self.kv.set_many(&name, &key_values)?)
+        for (key, value) in key_values {
+            self.transaction.put(&name, &key, Some(value));
+        }
+        Ok(())
     }
 
     fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> KvResult<()> {
@@ -210,7 +222,9 @@ impl batch::Host for HostState {
         for key in &keys {
             check_key(key)?;
         }
-        self.wrote = true;
-        Ok(self.kv.delete_many(&name, &keys)?)
+        for key in &keys {
+            self.transaction.put(&name, key, None);
+        }
+        Ok(())
     }
 }

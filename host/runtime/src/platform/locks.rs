@@ -2,9 +2,10 @@
 //! package, so that concurrent calls can take turns.
 //!
 //! A [`LockTable`] belongs to the runtime. A guest's [`LockGuard`] lives in its
-//! store's resource table, so it is released when the guest drops it or, at
-//! the latest, when the store of the call is dropped — including after a trap
-//! or a timeout. Waiting is bounded by the call's deadline: a host call cannot
+//! store's resource table. When the guest drops it, the lock stays held
+//! until the call's writes are committed (so the next holder reads them),
+//! and it is released at the latest when the store of the call is dropped —
+//! including after a trap or a timeout. Waiting is bounded by the call's deadline: a host call cannot
 //! be interrupted by the epoch, so it must give up on its own.
 
 use std::collections::HashMap;
@@ -92,6 +93,13 @@ pub struct LockGuard {
     lock: Option<Arc<NamedLock>>,
 }
 
+impl LockGuard {
+    /// The lock's name, `package/name`.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 impl Drop for LockGuard {
     fn drop(&mut self) {
         if let Some(lock) = self.lock.take() {
@@ -111,6 +119,11 @@ impl locks::Host for HostState {
             return Ok(Err(locks::Error::InvalidName));
         }
         let key = format!("{}/{name}", self.package);
+        // Released by the guest but held until the commit: taken again.
+        if let Some(at) = self.released_locks.iter().position(|g| g.key() == key) {
+            let guard = self.released_locks.swap_remove(at);
+            return Ok(Ok(self.table.push(guard)?));
+        }
         if self.held_locks.contains(&key) {
             return Ok(Err(locks::Error::AlreadyHeld));
         }
@@ -127,7 +140,7 @@ impl locks::Host for HostState {
 impl locks::HostGuard for HostState {
     fn drop(&mut self, guard: Resource<LockGuard>) -> wasmtime::Result<()> {
         let guard = self.table.delete(guard)?;
-        self.held_locks.remove(&guard.key);
+        self.released_locks.push(guard);
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ mod context;
 mod keyvalue;
 mod locks;
 mod logging;
+mod transaction;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -107,10 +108,12 @@ pub struct HostState {
     package: Arc<str>,
     config: PackageConfig,
     context: CallContext,
-    /// Set by every write, so the host knows to flush before answering.
-    pub(crate) wrote: bool,
+    /// The call's writes, committed when it returns.
+    pub(crate) transaction: transaction::Transaction,
     lock_table: Arc<LockTable>,
     held_locks: HashSet<String>,
+    /// Locks the guest released, still held until the call's commit.
+    pub(crate) released_locks: Vec<LockGuard>,
     /// When the call must end; lock waits give up then.
     pub(crate) deadline_at: Instant,
 }
@@ -147,10 +150,32 @@ impl HostState {
             package,
             config,
             context,
-            wrote: false,
+            transaction: transaction::Transaction::default(),
             lock_table: shared.lock_table.clone(),
             held_locks: HashSet::new(),
+            released_locks: Vec::new(),
             deadline_at,
+        }
+    }
+
+    /// Commits the call's writes, then lets go of the locks it released:
+    /// the next holder of a lock sees what this call wrote under it.
+    pub(crate) fn commit(&mut self) -> Result<(), crate::state::StateError> {
+        let result = self.kv.commit(self.transaction.take());
+        self.release_locks();
+        result
+    }
+
+    /// Drops the call's writes and lets go of the locks it released; after
+    /// a trap.
+    pub(crate) fn abandon(&mut self) {
+        drop(self.transaction.take());
+        self.release_locks();
+    }
+
+    fn release_locks(&mut self) {
+        for guard in self.released_locks.drain(..) {
+            self.held_locks.remove(guard.key());
         }
     }
 

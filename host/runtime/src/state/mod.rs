@@ -1,0 +1,148 @@
+//! Component state: the durable key-value storage behind the
+//! `wasi:keyvalue` import.
+//!
+//! [`KeyValueStore`] is the small trait the platform imports are written
+//! against; [`SqliteStore`] is the implementation on SQLite (WAL,
+//! `synchronous=FULL`). A call's writes reach the store as one
+//! [`commit`](KeyValueStore::commit) when the call returns (see
+//! `platform::transaction`): all of them or none, durable before the call's
+//! answer is given, and the commits of concurrent calls share one flush.
+//! Counters ([`increment`](KeyValueStore::increment)) are the exception:
+//! like a database sequence they advance at once, outside the call's
+//! transaction, so a number taken by a call that fails is skipped, never
+//! handed out twice.
+//!
+//! Every value is stored with a CRC-32 of its bytes in front, so a value
+//! damaged on disk is reported as [`StateError::Corrupt`] instead of being
+//! handed to a guest. A data directory written by an earlier version (a
+//! sled store) is imported on first start ([`import_sled`]).
+
+mod import;
+mod sqlite;
+
+pub use import::import_sled;
+pub use sqlite::SqliteStore;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The stored bytes do not match their checksum.
+    #[error("stored value for key {key:?} in bucket {bucket:?} is corrupt (checksum mismatch)")]
+    Corrupt {
+        /// The bucket holding the value.
+        bucket: String,
+        /// The damaged key.
+        key: String,
+    },
+    /// A counter held something other than a decimal `u64`.
+    #[error("value for key {key:?} is not a counter (expected a decimal u64)")]
+    NotACounter {
+        /// The key that was incremented.
+        key: String,
+    },
+    /// A counter would pass `u64::MAX`.
+    #[error("counter {key:?} would overflow u64")]
+    CounterOverflow {
+        /// The key that was incremented.
+        key: String,
+    },
+    /// The storage engine failed.
+    #[error("storage engine: {0}")]
+    Engine(String),
+}
+
+impl From<rusqlite::Error> for StateError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Engine(error.to_string())
+    }
+}
+
+/// A page of keys from [`KeyValueStore::list_keys`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPage {
+    /// Keys in byte order.
+    pub keys: Vec<String>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub cursor: Option<u64>,
+}
+
+/// One change of a commit: `key` of `bucket` set to `value`, or deleted
+/// when `value` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// The bucket.
+    pub bucket: String,
+    /// The key.
+    pub key: String,
+    /// The new value; `None` deletes.
+    pub value: Option<Vec<u8>>,
+}
+
+/// Buckets of byte values keyed by string, shared by all component instances.
+pub trait KeyValueStore: Send + Sync + 'static {
+    /// Returns the value of `key`, or `None` when it does not exist.
+    fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StateError>;
+    /// Lists up to `limit` keys, starting at the position `cursor` names.
+    fn list_keys(
+        &self,
+        bucket: &str,
+        cursor: Option<u64>,
+        limit: usize,
+    ) -> Result<KeyPage, StateError>;
+    /// Atomically and durably adds `delta` to a decimal counter (a missing
+    /// key counts as 0) and returns the new value, at once, outside any
+    /// commit.
+    fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StateError>;
+    /// Applies `writes` in order, all or none, durably before it returns.
+    fn commit(&self, writes: Vec<Write>) -> Result<(), StateError>;
+
+    /// Sets one key, durably.
+    fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StateError> {
+        self.commit(vec![Write {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            value: Some(value.to_vec()),
+        }])
+    }
+
+    /// Deletes one key, durably; deleting a missing key is not an error.
+    fn delete(&self, bucket: &str, key: &str) -> Result<(), StateError> {
+        self.commit(vec![Write {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            value: None,
+        }])
+    }
+}
+
+/// `value` with its CRC-32 in front, as stored.
+pub(crate) fn seal(value: &[u8]) -> Vec<u8> {
+    let mut sealed = Vec::with_capacity(value.len() + 4);
+    sealed.extend_from_slice(&crc32fast::hash(value).to_le_bytes());
+    sealed.extend_from_slice(value);
+    sealed
+}
+
+/// The value of stored bytes, checked against its CRC-32.
+pub(crate) fn unseal(bucket: &str, key: &str, sealed: &[u8]) -> Result<Vec<u8>, StateError> {
+    let corrupt = || StateError::Corrupt {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+    };
+    let (sum, value) = sealed.split_at_checked(4).ok_or_else(corrupt)?;
+    let expected = u32::from_le_bytes(sum.try_into().map_err(|_| corrupt())?);
+    if crc32fast::hash(value) != expected {
+        return Err(corrupt());
+    }
+    Ok(value.to_vec())
+}
+
+/// The counter a stored value holds.
+pub(crate) fn counter_value(key: &str, bytes: &[u8]) -> Result<u64, StateError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+        .ok_or_else(|| StateError::NotACounter {
+            key: key.to_owned(),
+        })
+}
