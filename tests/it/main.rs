@@ -24,4 +24,5 @@ mod registry_publish;
 mod router;
 mod runtime_limits;
 mod state_crash;
+mod state_postgres;
 mod workflow_http;

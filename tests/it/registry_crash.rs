@@ -36,7 +36,7 @@ fn with_custom_section(bytes: &[u8], label: &str) -> Vec<u8> {
 fn a_killed_publish_leaves_the_whole_version_or_none() {
     let auth = std::fs::read(&support::guests()["zhongtai-auth"]).unwrap();
     let work = tempfile::tempdir().unwrap();
-    const VERSIONS: usize = 40;
+    const VERSIONS: usize = 150;
     for i in 1..=VERSIONS {
         std::fs::write(
             work.path().join(format!("auth-{i}.wasm")),
@@ -44,7 +44,7 @@ fn a_killed_publish_leaves_the_whole_version_or_none() {
         )
         .unwrap();
     }
-    let mut survivors = 0;
+    let (mut survivors, mut interrupted) = (0, 0);
     let rounds = crate::state_crash::crash_rounds(10);
     let mut moments = crate::state_crash::Moments(0xc0ffee ^ rounds);
     for round in 0..rounds {
@@ -60,7 +60,7 @@ fn a_killed_publish_leaves_the_whole_version_or_none() {
             .process_group(0)
             .spawn()
             .unwrap();
-        std::thread::sleep(moments.next(100, 1200));
+        std::thread::sleep(moments.next(50, 900));
         // A restart comes after the killed processes are gone.
         crate::state_crash::kill_group(&mut child);
 
@@ -111,11 +111,12 @@ fn a_killed_publish_leaves_the_whole_version_or_none() {
             );
         }
         survivors += versions.len();
-        assert!(
-            versions.len() < VERSIONS,
-            "round {round}: the kill came after every publish; nothing was tested"
-        );
+        interrupted += usize::from(versions.len() < VERSIONS);
     }
+    assert!(
+        interrupted as u64 * 2 >= rounds,
+        "only {interrupted} of {rounds} kills came before the last publish; too little was tested"
+    );
     assert!(
         survivors > 0,
         "no round got as far as one version; nothing was tested"

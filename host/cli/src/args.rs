@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use zhongtai_registry::{PublicKey, Registry, TrustPolicy};
-use zhongtai_runtime::{HostConfig, Runtime, RuntimeLimits, RuntimeOptions, SqliteStore};
+use zhongtai_runtime::{
+    HostConfig, KeyValueStore, PostgresStore, Runtime, RuntimeLimits, RuntimeOptions, SqliteStore,
+};
 
 /// Where the registry is, and the token for changing it.
 #[derive(Args)]
@@ -77,6 +79,11 @@ pub struct HostArgs {
     /// checkpoints; default `<data-dir>/audit/host.key`, made on first use.
     #[arg(long, env = "ZHONGTAI_AUDIT_KEY")]
     pub audit_key: Option<PathBuf>,
+    /// Where component state lives: a PostgreSQL URL
+    /// (`postgres://user@host/database`), shared by every host pointed at
+    /// it; default the embedded store `<data-dir>/state.db`.
+    #[arg(long, env = "ZHONGTAI_STATE")]
+    pub state: Option<String>,
 }
 
 impl HostArgs {
@@ -93,7 +100,19 @@ impl HostArgs {
             Some(path) => HostConfig::load(&path)?,
             None => HostConfig::default(),
         };
-        let store = open_state(&self.data_dir)?;
+        let store: Arc<dyn KeyValueStore> = match &self.state {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Arc::new(
+                    PostgresStore::connect(url).with_context(|| {
+                        format!("connecting to the state database {}", redact(url))
+                    })?,
+                )
+            }
+            Some(other) => anyhow::bail!(
+                "--state {other:?}: expected a postgres:// URL (leave it out for the embedded store)"
+            ),
+            None => Arc::new(open_state(&self.data_dir)?),
+        };
         Runtime::new(RuntimeOptions {
             limits: RuntimeLimits {
                 memory_bytes: self.memory_mib.saturating_mul(1024 * 1024),
@@ -102,8 +121,22 @@ impl HostArgs {
             },
             cache_dir: Some(self.data_dir.join("cache")),
             config,
-            store: Arc::new(store),
+            store,
         })
+    }
+}
+
+/// `url` without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -31,4 +31,6 @@ pub use error::{CallError, LoadError};
 pub use limits::RuntimeLimits;
 pub use outcome::{Outcome, Returned};
 pub use runtime::{LiveInstance, Runtime, RuntimeOptions};
-pub use state::{KeyValueStore, SqliteStore, StateError, Write, import_sled};
+pub use state::{
+    HostsLock, KeyValueStore, PostgresStore, SqliteStore, StateError, Write, import_sled,
+};

@@ -52,6 +52,20 @@ pub fn runtime_in(dir: &Path, limits: RuntimeLimits, config: HostConfig) -> Runt
     .expect("building runtime")
 }
 
+/// A runtime over `store`, with the shared compile cache.
+pub fn runtime_over(
+    store: Arc<dyn zhongtai_runtime::KeyValueStore>,
+    limits: RuntimeLimits,
+) -> Runtime {
+    Runtime::new(RuntimeOptions {
+        limits,
+        cache_dir: Some(compile_cache()),
+        config: HostConfig::default(),
+        store,
+    })
+    .expect("building runtime")
+}
+
 /// A runtime over a fresh temporary store, with its directory.
 pub fn runtime(limits: RuntimeLimits, config: HostConfig) -> (Runtime, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");

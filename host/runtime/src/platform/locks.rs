@@ -16,6 +16,7 @@ use wasmtime::component::Resource;
 
 use super::HostState;
 use super::zhongtai::platform::locks;
+use crate::state::HostsLock;
 
 /// Longest lock name, in bytes.
 pub const MAX_LOCK_NAME_BYTES: usize = 256;
@@ -61,6 +62,7 @@ impl LockTable {
             table: self.clone(),
             key: key.to_owned(),
             lock: Some(lock),
+            hosts: None,
         })
     }
 
@@ -91,6 +93,8 @@ pub struct LockGuard {
     table: Arc<LockTable>,
     key: String,
     lock: Option<Arc<NamedLock>>,
+    /// The same lock across hosts sharing the store; released first.
+    hosts: Option<HostsLock>,
 }
 
 impl LockGuard {
@@ -102,6 +106,7 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
+        drop(self.hosts.take());
         if let Some(lock) = self.lock.take() {
             *lock.held.lock().unwrap_or_else(|e| e.into_inner()) = false;
             lock.released.notify_one();
@@ -127,13 +132,22 @@ impl locks::Host for HostState {
         if self.held_locks.contains(&key) {
             return Ok(Err(locks::Error::AlreadyHeld));
         }
-        match self.lock_table.acquire(&key, self.deadline_at) {
-            Some(guard) => {
-                self.held_locks.insert(key);
-                Ok(Ok(self.table.push(guard)?))
+        // This host's lock table first, then, for a shared store, the
+        // other hosts: a wait across hosts is one connection per waiter.
+        let Some(mut guard) = self.lock_table.acquire(&key, self.deadline_at) else {
+            return Ok(Err(locks::Error::Timeout));
+        };
+        match self.kv.lock_across_hosts(&key, self.deadline_at) {
+            Ok(Some(hosts)) => guard.hosts = Some(hosts),
+            Ok(None) => return Ok(Err(locks::Error::Timeout)),
+            Err(error) => {
+                return Err(wasmtime::Error::msg(format!(
+                    "taking the lock {key:?} across hosts: {error}"
+                )));
             }
-            None => Ok(Err(locks::Error::Timeout)),
         }
+        self.held_locks.insert(key);
+        Ok(Ok(self.table.push(guard)?))
     }
 }
 

@@ -2,8 +2,9 @@
 //! `wasi:keyvalue` import.
 //!
 //! [`KeyValueStore`] is the small trait the platform imports are written
-//! against; [`SqliteStore`] is the implementation on SQLite (WAL,
-//! `synchronous=FULL`). A call's writes reach the store as one
+//! against; [`SqliteStore`] is the embedded implementation on SQLite (WAL,
+//! `synchronous=FULL`), the default, and [`PostgresStore`] the one several
+//! hosts share, whose named locks hold across hosts. A call's writes reach the store as one
 //! [`commit`](KeyValueStore::commit) when the call returns (see
 //! `platform::transaction`): all of them or none, durable before the call's
 //! answer is given, and the commits of concurrent calls share one flush.
@@ -18,9 +19,11 @@
 //! sled store) is imported on first start ([`import_sled`]).
 
 mod import;
+mod postgres;
 mod sqlite;
 
 pub use import::import_sled;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Why a storage operation failed.
@@ -78,6 +81,23 @@ pub struct Write {
     pub value: Option<Vec<u8>>,
 }
 
+/// A lock held across every host sharing a store; released when dropped
+/// (the box's own `Drop` lets go of it).
+pub struct HostsLock(#[allow(dead_code)] Option<Box<dyn Send>>);
+
+impl HostsLock {
+    /// No lock at all: for a store only one host uses, the host's own lock
+    /// table is enough.
+    pub fn local() -> Self {
+        Self(None)
+    }
+
+    /// Holds `lock` until this is dropped.
+    pub fn holding(lock: impl Send + 'static) -> Self {
+        Self(Some(Box::new(lock)))
+    }
+}
+
 /// Buckets of byte values keyed by string, shared by all component instances.
 pub trait KeyValueStore: Send + Sync + 'static {
     /// Returns the value of `key`, or `None` when it does not exist.
@@ -95,6 +115,18 @@ pub trait KeyValueStore: Send + Sync + 'static {
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StateError>;
     /// Applies `writes` in order, all or none, durably before it returns.
     fn commit(&self, writes: Vec<Write>) -> Result<(), StateError>;
+
+    /// Takes the lock `name` for every host sharing this store, waiting
+    /// until `deadline`; `None` when the wait timed out. A store that one
+    /// host uses alone needs nothing beyond the host's own lock table.
+    fn lock_across_hosts(
+        &self,
+        name: &str,
+        deadline: std::time::Instant,
+    ) -> Result<Option<HostsLock>, StateError> {
+        let _ = (name, deadline);
+        Ok(Some(HostsLock::local()))
+    }
 
     /// Sets one key, durably.
     fn set(&self, bucket: &str, key: &str, value: &[u8]) -> Result<(), StateError> {
