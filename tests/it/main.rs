@@ -23,6 +23,7 @@ mod registry_http;
 mod registry_publish;
 mod router;
 mod runtime_limits;
+mod several_hosts;
 mod state_crash;
 mod state_postgres;
 mod workflow_http;

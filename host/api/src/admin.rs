@@ -32,6 +32,7 @@ use zhongtai_manifest::ManifestErrors;
 
 use crate::error::ApiError;
 use crate::host::{DeployRefusal, Host, admin_entry};
+use crate::shared::Change;
 
 /// Proof that a request carries the operator's token; handlers of the admin
 /// API take it as an argument. A refused attempt at a department action
@@ -112,12 +113,19 @@ pub async fn deploy(
     let source_hash = sha256_hex(&body);
     let worker_host = host.clone();
     let target = department.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || deploy_text(&worker_host, &target, &text, source_hash))
-            .await?;
+    let outcome = tokio::task::spawn_blocking(move || {
+        let revision = deploy_text(&worker_host, &target, &text, source_hash)?;
+        let change = Change::Deploy {
+            department: target,
+            manifest: text,
+        };
+        Ok((revision, announce(&worker_host, &change)))
+    })
+    .await?;
     match outcome {
-        Ok(revision) => {
+        Ok((revision, announced)) => {
             tracing::info!(revision, "deployed");
+            announced.map_err(|e| not_shared(revision, e))?;
             Ok(axum::Json(json!({"deployed": revision})))
         }
         Err(DeployRefusal::Invalid(problems)) => {
@@ -134,8 +142,27 @@ pub async fn deploy(
     }
 }
 
+/// Tells the other hosts sharing this host's database about `change`.
+fn announce(host: &Host, change: &Change) -> anyhow::Result<()> {
+    match host.shared() {
+        Some(shared) => shared.announce(change).map(drop),
+        None => Ok(()),
+    }
+}
+
+/// The answer when a change made here could not be shared.
+fn not_shared(revision: u64, error: anyhow::Error) -> ApiError {
+    ApiError::new(
+        503,
+        "not-shared",
+        format!(
+            "done on this host (revision {revision}), but the other hosts were not told: {error}; repeat it once the database answers"
+        ),
+    )
+}
+
 /// Checks the manifest `text` sent for `department` and deploys it.
-fn deploy_text(
+pub(crate) fn deploy_text(
     host: &Host,
     department: &str,
     text: &str,
@@ -184,7 +211,14 @@ pub async fn rollback(
     Path(department): Path<String>,
 ) -> Result<axum::Json<Json>, ApiError> {
     match host.rollback(&department)? {
-        Some(revision) => Ok(axum::Json(json!({"rolled-back-to": revision}))),
+        Some(revision) => {
+            let worker_host = host.clone();
+            let change = Change::Rollback { department };
+            tokio::task::spawn_blocking(move || announce(&worker_host, &change))
+                .await?
+                .map_err(|e| not_shared(revision, e))?;
+            Ok(axum::Json(json!({"rolled-back-to": revision})))
+        }
         None => Err(ApiError::new(
             409,
             "no-previous-deployment",

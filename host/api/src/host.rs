@@ -47,6 +47,8 @@ pub struct Host {
     policy: RwLock<(String, Arc<Policy>)>,
     /// Proxies whose `x-forwarded-for` is believed.
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// Deployments shared with other hosts, when several share a database.
+    shared: Option<Arc<crate::shared::SharedDeployments>>,
 }
 
 /// Who an operator action is recorded as: whoever holds the admin token or
@@ -65,6 +67,7 @@ impl Host {
             audit: None,
             policy: RwLock::new((String::new(), Arc::new(Policy::default()))),
             trusted_proxies: Vec::new(),
+            shared: None,
         }
     }
 
@@ -73,6 +76,20 @@ impl Host {
     pub fn with_policy(self, text: String, policy: Policy) -> Self {
         *self.policy.write().unwrap_or_else(|e| e.into_inner()) = (text, Arc::new(policy));
         self
+    }
+
+    /// Announces admin deploys and rollbacks to the other hosts through
+    /// `shared` (and follows theirs, once [`SharedDeployments::follow`] runs).
+    ///
+    /// [`SharedDeployments::follow`]: crate::shared::SharedDeployments::follow
+    pub fn with_shared(mut self, shared: Arc<crate::shared::SharedDeployments>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// The deployments shared with other hosts, if any.
+    pub fn shared(&self) -> Option<&Arc<crate::shared::SharedDeployments>> {
+        self.shared.as_ref()
     }
 
     /// Believes `x-forwarded-for` from these peers (the load balancers in

@@ -25,9 +25,11 @@ pub mod deploy;
 pub mod error;
 pub mod host;
 pub mod server;
+pub mod shared;
 pub mod workflow;
 
 pub use deploy::{DeployError, Deployment, deploy, lock};
 pub use error::ApiError;
 pub use host::{Admin, DeployRefusal, Host};
 pub use server::{app, serve};
+pub use shared::{Change, SharedDeployments};

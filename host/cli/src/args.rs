@@ -87,6 +87,26 @@ pub struct HostArgs {
 }
 
 impl HostArgs {
+    /// The state URL when it names PostgreSQL.
+    fn postgres_url(&self) -> Option<&str> {
+        self.state
+            .as_deref()
+            .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    }
+
+    /// Deployments shared with the other hosts on the same PostgreSQL
+    /// state, if the state is there.
+    pub fn shared_deployments(
+        &self,
+    ) -> anyhow::Result<Option<Arc<zhongtai_api::SharedDeployments>>> {
+        self.postgres_url()
+            .map(|url| {
+                zhongtai_api::SharedDeployments::new(url, zhongtai_api::shared::host_id())
+                    .map(Arc::new)
+            })
+            .transpose()
+    }
+
     /// A runtime over the state and compile cache in the data directory,
     /// which is owner-only (0700), as is the state in it.
     pub fn runtime(&self) -> anyhow::Result<Runtime> {

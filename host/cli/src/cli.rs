@@ -175,7 +175,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &host.data_dir,
                 host.audit_key.as_deref(),
             )?);
-            let deployed = platform_commands::deploy_all(runtime, audit, &up, &host.data_dir)?;
+            let shared = host.shared_deployments()?;
+            let deployed =
+                platform_commands::deploy_all(runtime, audit, &up, &host.data_dir, shared.clone())?;
+            if let Some(shared) = shared {
+                eprintln!(
+                    "Following deployments shared through the state database as {}",
+                    shared.host_id()
+                );
+                shared.follow(deployed.clone());
+            }
             platform_commands::serve(deployed, &up.addr)
         }
         Command::Audit(command) => audit_commands::run(command),

@@ -126,6 +126,7 @@ pub fn deploy_all(
     audit: Arc<zhongtai_audit::AuditLog>,
     args: &UpArgs,
     data_dir: &Path,
+    shared: Option<Arc<zhongtai_api::SharedDeployments>>,
 ) -> anyhow::Result<Arc<zhongtai_api::Host>> {
     let registry: Arc<dyn Registry> = Arc::from(args.registry.open()?);
     if !args.registry.is_remote() {
@@ -139,12 +140,14 @@ pub fn deploy_all(
     };
     let (policy_path, policy_text, policy) = read_policy(args, data_dir)?;
     eprintln!("Platform policy {}", policy_path.display());
-    let host = Arc::new(
-        zhongtai_api::Host::with_admin(runtime, Some(admin))
-            .with_audit(audit.clone())
-            .with_policy(policy_text, policy)
-            .with_trusted_proxies(args.trusted_proxies.clone()),
-    );
+    let mut host = zhongtai_api::Host::with_admin(runtime, Some(admin))
+        .with_audit(audit.clone())
+        .with_policy(policy_text, policy)
+        .with_trusted_proxies(args.trusted_proxies.clone());
+    if let Some(shared) = shared {
+        host = host.with_shared(shared);
+    }
+    let host = Arc::new(host);
     eprintln!(
         "Audit trail {} (checkpoints signed by {})",
         audit.dir().display(),

@@ -11,7 +11,8 @@
 //!
 //! PostgreSQL features used: `bytea`, `INSERT … ON CONFLICT … DO UPDATE`,
 //! `SELECT … FOR UPDATE`, session advisory locks
-//! (`pg_advisory_lock`/`pg_advisory_unlock`) and `lock_timeout`. A
+//! (`pg_advisory_lock`/`pg_advisory_unlock`), `lock_timeout`, `BIGSERIAL`
+//! and `LISTEN`/`NOTIFY` (for shared deployments). A
 //! PostgreSQL-compatible database needs those.
 
 use std::sync::{Arc, Mutex};
@@ -23,12 +24,24 @@ use sha2::Digest;
 use super::{HostsLock, KeyPage, KeyValueStore, StateError, Write, counter_value, seal, unseal};
 
 /// The schema, one step per version; applied in order, each once.
-const MIGRATIONS: &[&str] = &["CREATE TABLE zhongtai_kv (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE zhongtai_kv (
         bucket TEXT NOT NULL,
         key TEXT NOT NULL,
         value BYTEA NOT NULL,
         PRIMARY KEY (bucket, key)
-    )"];
+    )",
+    // Deploys and rollbacks made through any host, for every other host to
+    // follow (`zhongtai-api`'s shared deployments).
+    "CREATE TABLE zhongtai_deployments (
+        revision BIGSERIAL PRIMARY KEY,
+        department TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('deploy', 'rollback')),
+        manifest TEXT,
+        made_by TEXT NOT NULL,
+        made_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )",
+];
 
 /// The advisory lock key under which migrations run.
 const MIGRATION_LOCK: i64 = 0x7a68_6f6e_6774_6169;
