@@ -127,3 +127,186 @@ fn hosts_on_one_database_share_state_and_deployments() {
         until(host, "/public-security/edition", 200);
     }
 }
+
+/// The resident identity number of the `n`th test citizen.
+fn citizen(n: usize) -> String {
+    let first17 = format!("110105199001{:02}{:03}", 1 + n % 28, n);
+    let digits: [u8; 17] = first17.as_bytes().try_into().unwrap();
+    format!(
+        "{first17}{}",
+        zhongtai_ids::resident_identity_check(&digits)
+    )
+}
+
+/// Every key of `bucket` and its value.
+fn bucket(store: &dyn zhongtai_runtime::KeyValueStore, bucket: &str) -> Vec<(String, Vec<u8>)> {
+    let mut keys = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list_keys(bucket, cursor, 1000).unwrap();
+        keys.extend(page.keys);
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    keys.into_iter()
+        .map(|k| {
+            let value = store.get(bucket, &k).unwrap().unwrap();
+            (k, value)
+        })
+        .collect()
+}
+
+#[test]
+fn a_host_killed_under_load_loses_no_payment_and_issues_no_second_license() {
+    let Some(database) = Database::create("a_host_killed_under_load") else {
+        return;
+    };
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut hosts: Vec<Option<Platform>> = dirs
+        .iter()
+        .map(|d| Some(start(&database, d.path())))
+        .collect();
+    let urls: Vec<String> = hosts
+        .iter()
+        .map(|h| h.as_ref().unwrap().url.clone())
+        .collect();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    const CLIENTS: usize = 64;
+    const PASSWORD: &str = "tea-and-silk-2026";
+
+    // One request to the first host that answers, starting at `first`.
+    let send = |first: usize, path: &str, token: Option<&str>, body: serde_json::Value| {
+        for attempt in 0..urls.len() * 20 {
+            let url = &urls[(first + attempt) % urls.len()];
+            let mut request = agent.post(&format!("{url}{path}"));
+            if let Some(token) = token {
+                request = request.header("Authorization", &format!("Bearer {token}"));
+            }
+            match request.send(body.to_string()) {
+                Ok(mut response) => {
+                    let status = response.status().as_u16();
+                    let text = response.body_mut().read_to_string().unwrap_or_default();
+                    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+                    // A host that died mid-request may have answered 5xx.
+                    if status < 500 {
+                        return (status, json);
+                    }
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        panic!("no host answered {path}");
+    };
+
+    let finished = std::sync::atomic::AtomicUsize::new(0);
+    let answered: Vec<(String, serde_json::Value)> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|n| {
+                let (send, finished) = (&send, &finished);
+                scope.spawn(move || {
+                    let id = citizen(n);
+                    let (status, body) = send(
+                        n,
+                        "/public-security/citizens",
+                        None,
+                        json!({"id": id, "name": format!("Citizen {n}"), "password": PASSWORD}),
+                    );
+                    // A retry after a lost answer finds the citizen registered.
+                    assert!(status == 201 || status == 409, "{status} {body}");
+                    let (status, session) = send(
+                        n + 1,
+                        "/public-security/sessions",
+                        None,
+                        json!({"id": id, "password": PASSWORD}),
+                    );
+                    assert_eq!(status, 201, "{session}");
+                    let token = session["token"].as_str().unwrap().to_owned();
+                    let (status, granted) = send(
+                        n + 2,
+                        "/market-regulation/business-license-applications",
+                        Some(&token),
+                        json!({"application-id": format!("LOAD-{n}"), "business-scope": "tea"}),
+                    );
+                    assert_eq!(status, 201, "{granted}");
+                    finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    (id, granted)
+                })
+            })
+            .collect();
+        // Mid-load — once a few clients are through — one host dies.
+        let waiting = Instant::now();
+        while finished.load(std::sync::atomic::Ordering::SeqCst) < 8
+            && waiting.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(hosts[1].take());
+        let done = finished.load(std::sync::atomic::Ordering::SeqCst);
+        eprintln!("host 2 killed with {done} of {CLIENTS} clients done");
+        assert!(
+            done < CLIENTS,
+            "the kill came after the load; nothing was tested"
+        );
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+
+    // The others kept answering: every client got its license. Each
+    // applicant holds exactly one, and each fee is paid once.
+    assert_eq!(answered.len(), CLIENTS);
+    let store = zhongtai_runtime::PostgresStore::connect(&database.url()).unwrap();
+    let licenses = bucket(&store, "zhongtai:license/default");
+    for (id, granted) in &answered {
+        let held = licenses
+            .iter()
+            .find(|(k, _)| *k == format!("holder/{id}/licenses"))
+            .map(|(_, v)| serde_json::from_slice::<Vec<String>>(v).unwrap())
+            .unwrap_or_default();
+        assert_eq!(
+            held,
+            [granted["license"]["number"].as_str().unwrap()],
+            "{id}"
+        );
+    }
+    let payments = bucket(&store, "zhongtai:payment/default");
+    let paid: Vec<serde_json::Value> = payments
+        .iter()
+        .filter(|(k, _)| k.starts_with("order/"))
+        .map(|(_, v)| serde_json::from_slice(v).unwrap())
+        .filter(|o: &serde_json::Value| o["status"] == "paid")
+        .collect();
+    assert_eq!(paid.len(), CLIENTS, "one paid fee per application");
+    for (_, granted) in &answered {
+        assert!(paid.iter().any(|o| o["id"] == granted["fee-order"]));
+    }
+    let balances: Vec<i64> = payments
+        .iter()
+        .filter(|(k, _)| k.starts_with("balance/"))
+        .map(|(_, v)| serde_json::from_slice(v).unwrap())
+        .collect();
+    assert_eq!(balances.iter().sum::<i64>(), 0, "the ledger sums to zero");
+    let regulator = payments
+        .iter()
+        .find(|(k, _)| k == "balance/department:market-regulation")
+        .map(|(_, v)| serde_json::from_slice::<i64>(v).unwrap());
+    assert_eq!(regulator, Some(30_000 * CLIENTS as i64), "each fee once");
+
+    // The killed host comes back, and its trail verifies.
+    let restarted = start(&database, dirs[1].path());
+    assert_eq!(restarted.send("GET", "/readyz", None, None).0, 200);
+    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_zhongtai"))
+        .args(["audit", "verify", "--dir"])
+        .arg(dirs[1].path().join("audit"))
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+}

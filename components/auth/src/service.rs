@@ -107,6 +107,12 @@ impl<'a, S: Storage, P: Platform> Auth<'a, S, P> {
         if let Some(bytes) = self.store.get(GENERATED_KEY).map_err(other)? {
             return Ok(vec![SigningKey::new("local", bytes)]);
         }
+        // The first use on any host makes the key, once: concurrent first
+        // uses take turns and the later ones find it made.
+        let _making = self.env.lock(GENERATED_KEY).map_err(AuthError::Other)?;
+        if let Some(bytes) = self.store.get(GENERATED_KEY).map_err(other)? {
+            return Ok(vec![SigningKey::new("local", bytes)]);
+        }
         let mut secret = vec![0u8; 32];
         self.env.random(&mut secret);
         self.store.set(GENERATED_KEY, &secret).map_err(other)?;

@@ -141,10 +141,19 @@ impl<'a, S: Storage, P: Platform> Licenses<'a, S, P> {
         let seed = match self.store.get(GENERATED_KEY).map_err(other)? {
             Some(bytes) => bytes,
             None => {
-                let mut seed = vec![0u8; 32];
-                self.env.random(&mut seed);
-                self.store.set(GENERATED_KEY, &seed).map_err(other)?;
-                seed
+                // Made once: concurrent first uses, on any host, take turns
+                // (the lock is held until the call's writes are committed),
+                // and the later ones find it made.
+                let _making = self.env.lock(GENERATED_KEY).map_err(other)?;
+                match self.store.get(GENERATED_KEY).map_err(other)? {
+                    Some(bytes) => bytes,
+                    None => {
+                        let mut seed = vec![0u8; 32];
+                        self.env.random(&mut seed);
+                        self.store.set(GENERATED_KEY, &seed).map_err(other)?;
+                        seed
+                    }
+                }
             }
         };
         let seed: [u8; 32] = seed
