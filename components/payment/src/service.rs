@@ -27,11 +27,16 @@ struct Remembered {
     outcome: Result<Order, PaymentError>,
 }
 
-/// Running totals of the ledger, written with every transfer.
+/// How many entries the ledger had, as ledgers written before the
+/// `ledger-sequence` counter kept it (`ledger-head`); numbering continues
+/// after it.
 #[derive(Default, Serialize, Deserialize)]
 struct LedgerHead {
     entries: u64,
 }
+
+/// The counter that numbers ledger entries.
+const LEDGER_SEQUENCE: &str = "ledger-sequence";
 
 /// The payment capability bound to its storage and environment for one call.
 pub struct Payments<'a, S: Storage, E: Platform> {
@@ -145,10 +150,11 @@ impl<'a, S: Storage, E: Platform> Payments<'a, S, E> {
         check_key(key)?;
         let caller = self.env.caller_department();
         let remembered_key = format!("idempotency/{caller}/{key}");
+        // Locks are held until the call's writes are committed: the order
+        // (`order/<id>`) by the operations that change one, and every
+        // account a transfer touches (`account/<name>`, in name order) by
+        // the ledger; unrelated payments do not wait for each other.
         let _key_guard = self.env.lock(&remembered_key).map_err(other)?;
-        // Held until the batch is written: order transitions, entries and
-        // balances change together or not at all.
-        let _ledger_guard = self.env.lock("ledger").map_err(other)?;
         if let Some(remembered) = self.load::<Remembered>(&remembered_key)? {
             if remembered.fingerprint != fingerprint {
                 return Err(PaymentError::IdempotencyConflict(format!(
@@ -226,6 +232,7 @@ impl<'a, S: Storage, E: Platform> Payments<'a, S, E> {
         self.idempotent(idempotency_key, fingerprint, |batch| {
             let channel = channel::find(channel_name)
                 .ok_or_else(|| PaymentError::UnknownChannel(channel_name.to_owned()))?;
+            let _order_turn = self.env.lock(&order_key(order_id)).map_err(other)?;
             let mut order = self.order(order_id)?;
             if order.status != OrderStatus::Created {
                 return Err(PaymentError::InvalidTransition(order.status));
@@ -234,7 +241,7 @@ impl<'a, S: Storage, E: Platform> Payments<'a, S, E> {
             let amount = order.amount.amount;
             let payer = format!("payer:{}", order.payer);
             let payee = format!("department:{}", order.payee_department);
-            let mut ledger = self.ledger_writer()?;
+            let mut ledger = self.ledger_writer(2)?;
             ledger.transfer(
                 &order,
                 &channel::account(channel.as_ref()),
@@ -264,6 +271,7 @@ impl<'a, S: Storage, E: Platform> Payments<'a, S, E> {
         self.idempotent(idempotency_key, fingerprint, |batch| {
             check_amount(amount)?;
             check_text("reason", reason)?;
+            let _order_turn = self.env.lock(&order_key(order_id)).map_err(other)?;
             let mut order = self.order(order_id)?;
             self.require_payee(&order, "refund")?;
             if !matches!(
@@ -282,7 +290,7 @@ impl<'a, S: Storage, E: Platform> Payments<'a, S, E> {
             channel.refund(&order, amount)?;
             let payer = format!("payer:{}", order.payer);
             let payee = format!("department:{}", order.payee_department);
-            let mut ledger = self.ledger_writer()?;
+            let mut ledger = self.ledger_writer(2)?;
             ledger.transfer(&order, &payee, &payer, amount, EntryKind::Refund);
             ledger.transfer(
                 &order,
@@ -308,6 +316,7 @@ impl<'a, S: Storage, E: Platform> Payments<'a, S, E> {
     pub fn cancel(&self, order_id: &str, idempotency_key: &str) -> Result<Order, PaymentError> {
         let fingerprint = fingerprint("cancel", &order_id);
         self.idempotent(idempotency_key, fingerprint, |batch| {
+            let _order_turn = self.env.lock(&order_key(order_id)).map_err(other)?;
             let mut order = self.order(order_id)?;
             self.require_payee(&order, "cancel")?;
             if order.status != OrderStatus::Created {
@@ -402,19 +411,35 @@ impl<'a, S: Storage, E: Platform> Payments<'a, S, E> {
         })
     }
 
-    fn ledger_writer(&self) -> Result<LedgerWriter, PaymentError> {
-        let head: LedgerHead = self.load("ledger-head")?.unwrap_or_default();
+    /// A writer for `transfers` transfers (two entries each), their entry
+    /// numbers taken from the ledger's sequence. A sequence number taken by
+    /// a call that then fails is skipped: entries are numbered in order, not
+    /// without gaps.
+    fn ledger_writer(&self, transfers: u64) -> Result<LedgerWriter, PaymentError> {
+        if self.store.get(LEDGER_SEQUENCE).map_err(other)?.is_none() {
+            let _first = self.env.lock(LEDGER_SEQUENCE).map_err(other)?;
+            if self.store.get(LEDGER_SEQUENCE).map_err(other)?.is_none() {
+                let head: LedgerHead = self.load("ledger-head")?.unwrap_or_default();
+                self.store
+                    .increment(LEDGER_SEQUENCE, head.entries)
+                    .map_err(other)?;
+            }
+        }
+        let last = self
+            .store
+            .increment(LEDGER_SEQUENCE, 2 * transfers)
+            .map_err(other)?;
         Ok(LedgerWriter {
-            head,
+            next: last + 1 - 2 * transfers,
             entries: Vec::new(),
             at: self.env.now(),
         })
     }
 }
 
-/// Entries of one operation, numbered after the ledger's head.
+/// Entries of one operation, numbered from the sequence numbers it took.
 struct LedgerWriter {
-    head: LedgerHead,
+    next: u64,
     entries: Vec<LedgerEntry>,
     at: u64,
 }
@@ -428,9 +453,10 @@ impl LedgerWriter {
         amount: i64,
         kind: EntryKind,
     ) {
-        self.head.entries += 1;
+        let sequence = self.next;
+        self.next += 1;
         self.entries.push(LedgerEntry {
-            sequence: self.head.entries,
+            sequence,
             transfer_id: transfer_id.to_owned(),
             order_id: order.id.clone(),
             account: account.to_owned(),
@@ -443,17 +469,31 @@ impl LedgerWriter {
 
     /// Debits `from` and credits `to` by `amount`.
     fn transfer(&mut self, order: &Order, from: &str, to: &str, amount: i64, kind: EntryKind) {
-        let transfer_id = format!("TR{:020}", self.head.entries / 2 + 1);
+        let transfer_id = format!("TR{:020}", self.next / 2 + 1);
         self.entry(&transfer_id, order, from, -amount, kind);
         self.entry(&transfer_id, order, to, amount, kind);
     }
 
-    /// Adds the entries, indexes, balances and head to `batch`.
+    /// Adds the entries, indexes and balances to `batch`, with every
+    /// account it touches locked (in name order, so two transfers never wait
+    /// for each other in a circle).
     fn finish<S: Storage, E: Platform>(
         self,
         payments: &Payments<'_, S, E>,
         batch: &mut Batch,
     ) -> Result<(), PaymentError> {
+        let mut accounts: Vec<&str> = self.entries.iter().map(|e| e.account.as_str()).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        let mut _turns = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            _turns.push(
+                payments
+                    .env
+                    .lock(&format!("account/{account}"))
+                    .map_err(other)?,
+            );
+        }
         let mut balances: Vec<(String, i64)> = Vec::new();
         let mut counts: Vec<(String, u64)> = Vec::new();
         for entry in &self.entries {
@@ -497,6 +537,6 @@ impl LedgerWriter {
         for (account, count) in counts {
             batch.put(format!("account-entries/{account}"), &count)?;
         }
-        batch.put("ledger-head".into(), &self.head)
+        Ok(())
     }
 }

@@ -12,7 +12,7 @@ request = function()
   counter = counter + 1
   local token = tokens[(counter % #tokens) + 1]
   local body = string.format(
-    '{"application-id":"LOAD-%s-%d","valid-from":"2026-01-01","valid-until":"2030-12-31"}',
+    '{"application-id":"LOAD-%s-%d","business-scope":"wholesale of tea"}',
     prefix, counter)
   return wrk.format("POST", "/market-regulation/business-license-applications",
     { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }, body)

@@ -1,61 +1,117 @@
 #!/usr/bin/env bash
-# Load benchmark of the platform serving the example departments: a release
-# build of `zhongtai up`, wrk with 2 threads and 64 connections for 10 s per
-# service, then where the time of a request goes (from Server-Timing),
-# including the audit write (one fdatasync of the trail per request, shared
-# by concurrent requests). Set DATA_DIR to put the data directory (and so
-# the audit trail) on a particular disk.
-# Usage: host/api/bench/load.sh   (needs wrk: apt-get install wrk)
+# Load benchmark of the platform serving the example departments, in three
+# configurations, one after the other in one run: one host on the embedded
+# store, one host on PostgreSQL, three hosts on one PostgreSQL database.
+# Each: a release build of `zhongtai up`, 100 citizens registered and
+# logged in, then wrk (2 threads, 64 connections in all, split over the
+# hosts, 10 s) on the one-step `whoami` and on the business-license
+# application, then where the time of a request goes (from Server-Timing).
+# Set DATA_DIR to put the data directories on a particular disk, PG to
+# another PostgreSQL server (default postgres://postgres@127.0.0.1:5432),
+# CONFIGS to run only some ("embedded:1 postgres:1 postgres:3").
+# Usage: host/api/bench/load.sh   (needs wrk: apt-get install wrk; psql)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 cargo build --release --bin zhongtai
-DATA=$(mktemp -d ${DATA_DIR:+-p "$DATA_DIR"})
-PORT=${PORT:-18288}
-B=http://127.0.0.1:$PORT
-./target/release/zhongtai up --data-dir "$DATA" --registry "$DATA/registry" --addr 127.0.0.1:$PORT >"$DATA/up.log" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
-for _ in $(seq 1 300); do curl -sf $B/readyz >/dev/null && break; sleep 1; done
-curl -sf $B/readyz >/dev/null || { cat "$DATA/up.log"; exit 1; }
+PG=${PG:-postgres://postgres@127.0.0.1:5432}
+BASE_PORT=${PORT:-18288}
+DB=zhongtai_bench_$$
+PIDS=()
+DIRS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+  for dir in "${DIRS[@]}"; do rm -rf "$dir"; done
+  DIRS=()
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 
-# 100 applicants with valid unified social credit codes (a holder may have
-# at most 1000 licenses), each registered and logged in.
-export TOKENS_FILE="$DATA/tokens"
-python3 - "$B" "$TOKENS_FILE" <<'PY'
+# start STATE N: N hosts on BASE_PORT.., all on STATE (embedded or postgres)
+start() {
+  local state=$1 count=$2 args=()
+  if [ "$state" = postgres ]; then
+    psql "$PG/postgres" -qc "CREATE DATABASE $DB" >/dev/null
+    args=(--state "$PG/$DB")
+  fi
+  URLS=()
+  for n in $(seq 0 $((count - 1))); do
+    local dir port=$((BASE_PORT + n))
+    dir=$(mktemp -d ${DATA_DIR:+-p "$DATA_DIR"})
+    DIRS+=("$dir")
+    ./target/release/zhongtai up --data-dir "$dir" --registry "$dir/registry" --addr 127.0.0.1:$port "${args[@]}" >"$dir/up.log" 2>&1 &
+    PIDS+=($!)
+    URLS+=("http://127.0.0.1:$port")
+    for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 1; done
+    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$dir/up.log"; exit 1; }
+  done
+}
+
+# 100 citizens with valid resident identity numbers, registered and logged in.
+tokens() {
+  export TOKENS_FILE=${DIRS[0]}/tokens
+  python3 - "${URLS[0]}" "$TOKENS_FILE" <<'PY'
 import json, sys, urllib.request
 base, out = sys.argv[1], sys.argv[2]
-charset = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-weights = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
+weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 def post(path, body):
     request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST")
     with urllib.request.urlopen(request) as response:
         return json.load(response)
 tokens = []
 for n in range(100):
-    first = f"91350100MA{n:07d}"
-    code = first + charset[(31 - sum(charset.index(c) * w for c, w in zip(first, weights)) % 31) % 31]
-    post("/public-security/legal-entities", {"id": code, "name": f"Load {n}", "password": "load-test-2026"})
-    tokens.append(post("/public-security/sessions", {"id": code, "password": "load-test-2026"})["token"])
+    first = f"110105199001{1 + n % 28:02d}{n:03d}"
+    number = first + "10X98765432"[sum(int(d) * w for d, w in zip(first, weights)) % 11]
+    post("/public-security/citizens", {"id": number, "name": f"Load {n}", "password": "load-test-2026"})
+    tokens.append(post("/public-security/sessions", {"id": number, "password": "load-test-2026"})["token"])
 open(out, "w").write("\n".join(tokens) + "\n")
 PY
-TOKEN=$(head -1 "$TOKENS_FILE")
-export TOKEN
+  TOKEN=$(head -1 "$TOKENS_FILE")
+  export TOKEN
+}
 
-echo "== one cheap step: GET /public-security/whoami (auth.authn.verify)"
-wrk -t2 -c64 -d10s --latency -H "Authorization: Bearer $TOKEN" $B/public-security/whoami
-echo
-echo "== business license: POST /market-regulation/business-license-applications (5 calls, 3 durable writes)"
-wrk -t2 -c64 -d10s --latency -s host/api/bench/apply.lua $B
-echo
+# load NAME WRK-ARGS...: wrk on every host at once (64 connections in all);
+# prints the summed rate and each host's latency percentiles.
+load() {
+  local name=$1; shift
+  local per=$((64 / ${#URLS[@]})) outs=() pids=()
+  for url in "${URLS[@]}"; do
+    local out
+    out=$(mktemp)
+    outs+=("$out")
+    wrk -t2 -c$per -d10s --latency "$@" "$url" >"$out" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+  local total
+  total=$(cat "${outs[@]}" | awk '/^Requests\/sec/ {s += $2} END {printf "%.0f", s}')
+  local lat
+  lat=$(for out in "${outs[@]}"; do awk '/^ +50%/ {p50=$2} /^ +99%/ {p99=$2} END {printf "p50 %s p99 %s; ", p50, p99}' "$out"; done)
+  local errors
+  errors=$(cat "${outs[@]}" | awk '/Non-2xx/ {s += $NF} /Socket errors/ {e = 1} END {printf "%d non-2xx%s", s, e ? ", socket errors" : ""}')
+  echo "$name: $total req/s ($lat$errors)"
+  rm -f "${outs[@]}"
+}
 
 timing() { # method path body -> mean component, audit and total ms over 200 sequential requests
   for i in $(seq 1 200); do
-    curl -s -o /dev/null -D - -X "$1" "$B$2" -H "Authorization: Bearer $TOKEN" ${3:+-d "$(printf "$3" "$i")"} \
+    curl -s -o /dev/null -D - -X "$1" "${URLS[0]}$2" -H "Authorization: Bearer $TOKEN" ${3:+-d "$(printf "$3" "$i")"} \
       | tr -d '\r' | sed -n 's/^server-timing: components;dur=\([0-9.]*\), audit;dur=\([0-9.]*\), total;dur=\([0-9.]*\)/\1 \2 \3/p'
   done | awk '{c+=$1; a+=$2; t+=$3; n++} END {printf "components %.3f ms, audit %.3f ms, rest of host %.3f ms, total %.3f ms (mean of %d, one client)\n", c/n, a/n, (t-c-a)/n, t/n, n}'
 }
-echo "== where the time goes"
-printf "whoami:           "; timing GET /public-security/whoami ""
-printf "business license: "; timing POST /market-regulation/business-license-applications \
-  '{"application-id":"TIMING-%s","valid-from":"2026-01-01","valid-until":"2030-12-31"}'
+
+for config in ${CONFIGS:-embedded:1 postgres:1 postgres:3}; do
+  state=${config%:*}
+  count=${config#*:}
+  echo "== $count host(s), $state store"
+  start "$state" "$count"
+  tokens
+  load "whoami" -s host/api/bench/whoami.lua
+  load "business license" -s host/api/bench/apply.lua
+  printf "whoami timing:           "; timing GET /public-security/whoami ""
+  printf "business license timing: "; timing POST /market-regulation/business-license-applications \
+    '{"application-id":"TIMING-%s","business-scope":"tea"}'
+  cleanup
+  echo
+done
