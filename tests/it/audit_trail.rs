@@ -42,6 +42,7 @@ fn trail(dir: &Path) {
     let options = AuditOptions {
         checkpoint_interval: Duration::from_secs(3600),
         checkpoint_records: u64::MAX,
+        ..AuditOptions::default()
     };
     let key = HostKey::from_text(HOST_KEY).unwrap();
     let log = AuditLog::open(dir, Some(key), options).unwrap();

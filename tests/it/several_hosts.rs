@@ -126,6 +126,80 @@ fn hosts_on_one_database_share_state_and_deployments() {
     for host in &hosts {
         until(host, "/public-security/edition", 200);
     }
+
+    // Audit: each host keeps its own trail, names itself in its records and
+    // publishes its checkpoints to the database. An export taken now is
+    // cut short once host 1 has recorded more and published a checkpoint.
+    let early = dirs[0].path().join("early-export");
+    let exported = zhongtai(&[
+        "audit",
+        "export",
+        "--dir",
+        &audit_dir(&dirs[0]),
+        "--out",
+        early.to_str().unwrap(),
+    ]);
+    assert!(exported.status.success(), "{}", text(&exported));
+    for _ in 0..3 {
+        hosts[0].send("GET", "/public-security/whoami", Some(&token), None);
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(hosts);
+    drop(late);
+    let trails: Vec<String> = dirs.iter().map(audit_dir).collect();
+    let verify = |trails: &[&str]| {
+        let mut args = vec!["audit", "verify", "--dir", trails[0]];
+        for more in &trails[1..] {
+            args.extend(["--and", more]);
+        }
+        let url = database.url();
+        args.extend(["--state", url.as_str()]);
+        zhongtai(&args)
+    };
+    let all: Vec<&str> = trails.iter().map(String::as_str).collect();
+    let checked = verify(&all);
+    assert!(checked.status.success(), "{}", text(&checked));
+    assert!(text(&checked).contains("4 trails verified against the database"));
+    let cut = verify(&[early.to_str().unwrap(), all[1], all[2], all[3]]);
+    assert!(!cut.status.success());
+    assert!(text(&cut).contains("cut short"), "{}", text(&cut));
+    let missing = verify(&all[..3]);
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing).contains("its trail was not given"),
+        "{}",
+        text(&missing)
+    );
+    let shown = zhongtai(&["audit", "show", "--json", "--dir", all[0]]);
+    let hosts_named: std::collections::BTreeSet<String> = text(&shown)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|r| r["host"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        hosts_named.len(),
+        1,
+        "one host wrote this trail: {hosts_named:?}"
+    );
+}
+
+fn audit_dir(dir: &tempfile::TempDir) -> String {
+    dir.path().join("audit").display().to_string()
+}
+
+fn zhongtai(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_zhongtai"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 /// The resident identity number of the `n`th test citizen.

@@ -6,8 +6,10 @@
 //! thread of its own: it `LISTEN`s, and on a notice — or after a second
 //! without one, in case a notice was lost — applies, in order, each change
 //! made by another host. A host that starts replays every change after
-//! deploying its own manifests, so it serves what the others serve. The
-//! table is created by the state store's migrations.
+//! deploying its own manifests, so it serves what the others serve. Each
+//! host also publishes its signed audit checkpoints
+//! (`zhongtai_audit_checkpoints`). The tables are created by the state
+//! store's migrations.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +85,42 @@ impl SharedDeployments {
         )?;
         transaction.commit()?;
         Ok(revision)
+    }
+
+    /// Publishes one of this host's signed audit checkpoints, for auditors
+    /// who check every host's trail against the heads in the database.
+    pub fn publish_checkpoint(
+        &self,
+        checkpoint: &zhongtai_audit::Checkpoint,
+    ) -> anyhow::Result<()> {
+        let mut client = self.config.connect(NoTls)?;
+        client.execute(
+            "INSERT INTO zhongtai_audit_checkpoints
+                 (host, key, records, bytes, head, time, signature)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (key, records) DO NOTHING",
+            &[
+                &self.host_id,
+                &checkpoint.key,
+                &(checkpoint.records as i64),
+                &(checkpoint.bytes as i64),
+                &checkpoint.head,
+                &checkpoint.time,
+                &checkpoint.signature,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// [`SharedDeployments::publish_checkpoint`] as an audit trail's sink;
+    /// failures are logged, and the next checkpoint tries again.
+    pub fn checkpoint_sink(self: &Arc<Self>) -> zhongtai_audit::CheckpointSink {
+        let shared = self.clone();
+        zhongtai_audit::CheckpointSink(Arc::new(move |checkpoint| {
+            if let Err(error) = shared.publish_checkpoint(checkpoint) {
+                tracing::warn!(%error, records = checkpoint.records, "publishing an audit checkpoint");
+            }
+        }))
     }
 
     /// Follows the changes other hosts make, applying them to `host`, on a

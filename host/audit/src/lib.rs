@@ -46,7 +46,7 @@ use std::path::Path;
 
 pub use digest::{DIGEST_KEY_FILE, DIGEST_PREFIX, DigestKey, RequestKey};
 pub use key::{HostKey, VerifyKey};
-pub use log::{AuditLog, AuditOptions};
+pub use log::{AuditLog, AuditOptions, CheckpointSink};
 pub use problem::Problem;
 pub use record::{Checkpoint, Entry, GENESIS, Kind, Record, hash_json, sha256_hex};
 pub use time::{format_time, parse_time};

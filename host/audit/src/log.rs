@@ -17,13 +17,31 @@ use crate::record::{Checkpoint, Entry, GENESIS, Kind, Record, sha256_hex, split_
 use crate::time::format_time;
 use crate::{AuditError, CHECKPOINTS_FILE, HostKey, KEY_FILE, PUBLIC_KEY_FILE, TRAIL_FILE};
 
-/// How often the host signs a checkpoint.
+/// Where a trail's checkpoints are also published once they are signed and
+/// on disk (a shared database, for an auditor who sees every host's head
+/// in one place). A failure to publish is the publisher's to report; the
+/// trail goes on.
+#[derive(Clone)]
+pub struct CheckpointSink(pub Arc<dyn Fn(&Checkpoint) + Send + Sync>);
+
+impl std::fmt::Debug for CheckpointSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CheckpointSink")
+    }
+}
+
+/// How often the host signs a checkpoint, and who it is.
 #[derive(Debug, Clone)]
 pub struct AuditOptions {
     /// At most this long between a record and the checkpoint covering it.
     pub checkpoint_interval: Duration,
     /// A checkpoint also follows this many uncovered records.
     pub checkpoint_records: u64,
+    /// Names the host in every record it writes (when several hosts share
+    /// one platform).
+    pub host: Option<String>,
+    /// Also publishes each checkpoint here.
+    pub publish: Option<CheckpointSink>,
 }
 
 impl Default for AuditOptions {
@@ -31,6 +49,8 @@ impl Default for AuditOptions {
         Self {
             checkpoint_interval: Duration::from_secs(1),
             checkpoint_records: 10_000,
+            host: None,
+            publish: None,
         }
     }
 }
@@ -377,7 +397,10 @@ impl Inner {
         }
         let first = state.next;
         let time = format_time(SystemTime::now());
-        for entry in entries {
+        for mut entry in entries {
+            if entry.host.is_none() {
+                entry.host.clone_from(&self.options.host);
+            }
             let record = Record {
                 seq: state.next,
                 prev: state.prev.clone(),
@@ -470,6 +493,9 @@ impl Inner {
             .map_err(|e| AuditError::io(&path, e))?;
         signer.last = checkpoint.clone();
         self.covered.store(records, Ordering::Relaxed);
+        if let Some(publish) = &self.options.publish {
+            (publish.0)(&checkpoint);
+        }
         Ok(Some(checkpoint))
     }
 }

@@ -80,6 +80,10 @@ pub struct Entry {
     /// A short description for people (a deployment's revision and pins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The host that wrote the record, when several hosts share one
+    /// platform ([`AuditOptions::host`](crate::AuditOptions::host)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl Entry {
@@ -103,6 +107,7 @@ impl Entry {
             args: None,
             result: None,
             detail: None,
+            host: None,
         }
     }
 }

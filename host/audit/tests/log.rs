@@ -12,6 +12,7 @@ fn quiet() -> AuditOptions {
     AuditOptions {
         checkpoint_interval: Duration::from_secs(3600),
         checkpoint_records: u64::MAX,
+        ..AuditOptions::default()
     }
 }
 

@@ -41,6 +41,15 @@ pub enum AuditCommand {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Other hosts' trails (repeatable): with `--state`, every host's
+        /// trail is checked against the checkpoints it published.
+        #[arg(long = "and")]
+        and: Vec<PathBuf>,
+        /// The database several hosts share (`postgres://…`): each trail
+        /// must hold the latest checkpoint its host published there, and
+        /// every host that published one must have its trail given.
+        #[arg(long)]
+        state: Option<String>,
     },
     /// Print records, oldest first, filtered.
     Show {
@@ -104,7 +113,23 @@ pub enum AuditCommand {
 /// Runs an `audit` command.
 pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
-        AuditCommand::Verify { trail, key, json } => verify(&trail.dir, key.as_deref(), json),
+        AuditCommand::Verify {
+            trail,
+            key,
+            json,
+            and,
+            state,
+        } => match state {
+            Some(url) => {
+                let mut dirs = vec![trail.dir];
+                dirs.extend(and);
+                verify_hosts(&dirs, &url)
+            }
+            None if and.is_empty() => verify(&trail.dir, key.as_deref(), json),
+            None => anyhow::bail!(
+                "--and checks several hosts' trails against the checkpoints in their shared database: give it with --state"
+            ),
+        },
         AuditCommand::Show {
             trail,
             department,
@@ -207,6 +232,92 @@ fn verify(dir: &Path, key: Option<&str>, json: bool) -> anyhow::Result<ExitCode>
     })
 }
 
+/// Verifies each trail in `dirs` and checks it against the latest
+/// checkpoint its host published in the database at `url`; names every
+/// host whose trail is missing.
+fn verify_hosts(dirs: &[PathBuf], url: &str) -> anyhow::Result<ExitCode> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls)
+        .with_context(|| "connecting to the state database")?;
+    let published = client.query(
+        "SELECT DISTINCT ON (key) key, host, records, head, signature
+         FROM zhongtai_audit_checkpoints ORDER BY key, records DESC",
+        &[],
+    )?;
+    let mut problems = 0;
+    let mut given = Vec::new();
+    for dir in dirs {
+        let trail = Trail::read(dir)?;
+        let key = VerifyKey::from_file(&dir.join(PUBLIC_KEY_FILE))?;
+        let report = match zhongtai_audit::verify(&trail, &key) {
+            Ok(report) => report,
+            Err(problem) => {
+                println!("{}: does NOT verify: {problem}", dir.display());
+                problems += 1;
+                continue;
+            }
+        };
+        let key = key.to_base64();
+        given.push(key.clone());
+        let Some(row) = published.iter().find(|row| row.get::<_, String>(0) == key) else {
+            println!(
+                "{}: verified ({} records), but its host published no checkpoint in the database",
+                dir.display(),
+                report.records
+            );
+            problems += 1;
+            continue;
+        };
+        let (host, records, head, signature): (String, i64, String, String) =
+            (row.get(1), row.get(2), row.get(3), row.get(4));
+        let checkpoints: Vec<zhongtai_audit::Checkpoint> =
+            String::from_utf8_lossy(&trail.checkpoints)
+                .lines()
+                .filter_map(|line| serde_json::from_str(line).ok())
+                .collect();
+        let held = checkpoints
+            .iter()
+            .any(|c| c.records as i64 == records && c.head == head && c.signature == signature);
+        let last = checkpoints.last().map_or(0, |c| c.records as i64);
+        if held {
+            println!(
+                "{}: host {host}: verified ({} records); it holds the host's latest published checkpoint ({records} records)",
+                dir.display(),
+                report.records
+            );
+        } else if last < records {
+            println!(
+                "{}: host {host}: cut short — the host published a checkpoint of {records} records, the trail's last covers {last}",
+                dir.display()
+            );
+            problems += 1;
+        } else {
+            println!(
+                "{}: host {host}: its checkpoint of {records} records differs from the one the host published",
+                dir.display()
+            );
+            problems += 1;
+        }
+    }
+    for row in &published {
+        let key: String = row.get(0);
+        if !given.contains(&key) {
+            let host: String = row.get(1);
+            let records: i64 = row.get(2);
+            println!(
+                "host {host} (key {key}) published a checkpoint of {records} records, but its trail was not given"
+            );
+            problems += 1;
+        }
+    }
+    Ok(if problems == 0 {
+        println!("{} trails verified against the database", dirs.len());
+        ExitCode::SUCCESS
+    } else {
+        println!("{problems} problem(s)");
+        ExitCode::FAILURE
+    })
+}
+
 fn describe(record: &Record) -> String {
     let e = &record.entry;
     let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
@@ -258,7 +369,11 @@ fn show(dir: &Path, filter: &Filter, json: bool) -> anyhow::Result<ExitCode> {
 
 /// Opens the trail in `<data_dir>/audit`, signing with `key_file` when
 /// given (a key made by `zhongtai keygen`), else with the trail's own key.
-pub fn open(data_dir: &Path, key_file: Option<&Path>) -> anyhow::Result<AuditLog> {
+pub fn open(
+    data_dir: &Path,
+    key_file: Option<&Path>,
+    options: AuditOptions,
+) -> anyhow::Result<AuditLog> {
     let key = match key_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -270,11 +385,7 @@ pub fn open(data_dir: &Path, key_file: Option<&Path>) -> anyhow::Result<AuditLog
         }
         None => None,
     };
-    Ok(AuditLog::open(
-        &data_dir.join("audit"),
-        key,
-        AuditOptions::default(),
-    )?)
+    Ok(AuditLog::open(&data_dir.join("audit"), key, options)?)
 }
 
 /// Calls a component as `zhongtai call` and `zhongtai demo` do, recording

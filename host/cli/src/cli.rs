@@ -171,11 +171,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Registry(command) => registry_commands::serve(command),
         Command::Up { up, host } => {
             let runtime = Arc::new(host.runtime()?);
+            let shared = host.shared_deployments()?;
+            let options = match &shared {
+                Some(shared) => zhongtai_audit::AuditOptions {
+                    host: Some(shared.host_id().to_owned()),
+                    publish: Some(shared.checkpoint_sink()),
+                    ..Default::default()
+                },
+                None => Default::default(),
+            };
             let audit = Arc::new(audit_commands::open(
                 &host.data_dir,
                 host.audit_key.as_deref(),
+                options,
             )?);
-            let shared = host.shared_deployments()?;
             let deployed =
                 platform_commands::deploy_all(runtime, audit, &up, &host.data_dir, shared.clone())?;
             if let Some(shared) = shared {

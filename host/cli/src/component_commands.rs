@@ -116,7 +116,11 @@ pub fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     );
     context.subject = args.subject;
     let runtime = args.host.runtime()?;
-    let audit = audit_commands::open(&args.host.data_dir, args.host.audit_key.as_deref())?;
+    let audit = audit_commands::open(
+        &args.host.data_dir,
+        args.host.audit_key.as_deref(),
+        Default::default(),
+    )?;
     let component = load_component(&runtime, &args.component, &args.source)?;
     let result = audit_commands::call(
         &runtime, &audit, &component, context, interface, function, &json_args,
@@ -175,7 +179,11 @@ pub fn demo(host: &HostArgs) -> anyhow::Result<ExitCode> {
     let built = zhongtai_build::build(&root, &["zhongtai-auth"], false)?;
     let path = &built["zhongtai-auth"];
     let runtime = host.runtime()?;
-    let audit = audit_commands::open(&host.data_dir, host.audit_key.as_deref())?;
+    let audit = audit_commands::open(
+        &host.data_dir,
+        host.audit_key.as_deref(),
+        Default::default(),
+    )?;
     let auth = (load(&runtime, path)?, None);
     let context = || {
         CallContext::new(

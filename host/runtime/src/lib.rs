@@ -32,5 +32,5 @@ pub use limits::RuntimeLimits;
 pub use outcome::{Outcome, Returned};
 pub use runtime::{LiveInstance, Runtime, RuntimeOptions};
 pub use state::{
-    HostsLock, KeyValueStore, PostgresStore, SqliteStore, StateError, Write, import_sled,
+    KeyValueStore, PostgresStore, Session, SqliteStore, StateError, Write, import_sled,
 };

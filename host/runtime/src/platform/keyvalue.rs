@@ -124,7 +124,8 @@ impl store::HostBucket for HostState {
     fn get(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<Option<Vec<u8>>> {
         let name = self.bucket_name(&bucket)?;
         check_key(&key)?;
-        Ok(self.transaction.get(self.kv.as_ref(), &name, &key)?)
+        let (transaction, session) = self.state()?;
+        Ok(transaction.get(session, &name, &key)?)
     }
 
     fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> KvResult<()> {
@@ -145,10 +146,8 @@ impl store::HostBucket for HostState {
     fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<bool> {
         let name = self.bucket_name(&bucket)?;
         check_key(&key)?;
-        Ok(self
-            .transaction
-            .get(self.kv.as_ref(), &name, &key)?
-            .is_some())
+        let (transaction, session) = self.state()?;
+        Ok(transaction.get(session, &name, &key)?.is_some())
     }
 
     fn list_keys(
@@ -157,9 +156,8 @@ impl store::HostBucket for HostState {
         cursor: Option<u64>,
     ) -> KvResult<store::KeyResponse> {
         let name = self.bucket_name(&bucket)?;
-        let page = self
-            .transaction
-            .list_keys(self.kv.as_ref(), &name, cursor, LIST_PAGE_KEYS)?;
+        let (transaction, session) = self.state()?;
+        let page = transaction.list_keys(session, &name, cursor, LIST_PAGE_KEYS)?;
         Ok(store::KeyResponse {
             keys: page.keys,
             cursor: page.cursor,
@@ -176,9 +174,8 @@ impl atomics::Host for HostState {
     fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: u64) -> KvResult<u64> {
         let name = self.bucket_name(&bucket)?;
         check_key(&key)?;
-        Ok(self
-            .transaction
-            .increment(self.kv.as_ref(), &name, &key, delta)?)
+        let (transaction, session) = self.state()?;
+        Ok(transaction.increment(session, &name, &key, delta)?)
     }
 }
 
@@ -193,7 +190,8 @@ impl batch::Host for HostState {
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
             check_key(&key)?;
-            let value = self.transaction.get(self.kv.as_ref(), &name, &key)?;
+            let (transaction, session) = self.state()?;
+            let value = transaction.get(session, &name, &key)?;
             found.push(value.map(|v| (key, v)));
         }
         Ok(found)

@@ -1,8 +1,9 @@
 //! `zhongtai:platform/locks`: named locks shared by every instance of a
 //! package, so that concurrent calls can take turns.
 //!
-//! A [`LockTable`] belongs to the runtime. A guest's [`LockGuard`] lives in its
-//! store's resource table. When the guest drops it, the lock stays held
+//! A [`LockTable`] belongs to the runtime; on a store several hosts share,
+//! the call's session also takes the lock for every other host, until the
+//! call ends. A guest's [`LockGuard`] lives in its store's resource table. When the guest drops it, the lock stays held
 //! until the call's writes are committed (so the next holder reads them),
 //! and it is released at the latest when the store of the call is dropped —
 //! including after a trap or a timeout. Waiting is bounded by the call's deadline: a host call cannot
@@ -16,7 +17,6 @@ use wasmtime::component::Resource;
 
 use super::HostState;
 use super::zhongtai::platform::locks;
-use crate::state::HostsLock;
 
 /// Longest lock name, in bytes.
 pub const MAX_LOCK_NAME_BYTES: usize = 256;
@@ -62,7 +62,6 @@ impl LockTable {
             table: self.clone(),
             key: key.to_owned(),
             lock: Some(lock),
-            hosts: None,
         })
     }
 
@@ -93,8 +92,6 @@ pub struct LockGuard {
     table: Arc<LockTable>,
     key: String,
     lock: Option<Arc<NamedLock>>,
-    /// The same lock across hosts sharing the store; released first.
-    hosts: Option<HostsLock>,
 }
 
 impl LockGuard {
@@ -106,7 +103,6 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        drop(self.hosts.take());
         if let Some(lock) = self.lock.take() {
             *lock.held.lock().unwrap_or_else(|e| e.into_inner()) = false;
             lock.released.notify_one();
@@ -134,12 +130,23 @@ impl locks::Host for HostState {
         }
         // This host's lock table first, then, for a shared store, the
         // other hosts: a wait across hosts is one connection per waiter.
-        let Some(mut guard) = self.lock_table.acquire(&key, self.deadline_at) else {
+        // The session first: a call holding a lock of this host never
+        // waits for a connection (which calls waiting for that lock hold).
+        if let Err(error) = self.state() {
+            return Err(wasmtime::Error::msg(format!(
+                "taking the lock {key:?}: no session with the store: {error}"
+            )));
+        }
+        let Some(guard) = self.lock_table.acquire(&key, self.deadline_at) else {
             return Ok(Err(locks::Error::Timeout));
         };
-        match self.kv.lock_across_hosts(&key, self.deadline_at) {
-            Ok(Some(hosts)) => guard.hosts = Some(hosts),
-            Ok(None) => return Ok(Err(locks::Error::Timeout)),
+        let deadline = self.deadline_at;
+        let across_hosts = self
+            .state()
+            .and_then(|(_, session)| session.lock(&key, deadline));
+        match across_hosts {
+            Ok(true) => {}
+            Ok(false) => return Ok(Err(locks::Error::Timeout)),
             Err(error) => {
                 return Err(wasmtime::Error::msg(format!(
                     "taking the lock {key:?} across hosts: {error}"

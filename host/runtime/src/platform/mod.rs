@@ -110,6 +110,8 @@ pub struct HostState {
     context: CallContext,
     /// The call's writes, committed when it returns.
     pub(crate) transaction: transaction::Transaction,
+    /// The call's session with the store, opened on first use.
+    session: Option<Box<dyn crate::state::Session>>,
     lock_table: Arc<LockTable>,
     held_locks: HashSet<String>,
     /// Locks the guest released, still held until the call's commit.
@@ -151,6 +153,7 @@ impl HostState {
             config,
             context,
             transaction: transaction::Transaction::default(),
+            session: None,
             lock_table: shared.lock_table.clone(),
             held_locks: HashSet::new(),
             released_locks: Vec::new(),
@@ -158,11 +161,38 @@ impl HostState {
         }
     }
 
+    /// The call's pending writes and its session with the store, which is
+    /// opened on first use.
+    pub(crate) fn state(
+        &mut self,
+    ) -> Result<
+        (
+            &mut transaction::Transaction,
+            &mut dyn crate::state::Session,
+        ),
+        crate::state::StateError,
+    > {
+        if self.session.is_none() {
+            self.session = Some(self.kv.clone().session(self.deadline_at)?);
+        }
+        let session = self
+            .session
+            .as_deref_mut()
+            .expect("the session was just opened");
+        Ok((&mut self.transaction, session))
+    }
+
     /// Commits the call's writes, then lets go of the locks it released:
-    /// the next holder of a lock sees what this call wrote under it.
+    /// the next holder of a lock sees what this call wrote under it. The
+    /// session ends here (locks a guest still holds end with its store).
     pub(crate) fn commit(&mut self) -> Result<(), crate::state::StateError> {
-        let result = self.kv.commit(self.transaction.take());
-        self.release_locks();
+        let writes = self.transaction.take();
+        let result = match (&mut self.session, writes.is_empty()) {
+            (_, true) => Ok(()),
+            (Some(session), false) => session.commit(writes),
+            (None, false) => self.kv.commit(writes),
+        };
+        self.end_session();
         result
     }
 
@@ -170,10 +200,13 @@ impl HostState {
     /// a trap.
     pub(crate) fn abandon(&mut self) {
         drop(self.transaction.take());
-        self.release_locks();
+        self.end_session();
     }
 
-    fn release_locks(&mut self) {
+    fn end_session(&mut self) {
+        if let Some(mut session) = self.session.take() {
+            session.unlock_all();
+        }
         for guard in self.released_locks.drain(..) {
             self.held_locks.remove(guard.key());
         }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::state::{KeyPage, KeyValueStore, StateError, Write, counter_value};
+use crate::state::{KeyPage, Session, StateError, Write, counter_value};
 
 /// Keys read per page when a listing must be merged with pending writes.
 const MERGE_PAGE_KEYS: usize = 10_000;
@@ -28,7 +28,7 @@ impl Transaction {
     /// The value of `key`: this call's write, else the store's.
     pub(crate) fn get(
         &self,
-        kv: &dyn KeyValueStore,
+        kv: &mut dyn Session,
         bucket: &str,
         key: &str,
     ) -> Result<Option<Vec<u8>>, StateError> {
@@ -48,7 +48,7 @@ impl Transaction {
     /// writes applied.
     pub(crate) fn list_keys(
         &self,
-        kv: &dyn KeyValueStore,
+        kv: &mut dyn Session,
         bucket: &str,
         cursor: Option<u64>,
         limit: usize,
@@ -92,7 +92,7 @@ impl Transaction {
     /// call's own value counts.
     pub(crate) fn increment(
         &mut self,
-        kv: &dyn KeyValueStore,
+        kv: &mut dyn Session,
         bucket: &str,
         key: &str,
         delta: u64,
@@ -125,31 +125,33 @@ impl Transaction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::SqliteStore;
+    use crate::state::{KeyValueStore, SqliteStore};
 
     #[test]
     fn a_call_reads_its_own_writes_and_commits_them_at_once() {
-        let kv = SqliteStore::temporary().unwrap();
-        kv.set("b", "kept", b"old").unwrap();
-        kv.set("b", "gone", b"old").unwrap();
+        let store = std::sync::Arc::new(SqliteStore::temporary().unwrap());
+        store.set("b", "kept", b"old").unwrap();
+        store.set("b", "gone", b"old").unwrap();
+        let mut session = store.clone().session(std::time::Instant::now()).unwrap();
+        let kv = session.as_mut();
         let mut call = Transaction::default();
         call.put("b", "new", Some(b"1".to_vec()));
         call.put("b", "gone", None);
         assert_eq!(
-            call.get(&kv, "b", "new").unwrap().as_deref(),
+            call.get(&mut *kv, "b", "new").unwrap().as_deref(),
             Some(&b"1"[..])
         );
-        assert_eq!(call.get(&kv, "b", "gone").unwrap(), None);
+        assert_eq!(call.get(&mut *kv, "b", "gone").unwrap(), None);
         assert_eq!(
             kv.get("b", "new").unwrap(),
             None,
             "nothing before the commit"
         );
-        let listed = call.list_keys(&kv, "b", None, 1).unwrap();
+        let listed = call.list_keys(&mut *kv, "b", None, 1).unwrap();
         assert_eq!(listed.keys, ["kept"]);
-        let rest = call.list_keys(&kv, "b", listed.cursor, 10).unwrap();
+        let rest = call.list_keys(&mut *kv, "b", listed.cursor, 10).unwrap();
         assert_eq!((rest.keys, rest.cursor), (vec!["new".to_owned()], None));
-        assert_eq!(call.increment(&kv, "b", "new", 2).unwrap(), 3);
+        assert_eq!(call.increment(&mut *kv, "b", "new", 2).unwrap(), 3);
         kv.commit(call.take()).unwrap();
         assert_eq!(kv.get("b", "new").unwrap().as_deref(), Some(&b"3"[..]));
         assert_eq!(kv.get("b", "gone").unwrap(), None);

@@ -22,6 +22,9 @@ mod import;
 mod postgres;
 mod sqlite;
 
+use std::sync::Arc;
+use std::time::Instant;
+
 pub use import::import_sled;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -81,21 +84,64 @@ pub struct Write {
     pub value: Option<Vec<u8>>,
 }
 
-/// A lock held across every host sharing a store; released when dropped
-/// (the box's own `Drop` lets go of it).
-pub struct HostsLock(#[allow(dead_code)] Option<Box<dyn Send>>);
+/// What one call does with a store: its reads, counters, locks shared
+/// with the other hosts on the store, and its commit. A call opens one
+/// session when it first touches state and ends it when it returns; on
+/// PostgreSQL a session is one connection, so a busy host uses a bounded
+/// number of them whatever its calls do.
+pub trait Session: Send {
+    /// As [`KeyValueStore::get`].
+    fn get(&mut self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StateError>;
+    /// As [`KeyValueStore::list_keys`].
+    fn list_keys(
+        &mut self,
+        bucket: &str,
+        cursor: Option<u64>,
+        limit: usize,
+    ) -> Result<KeyPage, StateError>;
+    /// As [`KeyValueStore::increment`].
+    fn increment(&mut self, bucket: &str, key: &str, delta: u64) -> Result<u64, StateError>;
+    /// Takes the lock `name` for every host sharing the store, waiting
+    /// until `deadline`; `false` when the wait timed out. Held until
+    /// [`Session::unlock_all`]. A store one host uses alone needs nothing
+    /// beyond the host's own lock table and answers `true` at once.
+    fn lock(&mut self, name: &str, deadline: Instant) -> Result<bool, StateError>;
+    /// As [`KeyValueStore::commit`].
+    fn commit(&mut self, writes: Vec<Write>) -> Result<(), StateError>;
+    /// Releases every lock [`Session::lock`] took.
+    fn unlock_all(&mut self);
+}
 
-impl HostsLock {
-    /// No lock at all: for a store only one host uses, the host's own lock
-    /// table is enough.
-    pub fn local() -> Self {
-        Self(None)
+/// A session that goes straight to its store: for stores one host uses.
+struct Direct<S: ?Sized>(Arc<S>);
+
+impl<S: KeyValueStore + ?Sized> Session for Direct<S> {
+    fn get(&mut self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        self.0.get(bucket, key)
     }
 
-    /// Holds `lock` until this is dropped.
-    pub fn holding(lock: impl Send + 'static) -> Self {
-        Self(Some(Box::new(lock)))
+    fn list_keys(
+        &mut self,
+        bucket: &str,
+        cursor: Option<u64>,
+        limit: usize,
+    ) -> Result<KeyPage, StateError> {
+        self.0.list_keys(bucket, cursor, limit)
     }
+
+    fn increment(&mut self, bucket: &str, key: &str, delta: u64) -> Result<u64, StateError> {
+        self.0.increment(bucket, key, delta)
+    }
+
+    fn lock(&mut self, _name: &str, _deadline: Instant) -> Result<bool, StateError> {
+        Ok(true)
+    }
+
+    fn commit(&mut self, writes: Vec<Write>) -> Result<(), StateError> {
+        self.0.commit(writes)
+    }
+
+    fn unlock_all(&mut self) {}
 }
 
 /// Buckets of byte values keyed by string, shared by all component instances.
@@ -116,16 +162,11 @@ pub trait KeyValueStore: Send + Sync + 'static {
     /// Applies `writes` in order, all or none, durably before it returns.
     fn commit(&self, writes: Vec<Write>) -> Result<(), StateError>;
 
-    /// Takes the lock `name` for every host sharing this store, waiting
-    /// until `deadline`; `None` when the wait timed out. A store that one
-    /// host uses alone needs nothing beyond the host's own lock table.
-    fn lock_across_hosts(
-        &self,
-        name: &str,
-        deadline: std::time::Instant,
-    ) -> Result<Option<HostsLock>, StateError> {
-        let _ = (name, deadline);
-        Ok(Some(HostsLock::local()))
+    /// A session for one call, which must be done with it by `deadline`
+    /// (a store that hands out connections waits for one until then).
+    fn session(self: Arc<Self>, deadline: Instant) -> Result<Box<dyn Session>, StateError> {
+        let _ = deadline;
+        Ok(Box::new(Direct(self)))
     }
 
     /// Sets one key, durably.

@@ -3,9 +3,11 @@
 //!
 //! Keys live in one table, `zhongtai_kv(bucket, key, value)`; a call's
 //! writes are one PostgreSQL transaction; counters are updated under a row
-//! lock in a transaction of their own. Named locks are PostgreSQL session
-//! advisory locks, each held on a connection of its own until released, so
-//! a lock taken on one host excludes every other host. The schema is
+//! lock in a transaction of their own. A call's [`Session`] is one
+//! connection from a pool of at most [`MAX_CONNECTIONS`] per host: its
+//! reads, its commit, and its named locks, which are PostgreSQL session
+//! advisory locks held until the call ends, so a lock taken on one host
+//! excludes every other host. The schema is
 //! created and upgraded by numbered migrations on connect, one host at a
 //! time (under an advisory lock).
 //!
@@ -15,13 +17,13 @@
 //! and `LISTEN`/`NOTIFY` (for shared deployments). A
 //! PostgreSQL-compatible database needs those.
 
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
 use sha2::Digest;
 
-use super::{HostsLock, KeyPage, KeyValueStore, StateError, Write, counter_value, seal, unseal};
+use super::{KeyPage, KeyValueStore, Session, StateError, Write, counter_value, seal, unseal};
 
 /// The schema, one step per version; applied in order, each once.
 const MIGRATIONS: &[&str] = &[
@@ -41,6 +43,18 @@ const MIGRATIONS: &[&str] = &[
         made_by TEXT NOT NULL,
         made_at TIMESTAMPTZ NOT NULL DEFAULT now()
     )",
+    // Every host's signed audit checkpoints, so an auditor sees each
+    // host's head in one place (`zhongtai audit verify --state`).
+    "CREATE TABLE zhongtai_audit_checkpoints (
+        host TEXT NOT NULL,
+        key TEXT NOT NULL,
+        records BIGINT NOT NULL,
+        bytes BIGINT NOT NULL,
+        head TEXT NOT NULL,
+        time TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        PRIMARY KEY (key, records)
+    )",
 ];
 
 /// The advisory lock key under which migrations run.
@@ -55,30 +69,80 @@ impl From<postgres::Error> for StateError {
     }
 }
 
-/// Idle connections, shared with the locks that return theirs.
+/// Most connections one host opens to the database.
+pub const MAX_CONNECTIONS: usize = 16;
+
+/// Connections: idle ones, and how many are open in all.
 struct Pool {
     config: postgres::Config,
-    idle: Mutex<Vec<Client>>,
+    state: Mutex<PoolState>,
+    returned: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<Client>,
+    open: usize,
 }
 
 impl Pool {
-    fn take(&self) -> Result<Client, StateError> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        match idle {
-            Some(client) if !client.is_closed() => Ok(client),
-            _ => Ok(self.config.connect(NoTls)?),
+    /// An idle connection, or a new one while fewer than
+    /// [`MAX_CONNECTIONS`] are open; else waits for one until `deadline`.
+    fn take(&self, deadline: Instant) -> Result<Client, StateError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            while let Some(client) = state.idle.pop() {
+                if !client.is_closed() {
+                    return Ok(client);
+                }
+                state.open -= 1;
+            }
+            if state.open < MAX_CONNECTIONS {
+                state.open += 1;
+                drop(state);
+                return self.config.connect(NoTls).map_err(|error| {
+                    self.closed();
+                    error.into()
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(StateError::Engine(format!(
+                    "all {MAX_CONNECTIONS} connections to the database are busy"
+                )));
+            }
+            state = self
+                .returned
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
-    fn give_back(&self, client: Client) {
-        if !client.is_closed() {
-            self.idle
+    /// Returns a connection; one that failed mid-transaction or closed is
+    /// dropped instead.
+    fn give_back(&self, client: Client, healthy: bool) {
+        if healthy && !client.is_closed() {
+            self.state
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
+                .idle
                 .push(client);
+            self.returned.notify_one();
+        } else {
+            drop(client);
+            self.closed();
         }
     }
+
+    fn closed(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).open -= 1;
+        self.returned.notify_one();
+    }
 }
+
+/// How long a store operation outside a call waits for a connection.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// [`KeyValueStore`] on PostgreSQL; see the module docs.
 pub struct PostgresStore {
@@ -94,11 +158,13 @@ impl PostgresStore {
             .map_err(|e| StateError::Engine(format!("the state URL {url:?}: {e}")))?;
         let pool = Arc::new(Pool {
             config,
-            idle: Mutex::new(Vec::new()),
+            state: Mutex::new(PoolState::default()),
+            returned: Condvar::new(),
         });
-        let mut client = pool.take()?;
-        migrate(&mut client)?;
-        pool.give_back(client);
+        let mut client = pool.take(Instant::now() + WAIT)?;
+        let migrated = migrate(&mut client);
+        pool.give_back(client, migrated.is_ok());
+        migrated?;
         Ok(Self { pool })
     }
 
@@ -106,12 +172,10 @@ impl PostgresStore {
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
-        let mut client = self.pool.take()?;
+        let mut client = self.pool.take(Instant::now() + WAIT)?;
         let result = work(&mut client);
         // A connection left inside a failed transaction is not reused.
-        if result.is_ok() {
-            self.pool.give_back(client);
-        }
+        self.pool.give_back(client, result.is_ok());
         result
     }
 }
@@ -160,34 +224,9 @@ fn lock_key(name: &str) -> i64 {
     i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
 }
 
-/// A held advisory lock and the connection holding it.
-struct AdvisoryLock {
-    client: Option<Client>,
-    key: i64,
-    pool: Arc<Pool>,
-}
-
-impl Drop for AdvisoryLock {
-    fn drop(&mut self) {
-        if let Some(mut client) = self.client.take() {
-            match client.execute("SELECT pg_advisory_unlock($1)", &[&self.key]) {
-                Ok(_) => self.pool.give_back(client),
-                // Closing the connection releases the lock as well.
-                Err(error) => tracing::warn!(%error, "releasing an advisory lock"),
-            }
-        }
-    }
-}
-
 impl KeyValueStore for PostgresStore {
     fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StateError> {
-        let sealed: Option<Vec<u8>> = self.with_client(|c| {
-            Ok(c.query_opt(
-                "SELECT value FROM zhongtai_kv WHERE bucket = $1 AND key = $2",
-                &[&bucket, &key],
-            )?
-            .map(|row| row.get(0)))
-        })?;
+        let sealed = self.with_client(|c| get(c, bucket, key))?;
         sealed.map(|s| unseal(bucket, key, &s)).transpose()
     }
 
@@ -197,103 +236,202 @@ impl KeyValueStore for PostgresStore {
         cursor: Option<u64>,
         limit: usize,
     ) -> Result<KeyPage, StateError> {
-        let skip = i64::try_from(cursor.unwrap_or(0)).unwrap_or(i64::MAX);
-        let take = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
-        let mut keys: Vec<String> = self.with_client(|c| {
-            Ok(c.query(
-                "SELECT key FROM zhongtai_kv WHERE bucket = $1
-                 ORDER BY key COLLATE \"C\" LIMIT $2 OFFSET $3",
-                &[&bucket, &take, &skip],
-            )?
-            .iter()
-            .map(|row| row.get(0))
-            .collect())
-        })?;
-        let more = keys.len() > limit;
-        keys.truncate(limit);
-        let cursor = more.then(|| skip as u64 + keys.len() as u64);
-        Ok(KeyPage { keys, cursor })
+        self.with_client(|c| list_keys(c, bucket, cursor, limit))
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StateError> {
-        self.with_client(|c| {
-            let mut transaction = c.transaction()?;
-            // Make sure the row exists, so that it can be locked.
-            transaction.execute(
-                "INSERT INTO zhongtai_kv (bucket, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (bucket, key) DO NOTHING",
-                &[&bucket, &key, &seal(b"0")],
-            )?;
-            let sealed: Vec<u8> = transaction
-                .query_one(
-                    "SELECT value FROM zhongtai_kv WHERE bucket = $1 AND key = $2 FOR UPDATE",
-                    &[&bucket, &key],
-                )?
-                .get(0);
-            let old = counter_value(key, &unseal(bucket, key, &sealed)?)?;
-            let new = old
-                .checked_add(delta)
-                .ok_or_else(|| StateError::CounterOverflow {
-                    key: key.to_owned(),
-                })?;
-            transaction.execute(
-                "UPDATE zhongtai_kv SET value = $3 WHERE bucket = $1 AND key = $2",
-                &[&bucket, &key, &seal(new.to_string().as_bytes())],
-            )?;
-            transaction.commit()?;
-            Ok(new)
-        })
+        self.with_client(|c| increment(c, bucket, key, delta))
     }
 
     fn commit(&self, writes: Vec<Write>) -> Result<(), StateError> {
-        if writes.is_empty() {
-            return Ok(());
-        }
-        self.with_client(|c| {
-            let mut transaction = c.transaction()?;
-            let set = transaction.prepare(
-                "INSERT INTO zhongtai_kv (bucket, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value",
-            )?;
-            let delete =
-                transaction.prepare("DELETE FROM zhongtai_kv WHERE bucket = $1 AND key = $2")?;
-            for write in &writes {
-                match &write.value {
-                    Some(value) => {
-                        transaction.execute(&set, &[&write.bucket, &write.key, &seal(value)])?
-                    }
-                    None => transaction.execute(&delete, &[&write.bucket, &write.key])?,
-                };
-            }
-            transaction.commit()?;
-            Ok(())
-        })
+        self.with_client(|c| commit(c, &writes))
     }
 
-    fn lock_across_hosts(
-        &self,
-        name: &str,
-        deadline: Instant,
-    ) -> Result<Option<HostsLock>, StateError> {
-        let mut client = self.pool.take()?;
+    fn session(self: Arc<Self>, deadline: Instant) -> Result<Box<dyn Session>, StateError> {
+        let client = self.pool.take(deadline)?;
+        Ok(Box::new(PgSession {
+            client: Some(client),
+            pool: self.pool.clone(),
+            locked: false,
+            healthy: true,
+        }))
+    }
+}
+
+/// One call's connection: its reads, locks and commit.
+struct PgSession {
+    client: Option<Client>,
+    pool: Arc<Pool>,
+    /// Whether it holds advisory locks.
+    locked: bool,
+    /// False after an error that may have left the connection unusable.
+    healthy: bool,
+}
+
+impl PgSession {
+    fn client(&mut self) -> Result<&mut Client, StateError> {
+        self.client
+            .as_mut()
+            .ok_or_else(|| StateError::Engine("the session has ended".into()))
+    }
+
+    /// Runs `work`, noting a failure so that the connection is not reused.
+    fn run<T>(
+        &mut self,
+        work: impl FnOnce(&mut Client) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        let result = work(self.client()?);
+        if result.is_err() {
+            self.healthy = false;
+        }
+        result
+    }
+}
+
+impl Session for PgSession {
+    fn get(&mut self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let sealed = self.run(|c| get(c, bucket, key))?;
+        sealed.map(|s| unseal(bucket, key, &s)).transpose()
+    }
+
+    fn list_keys(
+        &mut self,
+        bucket: &str,
+        cursor: Option<u64>,
+        limit: usize,
+    ) -> Result<KeyPage, StateError> {
+        self.run(|c| list_keys(c, bucket, cursor, limit))
+    }
+
+    fn increment(&mut self, bucket: &str, key: &str, delta: u64) -> Result<u64, StateError> {
+        self.run(|c| increment(c, bucket, key, delta))
+    }
+
+    fn lock(&mut self, name: &str, deadline: Instant) -> Result<bool, StateError> {
         let key = lock_key(name);
         let wait = deadline.saturating_duration_since(Instant::now());
         // lock_timeout 0 would mean "wait forever".
         let millis = wait.as_millis().clamp(1, i32::MAX as u128);
+        let client = self.client()?;
         client.batch_execute(&format!("SET lock_timeout = {millis}"))?;
         let taken = client.execute("SELECT pg_advisory_lock($1)", &[&key]);
         client.batch_execute("SET lock_timeout = 0")?;
         match taken {
-            Ok(_) => Ok(Some(HostsLock::holding(AdvisoryLock {
-                client: Some(client),
-                key,
-                pool: self.pool.clone(),
-            }))),
-            Err(error) if error.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
-                self.pool.give_back(client);
-                Ok(None)
+            Ok(_) => {
+                self.locked = true;
+                Ok(true)
             }
-            Err(error) => Err(error.into()),
+            Err(error) if error.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                Ok(false)
+            }
+            Err(error) => {
+                self.healthy = false;
+                Err(error.into())
+            }
         }
     }
+
+    fn commit(&mut self, writes: Vec<Write>) -> Result<(), StateError> {
+        self.run(|c| commit(c, &writes))
+    }
+
+    fn unlock_all(&mut self) {
+        if std::mem::take(&mut self.locked)
+            && let Some(client) = self.client.as_mut()
+            && let Err(error) = client.batch_execute("SELECT pg_advisory_unlock_all()")
+        {
+            // Closing the connection releases its locks as well.
+            tracing::warn!(%error, "releasing advisory locks");
+            self.healthy = false;
+        }
+    }
+}
+
+impl Drop for PgSession {
+    fn drop(&mut self) {
+        self.unlock_all();
+        if let Some(client) = self.client.take() {
+            self.pool.give_back(client, self.healthy);
+        }
+    }
+}
+
+fn get(client: &mut Client, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+    Ok(client
+        .query_opt(
+            "SELECT value FROM zhongtai_kv WHERE bucket = $1 AND key = $2",
+            &[&bucket, &key],
+        )?
+        .map(|row| row.get(0)))
+}
+
+fn list_keys(
+    client: &mut Client,
+    bucket: &str,
+    cursor: Option<u64>,
+    limit: usize,
+) -> Result<KeyPage, StateError> {
+    let skip = i64::try_from(cursor.unwrap_or(0)).unwrap_or(i64::MAX);
+    let take = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+    let mut keys: Vec<String> = client
+        .query(
+            "SELECT key FROM zhongtai_kv WHERE bucket = $1
+             ORDER BY key COLLATE \"C\" LIMIT $2 OFFSET $3",
+            &[&bucket, &take, &skip],
+        )?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let more = keys.len() > limit;
+    keys.truncate(limit);
+    let cursor = more.then(|| skip as u64 + keys.len() as u64);
+    Ok(KeyPage { keys, cursor })
+}
+
+fn increment(client: &mut Client, bucket: &str, key: &str, delta: u64) -> Result<u64, StateError> {
+    let mut transaction = client.transaction()?;
+    // Make sure the row exists, so that it can be locked.
+    transaction.execute(
+        "INSERT INTO zhongtai_kv (bucket, key, value) VALUES ($1, $2, $3)
+         ON CONFLICT (bucket, key) DO NOTHING",
+        &[&bucket, &key, &seal(b"0")],
+    )?;
+    let sealed: Vec<u8> = transaction
+        .query_one(
+            "SELECT value FROM zhongtai_kv WHERE bucket = $1 AND key = $2 FOR UPDATE",
+            &[&bucket, &key],
+        )?
+        .get(0);
+    let old = counter_value(key, &unseal(bucket, key, &sealed)?)?;
+    let new = old
+        .checked_add(delta)
+        .ok_or_else(|| StateError::CounterOverflow {
+            key: key.to_owned(),
+        })?;
+    transaction.execute(
+        "UPDATE zhongtai_kv SET value = $3 WHERE bucket = $1 AND key = $2",
+        &[&bucket, &key, &seal(new.to_string().as_bytes())],
+    )?;
+    transaction.commit()?;
+    Ok(new)
+}
+
+fn commit(client: &mut Client, writes: &[Write]) -> Result<(), StateError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let mut transaction = client.transaction()?;
+    let set = transaction.prepare(
+        "INSERT INTO zhongtai_kv (bucket, key, value) VALUES ($1, $2, $3)
+         ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value",
+    )?;
+    let delete = transaction.prepare("DELETE FROM zhongtai_kv WHERE bucket = $1 AND key = $2")?;
+    for write in writes {
+        match &write.value {
+            Some(value) => transaction.execute(&set, &[&write.bucket, &write.key, &seal(value)])?,
+            None => transaction.execute(&delete, &[&write.bucket, &write.key])?,
+        };
+    }
+    transaction.commit()?;
+    Ok(())
 }
