@@ -9,11 +9,14 @@
 # Set DATA_DIR to put the data directories on a particular disk, PG to
 # another PostgreSQL server (default postgres://postgres@127.0.0.1:5432),
 # CONFIGS to run only some ("embedded:1 postgres:1 postgres:3").
+# ZHONGTAI_BIN runs another build of zhongtai (to compare two versions in
+# one sitting) instead of building this one.
 # Usage: host/api/bench/load.sh   (needs wrk: apt-get install wrk; psql)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-cargo build --release --bin zhongtai
+BIN=${ZHONGTAI_BIN:-./target/release/zhongtai}
+[ -n "${ZHONGTAI_BIN:-}" ] || cargo build --release --bin zhongtai
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 BASE_PORT=${PORT:-18288}
 DB=zhongtai_bench_$$
@@ -40,7 +43,7 @@ start() {
     local dir port=$((BASE_PORT + n))
     dir=$(mktemp -d ${DATA_DIR:+-p "$DATA_DIR"})
     DIRS+=("$dir")
-    ./target/release/zhongtai up --data-dir "$dir" --registry "$dir/registry" --addr 127.0.0.1:$port "${args[@]}" >"$dir/up.log" 2>&1 &
+    "$BIN" up --data-dir "$dir" --registry "$dir/registry" --addr 127.0.0.1:$port "${args[@]}" >"$dir/up.log" 2>&1 &
     PIDS+=($!)
     URLS+=("http://127.0.0.1:$port")
     for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 1; done
