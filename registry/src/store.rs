@@ -421,3 +421,34 @@ impl RegistryStore {
         self.blob_path(digest)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_earlier_sled_index_is_imported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::Config::new()
+                .path(dir.path().join("index"))
+                .open()
+                .unwrap();
+            let packages = db.open_tree("packages").unwrap();
+            packages
+                .insert("example:kept", &br#"{"versions":{}}"#[..])
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = RegistryStore::open(dir.path(), Vec::new()).unwrap();
+        let found = store.search("").unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].name.as_str(), "example:kept");
+        assert!(dir.path().join("index.imported").is_dir());
+        assert!(!dir.path().join("index").exists());
+        drop(store);
+        // Opened again, it is not imported twice.
+        let again = RegistryStore::open(dir.path(), Vec::new()).unwrap();
+        assert_eq!(again.search("").unwrap().len(), 1);
+    }
+}

@@ -139,7 +139,7 @@ fn the_postgres_store_keeps_what_the_embedded_one_keeps() {
 fn limits() -> RuntimeLimits {
     RuntimeLimits {
         memory_bytes: 32 * 1024 * 1024,
-        deadline: Duration::from_secs(5),
+        deadline: Duration::from_secs(2),
         ..RuntimeLimits::default()
     }
 }
@@ -163,10 +163,16 @@ fn a_trapped_call_leaves_nothing_on_postgres() {
             )
             .map(|r| r.json)
     };
-    let error = call("write-then", json!({"key": "k", "then": "panic"})).unwrap_err();
-    assert_eq!(error.code(), "trap");
-    assert_eq!(call("read", json!({"key": "k"})).unwrap(), Json::Null);
-    assert_eq!(call("read", json!({"key": "k/batch"})).unwrap(), Json::Null);
+    for (then, code) in [("panic", "trap"), ("spin", "timeout"), ("hog", "memory")] {
+        let key = format!("after-{then}");
+        let error = call("write-then", json!({"key": key, "then": then})).unwrap_err();
+        assert!(error.code().contains(code), "{then}: {error}");
+        assert_eq!(call("read", json!({"key": key})).unwrap(), Json::Null);
+        assert_eq!(
+            call("read", json!({"key": format!("{key}/batch")})).unwrap(),
+            Json::Null
+        );
+    }
     call("write-then", json!({"key": "k", "then": "return"})).unwrap();
     assert_eq!(call("read", json!({"key": "k"})).unwrap(), json!("written"));
 }

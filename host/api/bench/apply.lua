@@ -17,3 +17,12 @@ request = function()
   return wrk.format("POST", "/market-regulation/business-license-applications",
     { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }, body)
 end
+
+-- Says what a refused application was refused for (the first few).
+local refused = 0
+response = function(status, headers, body)
+  if status >= 300 and refused < 5 then
+    refused = refused + 1
+    io.stderr:write(string.format("business license answered %d: %s\n", status, body))
+  end
+end
