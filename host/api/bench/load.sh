@@ -94,6 +94,7 @@ load() {
   local errors
   errors=$(cat "${outs[@]}" | awk '/Non-2xx/ {s += $NF} /Socket errors/ {e = 1} END {printf "%d non-2xx%s", s, e ? ", socket errors" : ""}')
   echo "$name: $total req/s ($lat$errors)"
+  grep -h "answered" "${outs[@]}" | head -5 || true
   rm -f "${outs[@]}"
 }
 
