@@ -257,7 +257,18 @@ impl Registry for RemoteRegistry {
 
     fn package(&self, name: &PackageName) -> Result<PackageInfo, RegistryError> {
         let bytes = self.get(&format!("/api/v1/packages/{name}"))?;
-        self.json(bytes)
+        let info: PackageInfo = self.json(bytes)?;
+        // A server must not pass off another package's (validly signed)
+        // versions as the one asked for.
+        let stray = std::iter::once(&info.name)
+            .chain(info.versions.iter().map(|v| &v.package))
+            .find(|answered| *answered != name);
+        if let Some(stray) = stray {
+            return Err(self.transport(format!(
+                "asked for {name}, answered with a record of {stray}; refused"
+            )));
+        }
+        Ok(info)
     }
 
     fn search(&self, query: &str) -> Result<Vec<PackageSummary>, RegistryError> {
@@ -316,5 +327,82 @@ pub fn open(
             Path::new(location),
             provided,
         )?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::WorldSummary;
+    use std::io::{Read, Write};
+
+    /// A server that answers every request with `body`.
+    fn answering(body: String) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut stream = stream;
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        url
+    }
+
+    fn record(package: &str) -> VersionRecord {
+        VersionRecord {
+            package: PackageName::parse(package).unwrap(),
+            version: semver::Version::new(1, 0, 0),
+            digest: Digest::of(b"component"),
+            size: 9,
+            yanked: false,
+            published_at: 0,
+            signed: None,
+            world: WorldSummary {
+                imports: Vec::new(),
+                exports: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_server_cannot_pass_off_one_package_as_another() {
+        let asked = PackageName::parse("example:b").unwrap();
+        for info in [
+            // Another package's record under the asked-for name…
+            PackageInfo {
+                name: asked.clone(),
+                versions: vec![record("example:a")],
+            },
+            // …or another package altogether.
+            PackageInfo {
+                name: PackageName::parse("example:a").unwrap(),
+                versions: vec![record("example:a")],
+            },
+        ] {
+            let url = answering(serde_json::to_string(&info).unwrap());
+            let error = RemoteRegistry::new(&url, None).package(&asked).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains("answered with a record of example:a"),
+                "{error}"
+            );
+        }
+        let honest = PackageInfo {
+            name: asked.clone(),
+            versions: vec![record("example:b")],
+        };
+        let url = answering(serde_json::to_string(&honest).unwrap());
+        assert_eq!(
+            RemoteRegistry::new(&url, None).package(&asked).unwrap(),
+            honest
+        );
     }
 }

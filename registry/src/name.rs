@@ -53,9 +53,18 @@ impl fmt::Display for PackageName {
 }
 
 /// Parses a semver version, saying what was wrong.
+/// Build metadata (`+…`) is refused: semver ignores it when comparing, so
+/// `1.0.0` and `1.0.0+x` would be two versions no requirement tells apart.
 pub fn parse_version(text: &str) -> Result<semver::Version, NameError> {
-    semver::Version::parse(text)
-        .map_err(|e| NameError(format!("version {text:?} is not semver: {e}")))
+    let version = semver::Version::parse(text)
+        .map_err(|e| NameError(format!("version {text:?} is not semver: {e}")))?;
+    if !version.build.is_empty() {
+        return Err(NameError(format!(
+            "version {text:?} has build metadata (+{}); publish it as a version of its own",
+            version.build
+        )));
+    }
+    Ok(version)
 }
 
 /// Parses a semver requirement by cargo's rules (`^1.2`, `~1`, `>=1, <2`).
@@ -128,6 +137,16 @@ impl fmt::Display for Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_with_build_metadata_are_refused() {
+        // semver ranks 1.0.0+meta with 1.0.0, so `^1` could not tell them
+        // apart: such a version is refused outright.
+        let refused = parse_version("1.0.0+meta").unwrap_err();
+        assert!(refused.0.contains("build metadata (+meta)"), "{refused}");
+        assert!(parse_version("1.0.0-rc.1").is_ok());
+        assert!(parse_version("1.0.0").is_ok());
+    }
 
     #[test]
     fn names() {

@@ -243,6 +243,13 @@ impl RegistryStore {
     /// writes. Publishing the same bytes again changes nothing; other bytes
     /// under a published version are refused.
     pub fn publish(&self, request: PublishRequest) -> Result<PublishOutcome, RegistryError> {
+        if !request.version.build.is_empty() {
+            return Err(crate::name::NameError(format!(
+                "version {} has build metadata; publish it as a version of its own",
+                request.version
+            ))
+            .into());
+        }
         let world = validate::validate(&request.bytes, &self.provided)?;
         let digest = Digest::of(&request.bytes);
         if let Some(signed) = &request.signed {

@@ -112,7 +112,23 @@ fn mistakes_exit_non_zero_with_a_message() {
         .to_str()
         .unwrap()
         .to_owned();
-    let cases: [(&[&str], &str); 5] = [
+    let examples = support::root().join("examples");
+    let examples = examples.to_str().unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            // A remote registry with nobody trusted is refused before it is
+            // asked for anything.
+            &[
+                "up",
+                "--dir",
+                examples,
+                "--registry",
+                "http://127.0.0.1:9",
+                "--addr",
+                "127.0.0.1:0",
+            ],
+            "name the publishers to trust with --trust KEY",
+        ),
         (
             &[
                 "call",

@@ -204,9 +204,14 @@ pub struct UpArgs {
     /// Address to serve on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: String,
-    /// Load only components signed by these publisher keys.
+    /// Load only components signed by these publisher keys. Required with
+    /// a remote registry (or `--allow-unsigned`).
     #[arg(long)]
     pub trust: Vec<String>,
+    /// Load unsigned components from a remote registry, trusting the
+    /// registry and the network to it.
+    #[arg(long)]
+    pub allow_unsigned: bool,
     /// The platform policy (TOML): what each department may call. Default:
     /// `<data-dir>/policy.toml` when present, else `<dir>/policy.toml`.
     #[arg(long)]

@@ -128,6 +128,11 @@ pub fn deploy_all(
     data_dir: &Path,
     shared: Option<Arc<zhongtai_api::SharedDeployments>>,
 ) -> anyhow::Result<Arc<zhongtai_api::Host>> {
+    if args.registry.is_remote() && args.trust.is_empty() && !args.allow_unsigned {
+        anyhow::bail!(
+            "a remote registry serves whatever it is given: name the publishers to trust with --trust KEY (their public keys), or pass --allow-unsigned to load unsigned components from it"
+        );
+    }
     let registry: Arc<dyn Registry> = Arc::from(args.registry.open()?);
     if !args.registry.is_remote() {
         publish_capabilities(registry.as_ref(), &data_dir.join("publisher.key"))?;
