@@ -212,26 +212,6 @@ fn citizen(n: usize) -> String {
     )
 }
 
-/// Every key of `bucket` and its value.
-fn bucket(store: &dyn zhongtai_runtime::KeyValueStore, bucket: &str) -> Vec<(String, Vec<u8>)> {
-    let mut keys = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store.list_keys(bucket, cursor, 1000).unwrap();
-        keys.extend(page.keys);
-        match page.cursor {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
-    keys.into_iter()
-        .map(|k| {
-            let value = store.get(bucket, &k).unwrap().unwrap();
-            (k, value)
-        })
-        .collect()
-}
-
 #[test]
 fn a_host_killed_under_load_loses_no_payment_and_issues_no_second_license() {
     let Some(database) = Database::create("a_host_killed_under_load") else {
@@ -334,7 +314,7 @@ fn a_host_killed_under_load_loses_no_payment_and_issues_no_second_license() {
     // applicant holds exactly one, and each fee is paid once.
     assert_eq!(answered.len(), CLIENTS);
     let store = zhongtai_runtime::PostgresStore::connect(&database.url()).unwrap();
-    let licenses = bucket(&store, "zhongtai:license/default");
+    let licenses = support::bucket_contents(&store, "zhongtai:license/default");
     for (id, granted) in &answered {
         let held = licenses
             .iter()
@@ -347,7 +327,7 @@ fn a_host_killed_under_load_loses_no_payment_and_issues_no_second_license() {
             "{id}"
         );
     }
-    let payments = bucket(&store, "zhongtai:payment/default");
+    let payments = support::bucket_contents(&store, "zhongtai:payment/default");
     let paid: Vec<serde_json::Value> = payments
         .iter()
         .filter(|(k, _)| k.starts_with("order/"))
@@ -373,14 +353,6 @@ fn a_host_killed_under_load_loses_no_payment_and_issues_no_second_license() {
     // The killed host comes back, and its trail verifies.
     let restarted = start(&database, dirs[1].path());
     assert_eq!(restarted.send("GET", "/readyz", None, None).0, 200);
-    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_zhongtai"))
-        .args(["audit", "verify", "--dir"])
-        .arg(dirs[1].path().join("audit"))
-        .output()
-        .unwrap();
-    assert!(
-        verified.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verified.stdout)
-    );
+    let verified = zhongtai(&["audit", "verify", "--dir", &audit_dir(&dirs[1])]);
+    assert!(verified.status.success(), "{}", text(&verified));
 }

@@ -131,21 +131,10 @@ fn every_acknowledged_payment_survives_kill_9() {
         .unwrap()
         .map(|b| serde_json::from_slice::<i64>(&b).unwrap())
         .unwrap_or(0);
-    let mut keys = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store.list_keys(BUCKET, cursor, 1000).unwrap();
-        keys.extend(page.keys);
-        match page.cursor {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
-    let paid = keys
+    let paid = support::bucket_contents(&store, BUCKET)
         .iter()
-        .filter(|k| k.starts_with("order/"))
-        .filter_map(|k| store.get(BUCKET, k).unwrap())
-        .filter(|o| serde_json::from_slice::<Json>(o).unwrap()["status"] == "paid")
+        .filter(|(k, _)| k.starts_with("order/"))
+        .filter(|(_, o)| serde_json::from_slice::<Json>(o).unwrap()["status"] == "paid")
         .count() as i64;
     assert_eq!(
         balance,

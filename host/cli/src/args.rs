@@ -120,18 +120,15 @@ impl HostArgs {
             Some(path) => HostConfig::load(&path)?,
             None => HostConfig::default(),
         };
-        let store: Arc<dyn KeyValueStore> = match &self.state {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Arc::new(
-                    PostgresStore::connect(url).with_context(|| {
-                        format!("connecting to the state database {}", redact(url))
-                    })?,
-                )
-            }
-            Some(other) => anyhow::bail!(
+        let store: Arc<dyn KeyValueStore> = match (self.postgres_url(), &self.state) {
+            (Some(url), _) => Arc::new(
+                PostgresStore::connect(url)
+                    .with_context(|| format!("connecting to the state database {}", redact(url)))?,
+            ),
+            (None, Some(other)) => anyhow::bail!(
                 "--state {other:?}: expected a postgres:// URL (leave it out for the embedded store)"
             ),
-            None => Arc::new(open_state(&self.data_dir)?),
+            (None, None) => Arc::new(open_state(&self.data_dir)?),
         };
         Runtime::new(RuntimeOptions {
             limits: RuntimeLimits {

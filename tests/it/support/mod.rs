@@ -199,3 +199,26 @@ pub fn assert_golden_dir(
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Every key of `bucket` and its value.
+pub fn bucket_contents(
+    store: &dyn zhongtai_runtime::KeyValueStore,
+    bucket: &str,
+) -> Vec<(String, Vec<u8>)> {
+    let mut keys = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list_keys(bucket, cursor, 1000).unwrap();
+        keys.extend(page.keys);
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    keys.into_iter()
+        .map(|k| {
+            let value = store.get(bucket, &k).unwrap().unwrap();
+            (k, value)
+        })
+        .collect()
+}

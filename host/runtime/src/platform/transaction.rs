@@ -9,20 +9,21 @@
 
 use std::collections::BTreeMap;
 
-use crate::state::{KeyPage, Session, StateError, Write, counter_value};
+use crate::state::{KeyPage, Session, StateError, Write, add_to_counter};
 
 /// Keys read per page when a listing must be merged with pending writes.
 const MERGE_PAGE_KEYS: usize = 10_000;
 
-/// The pending writes of one call, by bucket and key; `None` deletes.
+/// The pending writes of one call, by bucket, then key; `None` deletes.
+/// (Nested maps, so that a read looks its key up without building one.)
 #[derive(Default)]
 pub(crate) struct Transaction {
-    writes: BTreeMap<(String, String), Option<Vec<u8>>>,
+    writes: BTreeMap<String, BTreeMap<String, Option<Vec<u8>>>>,
 }
 
 impl Transaction {
     fn pending(&self, bucket: &str, key: &str) -> Option<&Option<Vec<u8>>> {
-        self.writes.get(&(bucket.to_owned(), key.to_owned()))
+        self.writes.get(bucket)?.get(key)
     }
 
     /// The value of `key`: this call's write, else the store's.
@@ -41,7 +42,9 @@ impl Transaction {
     /// Sets (`Some`) or deletes (`None`) `key` when the call commits.
     pub(crate) fn put(&mut self, bucket: &str, key: &str, value: Option<Vec<u8>>) {
         self.writes
-            .insert((bucket.to_owned(), key.to_owned()), value);
+            .entry(bucket.to_owned())
+            .or_default()
+            .insert(key.to_owned(), value);
     }
 
     /// A page of keys as the call sees them: the store's, with this call's
@@ -53,15 +56,9 @@ impl Transaction {
         cursor: Option<u64>,
         limit: usize,
     ) -> Result<KeyPage, StateError> {
-        let range = (bucket.to_owned(), String::new())..;
-        let mut mine = self
-            .writes
-            .range(range)
-            .take_while(|((b, _), _)| b == bucket)
-            .peekable();
-        if mine.peek().is_none() {
+        let Some(mine) = self.writes.get(bucket) else {
             return kv.list_keys(bucket, cursor, limit);
-        }
+        };
         let mut keys = std::collections::BTreeSet::new();
         let mut page_cursor = None;
         loop {
@@ -72,7 +69,7 @@ impl Transaction {
                 None => break,
             }
         }
-        for ((_, key), value) in mine {
+        for (key, value) in mine {
             match value {
                 Some(_) => keys.insert(key.clone()),
                 None => keys.remove(key),
@@ -100,15 +97,7 @@ impl Transaction {
         let Some(pending) = self.pending(bucket, key) else {
             return kv.increment(bucket, key, delta);
         };
-        let old = match pending {
-            Some(bytes) => counter_value(key, bytes)?,
-            None => 0,
-        };
-        let new = old
-            .checked_add(delta)
-            .ok_or_else(|| StateError::CounterOverflow {
-                key: key.to_owned(),
-            })?;
+        let new = add_to_counter(key, pending.as_deref(), delta)?;
         self.put(bucket, key, Some(new.to_string().into_bytes()));
         Ok(new)
     }
@@ -117,7 +106,13 @@ impl Transaction {
     pub(crate) fn take(&mut self) -> Vec<Write> {
         std::mem::take(&mut self.writes)
             .into_iter()
-            .map(|((bucket, key), value)| Write { bucket, key, value })
+            .flat_map(|(bucket, keys)| {
+                keys.into_iter().map(move |(key, value)| Write {
+                    bucket: bucket.clone(),
+                    key,
+                    value,
+                })
+            })
             .collect()
     }
 }

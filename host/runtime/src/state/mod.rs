@@ -72,6 +72,18 @@ pub struct KeyPage {
     pub cursor: Option<u64>,
 }
 
+impl KeyPage {
+    /// The page of a listing that started at position `skip` and fetched
+    /// up to `limit + 1` keys: the extra key, dropped, tells that there is
+    /// a next page.
+    pub(crate) fn from_overfetch(mut keys: Vec<String>, skip: u64, limit: usize) -> Self {
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let cursor = more.then(|| skip + keys.len() as u64);
+        Self { keys, cursor }
+    }
+}
+
 /// One change of a commit: `key` of `bucket` set to `value`, or deleted
 /// when `value` is `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,12 +222,24 @@ pub(crate) fn unseal(bucket: &str, key: &str, sealed: &[u8]) -> Result<Vec<u8>, 
     Ok(value.to_vec())
 }
 
-/// The counter a stored value holds.
-pub(crate) fn counter_value(key: &str, bytes: &[u8]) -> Result<u64, StateError> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|text| text.parse::<u64>().ok())
-        .ok_or_else(|| StateError::NotACounter {
+/// The counter at `key` after adding `delta` to its value `current` (a
+/// missing key counts as 0).
+pub(crate) fn add_to_counter(
+    key: &str,
+    current: Option<&[u8]>,
+    delta: u64,
+) -> Result<u64, StateError> {
+    let old = match current {
+        Some(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| text.parse::<u64>().ok())
+            .ok_or_else(|| StateError::NotACounter {
+                key: key.to_owned(),
+            })?,
+        None => 0,
+    };
+    old.checked_add(delta)
+        .ok_or_else(|| StateError::CounterOverflow {
             key: key.to_owned(),
         })
 }

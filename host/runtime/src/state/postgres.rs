@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use postgres::{Client, NoTls};
 use sha2::Digest;
 
-use super::{KeyPage, KeyValueStore, Session, StateError, Write, counter_value, seal, unseal};
+use super::{KeyPage, KeyValueStore, Session, StateError, Write, add_to_counter, seal, unseal};
 
 /// The schema, one step per version; applied in order, each once.
 const MIGRATIONS: &[&str] = &[
@@ -373,7 +373,7 @@ fn list_keys(
 ) -> Result<KeyPage, StateError> {
     let skip = i64::try_from(cursor.unwrap_or(0)).unwrap_or(i64::MAX);
     let take = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
-    let mut keys: Vec<String> = client
+    let keys: Vec<String> = client
         .query(
             "SELECT key FROM zhongtai_kv WHERE bucket = $1
              ORDER BY key COLLATE \"C\" LIMIT $2 OFFSET $3",
@@ -382,10 +382,7 @@ fn list_keys(
         .iter()
         .map(|row| row.get(0))
         .collect();
-    let more = keys.len() > limit;
-    keys.truncate(limit);
-    let cursor = more.then(|| skip as u64 + keys.len() as u64);
-    Ok(KeyPage { keys, cursor })
+    Ok(KeyPage::from_overfetch(keys, skip as u64, limit))
 }
 
 fn increment(client: &mut Client, bucket: &str, key: &str, delta: u64) -> Result<u64, StateError> {
@@ -402,12 +399,7 @@ fn increment(client: &mut Client, bucket: &str, key: &str, delta: u64) -> Result
             &[&bucket, &key],
         )?
         .get(0);
-    let old = counter_value(key, &unseal(bucket, key, &sealed)?)?;
-    let new = old
-        .checked_add(delta)
-        .ok_or_else(|| StateError::CounterOverflow {
-            key: key.to_owned(),
-        })?;
+    let new = add_to_counter(key, Some(&unseal(bucket, key, &sealed)?), delta)?;
     transaction.execute(
         "UPDATE zhongtai_kv SET value = $3 WHERE bucket = $1 AND key = $2",
         &[&bucket, &key, &seal(new.to_string().as_bytes())],

@@ -15,7 +15,7 @@ use std::sync::{Condvar, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{KeyPage, KeyValueStore, StateError, Write, counter_value, seal, unseal};
+use super::{KeyPage, KeyValueStore, StateError, Write, add_to_counter, seal, unseal};
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS kv (
@@ -180,7 +180,7 @@ impl KeyValueStore for SqliteStore {
     ) -> Result<KeyPage, StateError> {
         let skip = cursor.unwrap_or(0);
         // One more than asked for tells whether there is a next page.
-        let mut keys: Vec<String> = self.read(|c| {
+        let keys: Vec<String> = self.read(|c| {
             let mut statement = c.prepare_cached(
                 "SELECT key FROM kv WHERE bucket = ?1 ORDER BY key LIMIT ?2 OFFSET ?3",
             )?;
@@ -194,10 +194,7 @@ impl KeyValueStore for SqliteStore {
             )?;
             Ok(rows.collect::<Result<_, _>>()?)
         })?;
-        let more = keys.len() > limit;
-        keys.truncate(limit);
-        let cursor = more.then(|| skip + keys.len() as u64);
-        Ok(KeyPage { keys, cursor })
+        Ok(KeyPage::from_overfetch(keys, skip, limit))
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StateError> {
@@ -255,15 +252,10 @@ fn increment_unsynced(
         .prepare_cached("SELECT value FROM kv WHERE bucket = ?1 AND key = ?2")?
         .query_row(params![bucket, key], |row| row.get(0))
         .optional()?;
-    let old = match stored {
-        Some(sealed) => counter_value(key, &unseal(bucket, key, &sealed)?)?,
-        None => 0,
-    };
-    let new = old
-        .checked_add(delta)
-        .ok_or_else(|| StateError::CounterOverflow {
-            key: key.to_owned(),
-        })?;
+    let current = stored
+        .map(|sealed| unseal(bucket, key, &sealed))
+        .transpose()?;
+    let new = add_to_counter(key, current.as_deref(), delta)?;
     transaction.execute(
         "INSERT INTO kv (bucket, key, value) VALUES (?1, ?2, ?3)
              ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value",
