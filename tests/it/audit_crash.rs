@@ -82,7 +82,7 @@ fn a_killed_host_has_recorded_every_request_it_answered() {
     let (report, records) = check(&trail);
     let recorded: BTreeSet<&str> = records
         .iter()
-        .filter_map(|r| r.entry.request.as_deref())
+        .filter_map(|r| r.entry.client_request.as_deref())
         .collect();
     let lost: Vec<&String> = answered
         .iter()

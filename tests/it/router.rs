@@ -19,7 +19,10 @@ use zhongtai_runtime::{HostConfig, RuntimeLimits};
 
 const MANIFEST: &str = include_str!("../manifests/sampler/civil-affairs.toml");
 
-const TOKEN: &str = "operator-token-for-router-tests";
+const TOKEN: &str = "op-router-4Kx9Qm2Zt7Lw3Rv8Bn6Hc1Jd5Sg0Fp";
+
+/// Civil affairs' own admin token.
+const CIVIL_TOKEN: &str = "ca-router-8Tb3Nq6Yx1Mv4Kc9Wz2Lp7Hs5Jd0Rg";
 
 /// A host serving the manifest above, with an audit trail and an admin API.
 struct Served {
@@ -44,11 +47,12 @@ fn serve() -> Served {
     .unwrap();
     let trail = tempfile::tempdir().unwrap();
     let audit = Arc::new(AuditLog::open(trail.path(), None, AuditOptions::default()).unwrap());
-    let admin = Admin {
-        registry,
-        trust: TrustPolicy::default(),
-        token: Some(TOKEN.to_owned()),
-    };
+    let tokens = zhongtai_api::admin::AdminTokens::parse(
+        &format!("operator = \"{TOKEN}\"\n[departments]\ncivil-affairs = \"{CIVIL_TOKEN}\"\n"),
+        "tokens.toml",
+    )
+    .unwrap();
+    let admin = Admin::new(registry, TrustPolicy::default(), tokens);
     let host = Host::with_admin(runtime, Some(admin)).with_audit(audit);
     host.install(deployment).unwrap();
     Served {
@@ -57,17 +61,25 @@ fn serve() -> Served {
     }
 }
 
-/// Sends `request` to the app; returns the status and the JSON body.
+/// Sends `request` to the app (the admin app for `/admin/…`); returns the
+/// status and the JSON body.
 fn send(host: &Arc<Host>, request: Request<Body>) -> (StatusCode, Json) {
+    let app = if request.uri().path().starts_with("/admin/") {
+        zhongtai_api::admin_app(host.clone())
+    } else {
+        zhongtai_api::app(host.clone())
+    };
+    send_to(app, request)
+}
+
+/// Sends `request` to `app`; returns the status and the JSON body.
+fn send_to(app: axum::Router, request: Request<Body>) -> (StatusCode, Json) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let response = zhongtai_api::app(host.clone())
-            .oneshot(request)
-            .await
-            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let body = serde_json::from_slice(&bytes).unwrap_or(Json::Null);
@@ -130,7 +142,7 @@ fn an_error_case_names_its_step() {
 }
 
 #[test]
-fn a_sensible_request_id_is_kept_and_reaches_the_trail() {
+fn the_host_makes_request_ids_and_keeps_the_clients_beside_them() {
     let served = serve();
     let mut given = request("POST", "/civil-affairs/count", "");
     given
@@ -138,7 +150,17 @@ fn a_sensible_request_id_is_kept_and_reaches_the_trail() {
         .insert("x-request-id", "case-2026-0042".parse().unwrap());
     let (status, body) = send(&served.host, given);
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["request"], "case-2026-0042");
+    let made = body["request"].as_str().unwrap().to_owned();
+    assert_eq!(made.len(), 32, "{made}");
+
+    // Another request claiming the same id gets its own, too: the trail
+    // cannot be made to mix two requests under one id.
+    let mut again = request("POST", "/civil-affairs/count", "");
+    again
+        .headers_mut()
+        .insert("x-request-id", "case-2026-0042".parse().unwrap());
+    let (_, body) = send(&served.host, again);
+    assert_ne!(body["request"], made);
 
     let mut odd = request("POST", "/civil-affairs/count", "");
     odd.headers_mut()
@@ -151,13 +173,24 @@ fn a_sensible_request_id_is_kept_and_reaches_the_trail() {
         "a fresh id replaces an unusable one: {fresh}"
     );
 
+    // The client's id finds both requests; the host's finds one.
     let audit = served.host.audit().unwrap();
-    let records = Trail::read(audit.dir()).unwrap().select(&Filter {
+    let trail = Trail::read(audit.dir()).unwrap();
+    let by_client = trail.select(&Filter {
         request: Some("case-2026-0042".into()),
         ..Filter::default()
     });
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0].entry.function.as_deref(), Some("count"));
+    assert_eq!(by_client.len(), 2);
+    let by_host = trail.select(&Filter {
+        request: Some(made.clone()),
+        ..Filter::default()
+    });
+    assert_eq!(by_host.len(), 1);
+    assert_eq!(by_host[0].entry.function.as_deref(), Some("count"));
+    assert_eq!(
+        by_host[0].entry.client_request.as_deref(),
+        Some("case-2026-0042")
+    );
 }
 
 #[test]
@@ -284,4 +317,123 @@ fn the_operators_policy_decides_what_a_deploy_may_ask_for() {
         .filter(|r| r.entry.action.as_deref() == Some("replace-policy"))
         .count();
     assert_eq!(replaced, 1);
+}
+
+fn with_token(mut request: Request<Body>, token: &str) -> Request<Body> {
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+#[test]
+fn the_public_address_serves_no_admin_api() {
+    let served = serve();
+    let (status, body) = send_to(
+        zhongtai_api::app(served.host.clone()),
+        with_token(request("GET", "/admin/v1/departments", ""), TOKEN),
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = send_to(
+        zhongtai_api::admin_app(served.host.clone()),
+        request("GET", "/civil-affairs/hello/x", ""),
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn a_departments_token_changes_that_department_only() {
+    let served = serve();
+    let as_civil = |method: &str, uri: &str| {
+        send(
+            &served.host,
+            with_token(request(method, uri, ""), CIVIL_TOKEN),
+        )
+    };
+    // Its own rollback passes the token check (there is nothing to roll
+    // back to yet); another department's is forbidden.
+    let (status, body) = as_civil("POST", "/admin/v1/departments/civil-affairs/rollback");
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "no-previous-deployment");
+    let (status, body) = as_civil("POST", "/admin/v1/departments/public-security/rollback");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    let (status, _) = as_civil("POST", "/admin/v1/departments/public-security/manifest");
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The policy and the trail are the operator's.
+    for uri in [
+        "/admin/v1/policy",
+        "/admin/v1/audit",
+        "/admin/v1/audit/verify",
+    ] {
+        let (status, body) = as_civil("GET", uri);
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}: {body}");
+    }
+    // The list shows its own department only.
+    let (status, body) = as_civil("GET", "/admin/v1/departments");
+    assert_eq!(status, StatusCode::OK);
+    let listed: Vec<&String> = body["departments"].as_object().unwrap().keys().collect();
+    assert_eq!(listed, ["civil-affairs"]);
+    // The forbidden attempts are recorded (one record per client, action
+    // and minute), with who tried.
+    let refused: Vec<(String, String)> = Trail::read(served.host.audit().unwrap().dir())
+        .unwrap()
+        .select(&Filter::default())
+        .into_iter()
+        .filter(|r| r.entry.outcome == "refused")
+        .map(|r| {
+            (
+                r.entry.action.unwrap_or_default(),
+                r.entry.case.unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("rollback".to_owned(), "forbidden".to_owned()),
+            ("deploy".to_owned(), "forbidden".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn guessing_admin_tokens_cannot_fill_the_trail() {
+    let served = serve();
+    let trail = served
+        .host
+        .audit()
+        .unwrap()
+        .dir()
+        .join(zhongtai_audit::TRAIL_FILE);
+    let before = std::fs::metadata(&trail).unwrap().len();
+    let long_name = "x".repeat(60_000);
+    for attempt in 0..20 {
+        let department = if attempt % 2 == 0 {
+            "civil-affairs"
+        } else {
+            &long_name
+        };
+        let uri = format!("/admin/v1/departments/{department}/rollback");
+        let (status, _) = send(
+            &served.host,
+            with_token(request("POST", &uri, ""), &format!("guess-{attempt}")),
+        );
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let grown = std::fs::metadata(&trail).unwrap().len() - before;
+    // One record for the first refusal of the minute; the 60 KB name is
+    // never written.
+    assert!(grown < 2_000, "20 refused requests added {grown} bytes");
+    let refused: Vec<_> = Trail::read(served.host.audit().unwrap().dir())
+        .unwrap()
+        .select(&Filter::default())
+        .into_iter()
+        .filter(|r| r.entry.outcome == "refused")
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        refused[0].entry.department.as_deref(),
+        Some("civil-affairs")
+    );
 }

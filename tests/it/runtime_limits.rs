@@ -210,7 +210,9 @@ fn a_waiting_call_gives_up_at_its_deadline() {
     )
     .unwrap();
     assert_eq!(waited, json!("timeout"));
-    assert!(started.elapsed() >= Duration::from_millis(300));
+    // The wait gives up a fifth of the deadline early, leaving the guest
+    // time to return before the epoch would end it.
+    assert!(started.elapsed() >= Duration::from_millis(220));
     drop(holder);
     let taken = antics(
         &runtime,
@@ -220,6 +222,83 @@ fn a_waiting_call_gives_up_at_its_deadline() {
     )
     .unwrap();
     assert_eq!(taken, json!("acquired"));
+}
+
+#[test]
+fn a_sleeping_guest_is_ended_at_its_deadline_and_its_locks_released() {
+    let (runtime, _dir) = runtime(limits(), HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    let started = Instant::now();
+    let error = antics(
+        &runtime,
+        &sampler,
+        "nap",
+        &json!({"lock": "bed", "ms": 60_000}),
+    )
+    .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(error, CallError::Timeout { .. }), "{error}");
+    assert!(
+        (Duration::from_millis(300)..Duration::from_secs(3)).contains(&elapsed),
+        "a 60 s sleep under a 300 ms deadline ended after {elapsed:?}"
+    );
+    let taken = antics(
+        &runtime,
+        &sampler,
+        "lock",
+        &json!({"name": "bed", "then": "release"}),
+    )
+    .unwrap();
+    assert_eq!(taken, json!("acquired"));
+    let woke = antics(&runtime, &sampler, "nap", &json!({"lock": "", "ms": 10})).unwrap();
+    assert_eq!(woke, json!("woke"));
+}
+
+#[test]
+fn sleeping_guests_give_their_instances_back_at_the_deadline() {
+    // Twice as many sleepers as the pool has instances: without a timer
+    // on waits, each would hold its instance for a minute and every later
+    // call would be refused as busy.
+    let limits = RuntimeLimits {
+        max_concurrent_instances: 8,
+        ..limits()
+    };
+    let (runtime, _dir) = runtime(limits, HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    let started = Instant::now();
+    let outcomes: Vec<Result<Json, CallError>> = std::thread::scope(|scope| {
+        let sleepers: Vec<_> = (0..16)
+            .map(|_| {
+                scope.spawn(|| {
+                    antics(
+                        &runtime,
+                        &sampler,
+                        "nap",
+                        &json!({"lock": "", "ms": 60_000}),
+                    )
+                })
+            })
+            .collect();
+        sleepers.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Err(CallError::Timeout { .. } | CallError::Busy { .. }))),
+        "{outcomes:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let sum = runtime
+        .call(
+            &sampler,
+            context("tests"),
+            "shapes",
+            "add",
+            &json!({"a": 2, "b": 3}),
+        )
+        .unwrap()
+        .json;
+    assert_eq!(sum, json!(5));
 }
 
 #[test]

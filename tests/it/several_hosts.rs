@@ -10,15 +10,13 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::state_postgres::Database;
-use crate::support::platform::Platform;
-
-const TOKEN: &str = "operator-token";
+use crate::support::platform::{OPERATOR_TOKEN, Platform};
 
 fn start(database: &Database, data: &std::path::Path) -> Platform {
     Platform::start_with(
         &support::root().join("examples"),
         data,
-        &["--state", &database.url(), "--admin-token", TOKEN],
+        &["--state", &database.url()],
     )
 }
 
@@ -40,11 +38,11 @@ fn until(host: &Platform, path: &str, status: u16) -> Duration {
 }
 
 fn admin(host: &Platform, path: &str, body: Option<String>) -> (u16, String) {
-    let url = format!("{}{path}", host.url);
+    let url = format!("{}{path}", host.admin_url);
     let request = host
         .agent
         .post(&url)
-        .header("Authorization", &format!("Bearer {TOKEN}"));
+        .header("Authorization", &format!("Bearer {OPERATOR_TOKEN}"));
     let mut response = request.send(body.unwrap_or_default()).unwrap();
     (
         response.status().as_u16(),

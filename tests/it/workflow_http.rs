@@ -4,7 +4,9 @@
 
 use crate::support;
 
-use crate::support::platform::{MARKET_ADMIN, Platform, SECURITY_ADMIN, register_official_offline};
+use crate::support::platform::{
+    MARKET_ADMIN, OPERATOR_TOKEN, Platform, SECURITY_ADMIN, register_official_offline,
+};
 
 use std::process::Command;
 
@@ -515,7 +517,7 @@ fn zhongtai_cli(args: &[&str], host: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_zhongtai"))
         .args(args)
         .env("ZHONGTAI_HOST", host)
-        .env("ZHONGTAI_ADMIN_TOKEN", "operator-token")
+        .env("ZHONGTAI_ADMIN_TOKEN", OPERATOR_TOKEN)
         .output()
         .expect("running zhongtai")
 }
@@ -525,11 +527,7 @@ fn a_department_is_upgraded_and_rolled_back_under_load_without_a_failed_request(
     support::guests();
     let departments = departments_with_extra();
     let data = tempfile::tempdir().unwrap();
-    let platform = Platform::start_with(
-        departments.path(),
-        data.path(),
-        &["--admin-token", "operator-token"],
-    );
+    let platform = Platform::start(departments.path(), data.path());
 
     // A license to verify, over and over.
     let token =
@@ -584,7 +582,7 @@ fn a_department_is_upgraded_and_rolled_back_under_load_without_a_failed_request(
             })
             .collect();
         std::thread::sleep(std::time::Duration::from_millis(300));
-        let url = platform.url.as_str();
+        let url = platform.admin_url.as_str();
         let deployed = zhongtai_cli(&["deploy", upgraded_path.to_str().unwrap()], url);
         assert!(
             deployed.status.success(),
@@ -663,7 +661,7 @@ fn a_department_is_upgraded_and_rolled_back_under_load_without_a_failed_request(
     let get = |path: &str, token: &str| {
         let mut response = platform
             .agent
-            .get(&format!("{}{path}", platform.url))
+            .get(&format!("{}{path}", platform.admin_url))
             .header("Authorization", &format!("Bearer {token}"))
             .call()
             .unwrap();
@@ -671,24 +669,21 @@ fn a_department_is_upgraded_and_rolled_back_under_load_without_a_failed_request(
         let body = response.body_mut().read_to_string().unwrap();
         (status, body)
     };
-    let (status, body) = get("/admin/v1/audit/verify", "operator-token");
+    let (status, body) = get("/admin/v1/audit/verify", OPERATOR_TOKEN);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"verified\":true"), "{body}");
     let (status, body) = get(
         "/admin/v1/audit?department=public-security&service=verify-license&limit=5",
-        "operator-token",
+        OPERATOR_TOKEN,
     );
     assert_eq!(status, 200);
     let listed: Json = serde_json::from_str(&body).unwrap();
     assert_eq!(listed["records"].as_array().unwrap().len(), 5);
     assert_eq!(get("/admin/v1/audit", "wrong").0, 401);
-    let (status, checkpoints) = get("/admin/v1/audit/files/checkpoints.jsonl", "operator-token");
+    let (status, checkpoints) = get("/admin/v1/audit/files/checkpoints.jsonl", OPERATOR_TOKEN);
     assert_eq!(status, 200);
     assert!(checkpoints.contains("\"signature\""));
-    assert_eq!(
-        get("/admin/v1/audit/files/host.key", "operator-token").0,
-        404
-    );
+    assert_eq!(get("/admin/v1/audit/files/host.key", OPERATOR_TOKEN).0, 404);
     assert_eq!(
         editions.into_iter().collect::<Vec<_>>(),
         [1, 2],
@@ -696,9 +691,35 @@ fn a_department_is_upgraded_and_rolled_back_under_load_without_a_failed_request(
     );
 
     let unauthorized = Command::new(env!("CARGO_BIN_EXE_zhongtai"))
-        .args(["rollback", "public-security", "--admin-token", "guess"])
-        .env("ZHONGTAI_HOST", &platform.url)
+        .args(["rollback", "public-security"])
+        .env("ZHONGTAI_HOST", &platform.admin_url)
+        .env("ZHONGTAI_ADMIN_TOKEN", "guess-guess-guess")
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&unauthorized.stderr).contains("HTTP 401"));
+    // A token on the command line is refused before anything is sent.
+    let on_command_line = Command::new(env!("CARGO_BIN_EXE_zhongtai"))
+        .args([
+            "rollback",
+            "public-security",
+            "--admin-token",
+            OPERATOR_TOKEN,
+        ])
+        .env("ZHONGTAI_HOST", &platform.admin_url)
+        .output()
+        .unwrap();
+    assert!(!on_command_line.status.success());
+    assert!(
+        String::from_utf8_lossy(&on_command_line.stderr).contains("ps"),
+        "{}",
+        String::from_utf8_lossy(&on_command_line.stderr)
+    );
+    // The admin API is not on the public address.
+    let (status, _) = platform.send(
+        "POST",
+        "/admin/v1/departments/public-security/rollback",
+        Some(OPERATOR_TOKEN),
+        None,
+    );
+    assert_eq!(status, 404);
 }

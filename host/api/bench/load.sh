@@ -43,7 +43,7 @@ start() {
     local dir port=$((BASE_PORT + n))
     dir=$(mktemp -d ${DATA_DIR:+-p "$DATA_DIR"})
     DIRS+=("$dir")
-    "$BIN" up --data-dir "$dir" --registry "$dir/registry" --addr 127.0.0.1:$port "${args[@]}" >"$dir/up.log" 2>&1 &
+    "$BIN" up --data-dir "$dir" --registry "$dir/registry" --addr 127.0.0.1:$port --admin-addr 127.0.0.1:$((port + 1000)) "${args[@]}" >"$dir/up.log" 2>&1 &
     PIDS+=($!)
     URLS+=("http://127.0.0.1:$port")
     for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 1; done

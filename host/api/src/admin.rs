@@ -11,15 +11,27 @@
 //! | `GET /admin/v1/audit/verify` | the whole trail checked against the host key: a summary, or the first problem (409) |
 //! | `GET /admin/v1/audit/files/{trail.jsonl,checkpoints.jsonl,host.pub}` | the trail's files, for an auditor to verify offline |
 //!
-//! Every handler takes an [`Operator`]: the extractor that checks the
-//! token, so no handler runs without it. Every deploy, upgrade and
-//! rollback, and every refused attempt at one, is recorded in the audit
-//! trail before it takes effect.
+//! The admin API is served on an address of its own (loopback unless the
+//! operator says otherwise), never beside the departments' services.
+//! Tokens ([`AdminTokens`]) come from a file or the environment, never the
+//! command line, and weak ones are refused: the operator's opens
+//! everything; a department's deploys and rolls back that department only
+//! and sees its own line of the list (403 elsewhere).
+//!
+//! Every handler takes a [`Caller`]: the extractor that checks the token,
+//! so no handler runs without it. Every deploy, upgrade and rollback is
+//! recorded in the audit trail before it takes effect, with who did it.
+//! Refused attempts at one are recorded too, but at most once a minute per
+//! client and action with a count of the rest ([`Refusals`]), and with the
+//! department only when its name is valid: guessing tokens cannot fill the
+//! trail.
 //!
 //! A switch is one pointer swap: requests in flight finish on the
 //! deployment they started with.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -29,21 +41,217 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 use zhongtai_audit::{AuditLog, Filter, Trail, parse_time, sha256_hex};
 use zhongtai_manifest::ManifestErrors;
+use zhongtai_runtime::Slug;
 
 use crate::error::ApiError;
-use crate::host::{DeployRefusal, Host, admin_entry};
+use crate::host::{DeployRefusal, Host, OPERATOR, admin_entry};
 use crate::shared::Change;
 
-/// Proof that a request carries the operator's token; handlers of the admin
-/// API take it as an argument. A refused attempt at a department action
+/// Who may use the admin API: the operator, with one token for everything,
+/// and departments, each with a token that deploys and rolls back that
+/// department only. Every token must be strong ([`check_strength`]).
+#[derive(Default)]
+pub struct AdminTokens {
+    operator: Option<String>,
+    departments: BTreeMap<Slug, String>,
+}
+
+impl std::fmt::Debug for AdminTokens {
+    /// Says who holds a token, never the tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminTokens")
+            .field("operator", &self.operator.is_some())
+            .field("departments", &self.departments.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The TOML of an admin tokens file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    operator: Option<String>,
+    #[serde(default)]
+    departments: BTreeMap<String, String>,
+}
+
+impl AdminTokens {
+    /// Only the operator's `token`; refused when it is weak.
+    pub fn operator(token: &str) -> Result<Self, String> {
+        check_strength(token).map_err(|problem| format!("the operator's admin token {problem}"))?;
+        Ok(Self {
+            operator: Some(token.to_owned()),
+            departments: BTreeMap::new(),
+        })
+    }
+
+    /// Tokens from the TOML `text` of `file`:
+    ///
+    /// ```toml
+    /// operator = "…"            # everything
+    /// [departments]
+    /// market-regulation = "…"   # deploy and roll back market-regulation
+    /// ```
+    ///
+    /// Refused when it does not parse, names an invalid department, repeats
+    /// a token or holds a weak one.
+    pub fn parse(text: &str, file: &str) -> Result<Self, String> {
+        let parsed: TokensFile = toml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+        let mut tokens = Self {
+            operator: None,
+            departments: BTreeMap::new(),
+        };
+        if let Some(token) = parsed.operator {
+            check_strength(&token).map_err(|p| format!("{file}: operator: the token {p}"))?;
+            tokens.operator = Some(token);
+        }
+        for (department, token) in parsed.departments {
+            let slug = Slug::parse("department", &department)
+                .map_err(|e| format!("{file}: departments.{department}: {e}"))?;
+            check_strength(&token)
+                .map_err(|p| format!("{file}: departments.{department}: the token {p}"))?;
+            if tokens.operator.as_deref() == Some(token.as_str())
+                || tokens.departments.values().any(|t| *t == token)
+            {
+                return Err(format!(
+                    "{file}: departments.{department}: the token is also another holder's; give each its own"
+                ));
+            }
+            tokens.departments.insert(slug, token);
+        }
+        Ok(tokens)
+    }
+
+    /// Adds the operator's `token` (from the environment, say) to these;
+    /// refused when it is weak or another holder's.
+    pub fn with_operator(mut self, token: &str) -> Result<Self, String> {
+        check_strength(token).map_err(|problem| format!("the operator's admin token {problem}"))?;
+        if self.departments.values().any(|t| t == token) {
+            return Err("the operator's admin token is also a department's".into());
+        }
+        self.operator = Some(token.to_owned());
+        Ok(self)
+    }
+
+    /// Whether any token opens the admin API.
+    pub fn is_empty(&self) -> bool {
+        self.operator.is_none() && self.departments.is_empty()
+    }
+
+    /// The holder of `given`, comparing every token in constant time.
+    fn holder(&self, given: &str) -> Option<Caller> {
+        let mut found = None;
+        if let Some(operator) = &self.operator
+            && same_secret(operator, given)
+        {
+            found = Some(Caller::Operator);
+        }
+        for (department, token) in &self.departments {
+            if same_secret(token, given) {
+                found = Some(Caller::Department(department.clone()));
+            }
+        }
+        found
+    }
+}
+
+/// Shortest admin token accepted, in characters.
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+/// Whether `token` is strong enough to guard the admin API: at least
+/// [`MIN_TOKEN_CHARS`] printable ASCII characters, at least 10 different
+/// ones, none making up more than a quarter of it, and not a shorter text
+/// repeated. `zhongtai admin-token`
+/// makes one. The error says what is wrong, never the token.
+pub fn check_strength(token: &str) -> Result<(), String> {
+    let length = token.chars().count();
+    if length < MIN_TOKEN_CHARS {
+        return Err(format!(
+            "is too short: {length} characters, at least {MIN_TOKEN_CHARS} are needed (`zhongtai admin-token` makes one)"
+        ));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("holds characters other than printable ASCII".into());
+    }
+    let mut counts = [0usize; 128];
+    for byte in token.bytes() {
+        counts[usize::from(byte)] += 1;
+    }
+    let distinct = counts.iter().filter(|&&n| n > 0).count();
+    let most = counts.iter().copied().max().unwrap_or(0);
+    let bytes = token.as_bytes();
+    let periodic =
+        (1..=bytes.len() / 2).any(|period| bytes.iter().zip(&bytes[period..]).all(|(a, b)| a == b));
+    if distinct < 10 || most * 4 > length || periodic {
+        return Err(
+            "repeats too few characters to be guessed only by chance (`zhongtai admin-token` makes a random one)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// A fresh admin token: 32 random bytes, URL-safe base64 (43 characters).
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the system's random number generator");
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Who is calling the admin API; every handler takes one, so none runs
+/// without a valid token. A refused attempt at a department action
 /// (`…/{department}/manifest` or `…/rollback`) is itself recorded.
-pub struct Operator;
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The operator's token: everything.
+    Operator,
+    /// A department's token: that department's deploys and rollbacks, and
+    /// its line of the department list.
+    Department(Slug),
+}
+
+impl Caller {
+    /// Who the audit record says acted.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Operator => OPERATOR.to_owned(),
+            Self::Department(department) => format!("{department}/admin-token"),
+        }
+    }
+
+    /// Refuses a department's token for an operator-only route.
+    fn operator_only(&self) -> Result<(), ApiError> {
+        match self {
+            Self::Operator => Ok(()),
+            Self::Department(department) => Err(ApiError::new(
+                403,
+                "forbidden",
+                format!(
+                    "{department}'s admin token deploys and rolls back {department} only; this needs the operator's"
+                ),
+            )),
+        }
+    }
+
+    /// Refuses a department's token for another department.
+    fn may_change(&self, department: &str) -> Result<(), ApiError> {
+        match self {
+            Self::Department(own) if own.as_str() != department => Err(ApiError::new(
+                403,
+                "forbidden",
+                format!("{own}'s admin token cannot change {department}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
 
 fn unauthorized() -> ApiError {
     ApiError::new(
         401,
         "unauthorized",
-        "the admin API needs the operator's token (Authorization: Bearer …)",
+        "the admin API needs an admin token (Authorization: Bearer …)",
     )
 }
 
@@ -69,7 +277,98 @@ fn department_action(path: &str) -> Option<(&'static str, &str)> {
     Some((action, department))
 }
 
-impl FromRequestParts<Arc<Host>> for Operator {
+/// How long refusals from one client are counted into one record.
+pub const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
+
+/// Refused admin requests by client and action: the first of a window is
+/// recorded at once; the rest are counted, and the count is recorded with
+/// the client's first refusal of a later window. A client guessing tokens
+/// adds a few records a minute, not one a request.
+#[derive(Default)]
+pub struct Refusals {
+    windows: Mutex<HashMap<(String, &'static str), Window>>,
+}
+
+/// When a client's window of refusals began, and how many of them went
+/// unrecorded since.
+type Window = (Instant, u64);
+
+/// Largest number of clients whose refusals are counted at once; beyond
+/// it, windows that have ended are forgotten first.
+const MAX_REFUSAL_CLIENTS: usize = 10_000;
+
+impl Refusals {
+    /// Whether to record this refusal from `client`, and how many of its
+    /// refusals of the window before went unrecorded.
+    fn note(&self, client: &str, action: &'static str, now: Instant) -> Option<u64> {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() >= MAX_REFUSAL_CLIENTS {
+            windows.retain(|_, (started, _)| now.duration_since(*started) < REFUSAL_WINDOW);
+        }
+        match windows.get_mut(&(client.to_owned(), action)) {
+            Some((started, counted)) if now.duration_since(*started) < REFUSAL_WINDOW => {
+                *counted += 1;
+                None
+            }
+            Some((started, counted)) => {
+                let earlier = *counted;
+                *started = now;
+                *counted = 0;
+                Some(earlier)
+            }
+            None => {
+                windows.insert((client.to_owned(), action), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+/// Records a refused department action from `client`, at most once per
+/// client and window (see [`Refusals`]); the department is recorded only
+/// when it is a valid name.
+fn record_refusal(host: &Host, parts: &Parts, case: &str) {
+    let Some((action, department)) = department_action(parts.uri.path()) else {
+        return;
+    };
+    let client = host.client_address(
+        parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip()),
+        parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok()),
+    );
+    let Some(admin) = host.admin() else {
+        return;
+    };
+    let Some(earlier) = admin.refusals.note(&client, action, Instant::now()) else {
+        return;
+    };
+    let department = Slug::parse("department", department).ok();
+    let mut entry = admin_entry(action, department.as_ref().map(Slug::as_str));
+    entry.subject = None;
+    entry.outcome = "refused".to_owned();
+    entry.case = Some(case.to_owned());
+    let mut detail = format!("from {}", if client.is_empty() { "?" } else { &client });
+    if department.is_none() {
+        detail.push_str(", for a department name that is not valid");
+    }
+    if earlier > 0 {
+        detail.push_str(&format!(
+            "; {earlier} more refused {action} requests from this client in the {} s before, not recorded one by one",
+            REFUSAL_WINDOW.as_secs()
+        ));
+    }
+    entry.detail = Some(detail);
+    if let Err(e) = host.record(entry) {
+        tracing::error!(error = %e, "audit record of a refused admin request not written");
+    }
+}
+
+impl FromRequestParts<Arc<Host>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, host: &Arc<Host>) -> Result<Self, ApiError> {
@@ -79,42 +378,51 @@ impl FromRequestParts<Arc<Host>> for Operator {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if let (Some(expected), Some(given)) = (&admin.token, given)
-            && same_secret(expected, given)
-        {
-            return Ok(Operator);
-        }
-        if let Some((action, department)) = department_action(parts.uri.path()) {
-            let mut entry = admin_entry(action, Some(department));
-            entry.subject = None;
-            entry.outcome = "refused".to_owned();
-            entry.case = Some("unauthorized".to_owned());
-            if let Err(e) = host.record(entry) {
-                tracing::error!(error = %e, "audit record of a refused admin request not written");
-            }
-        }
-        Err(unauthorized())
+        let caller = given.and_then(|given| admin.tokens.holder(given));
+        let refusal = match &caller {
+            None => unauthorized(),
+            Some(caller) => match department_action(parts.uri.path()) {
+                Some((_, department)) => match caller.may_change(department) {
+                    Ok(()) => return Ok(caller.clone()),
+                    Err(refusal) => refusal,
+                },
+                None => return Ok(caller.clone()),
+            },
+        };
+        record_refusal(host, parts, &refusal.code);
+        Err(refusal)
     }
 }
 
-/// `GET /admin/v1/departments`.
-pub async fn list(State(host): State<Arc<Host>>, _: Operator) -> axum::Json<Json> {
-    axum::Json(host.describe())
+/// `GET /admin/v1/departments`: every department for the operator, its
+/// own for a department's token.
+pub async fn list(State(host): State<Arc<Host>>, caller: Caller) -> axum::Json<Json> {
+    let mut described = host.describe();
+    if let (Caller::Department(own), Some(departments)) = (
+        &caller,
+        described
+            .get_mut("departments")
+            .and_then(Json::as_object_mut),
+    ) {
+        departments.retain(|name, _| name == own.as_str());
+    }
+    axum::Json(described)
 }
 
 /// `POST /admin/v1/departments/{department}/manifest`.
 pub async fn deploy(
     State(host): State<Arc<Host>>,
-    _: Operator,
+    caller: Caller,
     Path(department): Path<String>,
     body: Bytes,
 ) -> Result<axum::Json<Json>, ApiError> {
     let text = String::from_utf8_lossy(&body).into_owned();
+    let by = caller.name();
     let source_hash = sha256_hex(&body);
     let worker_host = host.clone();
     let target = department.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let revision = deploy_text(&worker_host, &target, &text, source_hash)?;
+        let revision = deploy_text(&worker_host, &target, &text, source_hash, &by)?;
         let change = Change::Deploy {
             department: target,
             manifest: text,
@@ -130,6 +438,7 @@ pub async fn deploy(
         }
         Err(DeployRefusal::Invalid(problems)) => {
             let mut entry = admin_entry("deploy", Some(&department));
+            entry.subject = Some(caller.name());
             entry.outcome = "refused".to_owned();
             entry.case = Some("invalid-manifest".to_owned());
             entry.args = Some(sha256_hex(&body));
@@ -167,6 +476,7 @@ pub(crate) fn deploy_text(
     department: &str,
     text: &str,
     source_hash: String,
+    by: &str,
 ) -> Result<u64, DeployRefusal> {
     let file = format!("{department}/zhongtai.toml");
     let checked = zhongtai_manifest::parse(text, &file).map_err(DeployRefusal::Invalid)?;
@@ -181,12 +491,13 @@ pub(crate) fn deploy_text(
         );
         return Err(DeployRefusal::Invalid(ManifestErrors(vec![problem])));
     }
-    host.deploy_manifest(checked, &file, None, source_hash)
+    host.deploy_manifest_by(checked, &file, None, source_hash, by)
 }
 
 /// `GET /admin/v1/policy`: the policy in force, as TOML.
-pub async fn policy(State(host): State<Arc<Host>>, _: Operator) -> Response {
-    ([("content-type", "application/toml")], host.policy().0).into_response()
+pub async fn policy(State(host): State<Arc<Host>>, caller: Caller) -> Result<Response, ApiError> {
+    caller.operator_only()?;
+    Ok(([("content-type", "application/toml")], host.policy().0).into_response())
 }
 
 /// `PUT /admin/v1/policy` (body: the new policy's TOML): checked, recorded,
@@ -194,9 +505,10 @@ pub async fn policy(State(host): State<Arc<Host>>, _: Operator) -> Response {
 /// refused and the one in force stays.
 pub async fn replace_policy(
     State(host): State<Arc<Host>>,
-    _: Operator,
+    caller: Caller,
     body: Bytes,
 ) -> Result<axum::Json<Json>, ApiError> {
+    caller.operator_only()?;
     let text = String::from_utf8_lossy(&body).into_owned();
     let policy = zhongtai_manifest::Policy::parse(&text, "policy.toml")
         .map_err(|e| ApiError::new(422, "invalid-policy", e.to_string()))?;
@@ -207,10 +519,10 @@ pub async fn replace_policy(
 /// `POST /admin/v1/departments/{department}/rollback`.
 pub async fn rollback(
     State(host): State<Arc<Host>>,
-    _: Operator,
+    caller: Caller,
     Path(department): Path<String>,
 ) -> Result<axum::Json<Json>, ApiError> {
-    match host.rollback(&department)? {
+    match host.rollback_by(&department, &caller.name())? {
         Some(revision) => {
             let worker_host = host.clone();
             let change = Change::Rollback { department };
@@ -268,9 +580,10 @@ impl AuditQuery {
 /// `GET /admin/v1/audit`.
 pub async fn audit_records(
     State(host): State<Arc<Host>>,
-    _: Operator,
+    caller: Caller,
     Query(query): Query<AuditQuery>,
 ) -> Result<axum::Json<Json>, ApiError> {
+    caller.operator_only()?;
     let dir = trail_of(&host)?.dir().to_owned();
     let filter = query.filter()?;
     let records = tokio::task::spawn_blocking(move || Trail::read(&dir).map(|t| t.select(&filter)))
@@ -282,8 +595,9 @@ pub async fn audit_records(
 /// `GET /admin/v1/audit/verify`.
 pub async fn audit_verify(
     State(host): State<Arc<Host>>,
-    _: Operator,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
+    caller.operator_only()?;
     let audit = trail_of(&host)?;
     let dir = audit.dir().to_owned();
     let key = audit.public_key();
@@ -307,9 +621,10 @@ pub async fn audit_verify(
 /// `GET /admin/v1/audit/files/{file}`.
 pub async fn audit_file(
     State(host): State<Arc<Host>>,
-    _: Operator,
+    caller: Caller,
     Path(file): Path<String>,
 ) -> Result<Response, ApiError> {
+    caller.operator_only()?;
     let audit = trail_of(&host)?;
     let allowed = [
         zhongtai_audit::TRAIL_FILE,
@@ -327,4 +642,73 @@ pub async fn audit_file(
         .await?
         .map_err(|e| ApiError::internal(format!("{file}: {e}")))?;
     Ok(([("content-type", "application/octet-stream")], bytes).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_tokens_are_refused_and_made_ones_pass() {
+        for weak in [
+            "operator-token",
+            "changeme",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "abababababababababababababababababababab",
+            "0123456789012345678901234567890123456789",
+        ] {
+            assert!(check_strength(weak).is_err(), "{weak} was accepted");
+        }
+        assert!(check_strength("has a space in it, and is long enough!").is_err());
+        for _ in 0..100 {
+            let made = new_token();
+            assert_eq!(made.len(), 43);
+            check_strength(&made).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_tokens_file_gives_each_holder_its_own_token() {
+        let operator = new_token();
+        let civil = new_token();
+        let tokens = AdminTokens::parse(
+            &format!("operator = \"{operator}\"\n[departments]\ncivil-affairs = \"{civil}\"\n"),
+            "tokens.toml",
+        )
+        .unwrap();
+        assert_eq!(tokens.holder(&operator), Some(Caller::Operator));
+        assert_eq!(
+            tokens.holder(&civil).map(|c| c.name()),
+            Some("civil-affairs/admin-token".to_owned())
+        );
+        assert_eq!(tokens.holder("guess"), None);
+        let shared = AdminTokens::parse(
+            &format!("operator = \"{operator}\"\n[departments]\ncivil-affairs = \"{operator}\"\n"),
+            "tokens.toml",
+        );
+        assert!(shared.unwrap_err().contains("another holder's"));
+        let weak = AdminTokens::parse("[departments]\ncivil-affairs = \"secret\"\n", "t.toml");
+        assert!(
+            weak.unwrap_err()
+                .starts_with("t.toml: departments.civil-affairs: the token is too short")
+        );
+        let bad_name =
+            AdminTokens::parse(&format!("[departments]\n\"A B\" = \"{civil}\"\n"), "t.toml");
+        assert!(bad_name.is_err());
+    }
+
+    #[test]
+    fn refusals_are_counted_per_client_and_window() {
+        let refusals = Refusals::default();
+        let start = Instant::now();
+        assert_eq!(refusals.note("10.0.0.1", "deploy", start), Some(0));
+        for _ in 0..5 {
+            assert_eq!(refusals.note("10.0.0.1", "deploy", start), None);
+        }
+        assert_eq!(refusals.note("10.0.0.2", "deploy", start), Some(0));
+        assert_eq!(refusals.note("10.0.0.1", "rollback", start), Some(0));
+        let later = start + REFUSAL_WINDOW;
+        assert_eq!(refusals.note("10.0.0.1", "deploy", later), Some(5));
+        assert_eq!(refusals.note("10.0.0.1", "deploy", later), None);
+    }
 }

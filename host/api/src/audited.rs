@@ -27,6 +27,7 @@ pub fn context_entry(context: &CallContext) -> Entry {
     entry.department = Some(context.department.to_string());
     entry.service = Some(context.service.to_string());
     entry.request = Some(context.request_id.clone());
+    entry.client_request.clone_from(&context.client_request_id);
     entry.subject.clone_from(&context.subject);
     entry
 }

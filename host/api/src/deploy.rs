@@ -37,6 +37,9 @@ pub struct Deployment {
     /// sha256 (hex) of the manifest text, when the deployer knows it; the
     /// audit record of the deployment carries it.
     pub source_hash: Option<String>,
+    /// Who deployed it, for its audit record: `operator` unless a
+    /// department's admin token did.
+    pub deployed_by: Option<String>,
 }
 
 /// Why a deployment was refused: every problem, each naming its file,
@@ -81,6 +84,7 @@ pub fn deploy(
             manifest,
             components,
             source_hash: None,
+            deployed_by: None,
         })
     } else {
         problems.sort_by_key(|p| (p.line, p.column));

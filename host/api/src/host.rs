@@ -24,8 +24,27 @@ pub struct Admin {
     pub registry: Arc<dyn Registry>,
     /// Whose components are accepted.
     pub trust: TrustPolicy,
-    /// The operator's token; without one the admin API refuses everything.
-    pub token: Option<String>,
+    /// Who may use the admin API; without any token it refuses everything.
+    pub tokens: crate::admin::AdminTokens,
+    /// Refused admin requests, recorded once per client and window.
+    pub(crate) refusals: crate::admin::Refusals,
+}
+
+impl Admin {
+    /// The admin settings: components from `registry` signed as `trust`
+    /// requires, the API open to holders of `tokens`.
+    pub fn new(
+        registry: Arc<dyn Registry>,
+        trust: TrustPolicy,
+        tokens: crate::admin::AdminTokens,
+    ) -> Self {
+        Self {
+            registry,
+            trust,
+            tokens,
+            refusals: crate::admin::Refusals::default(),
+        }
+    }
 }
 
 /// A department's deployments, oldest first, with their revisions; the
@@ -169,6 +188,19 @@ impl Host {
         lock: Option<&Lock>,
         source_hash: String,
     ) -> Result<u64, DeployRefusal> {
+        self.deploy_manifest_by(manifest, file, lock, source_hash, OPERATOR)
+    }
+
+    /// [`Host::deploy_manifest`] on behalf of `by` (the operator, or a
+    /// department's admin token), as its audit record says.
+    pub fn deploy_manifest_by(
+        &self,
+        manifest: Checked,
+        file: &str,
+        lock: Option<&Lock>,
+        source_hash: String,
+        by: &str,
+    ) -> Result<u64, DeployRefusal> {
         let admin = self.admin.as_ref().ok_or(DeployRefusal::NoRegistry)?;
         self.policy()
             .1
@@ -184,6 +216,7 @@ impl Host {
         )
         .map_err(DeployRefusal::Invalid)?;
         deployment.source_hash = Some(source_hash);
+        deployment.deployed_by = Some(by.to_owned());
         self.install(deployment).map_err(DeployRefusal::Unrecorded)
     }
 
@@ -208,6 +241,9 @@ impl Host {
         );
         entry.detail = Some(format!("revision {revision}: {}", pins.join(", ")));
         entry.args = deployment.source_hash.clone();
+        if let Some(by) = &deployment.deployed_by {
+            entry.subject = Some(by.clone());
+        }
         self.record(entry)?;
         let history = deployments.entry(department).or_default();
         history.push((revision, Arc::new(deployment)));
@@ -220,6 +256,11 @@ impl Host {
     /// Returns `department` to its previous deployment; its revision, or
     /// `None` when there is none. Recorded before it takes effect.
     pub fn rollback(&self, department: &str) -> Result<Option<u64>, AuditError> {
+        self.rollback_by(department, OPERATOR)
+    }
+
+    /// [`Host::rollback`] on behalf of `by`, as its audit record says.
+    pub fn rollback_by(&self, department: &str, by: &str) -> Result<Option<u64>, AuditError> {
         let mut deployments = self.deployments.write().unwrap_or_else(|e| e.into_inner());
         let Some(history) = deployments.get_mut(department) else {
             return Ok(None);
@@ -230,6 +271,7 @@ impl Host {
         let from = history[history.len() - 1].0;
         let to = history[history.len() - 2].0;
         let mut entry = admin_entry("rollback", Some(department));
+        entry.subject = Some(by.to_owned());
         entry.detail = Some(format!("revision {from} back to revision {to}"));
         self.record(entry)?;
         history.pop();

@@ -9,18 +9,20 @@
 //! [`host::Host`] is the running platform: the deployments in service with
 //! their history, the admin settings and the audit trail. [`server`] serves
 //! every department under `/<department>/…` on axum, and [`admin`] deploys,
-//! upgrades and rolls back departments while serving. Every refusal is an
+//! upgrades and rolls back departments while serving, on an address of its
+//! own; [`connections`] bounds what clients of either address may hold. Every refusal is an
 //! [`error::ApiError`]. [`audited`] says what the audit record of a call
 //! holds; the workflow and the host append them to the trail before
 //! answering.
 //!
-//! Modules depend one way: `server` → `admin` → `host` → `deploy`;
+//! Modules depend one way: `server` → `connections`, `admin` → `host` → `deploy`;
 //! `server` → `workflow` → `audited`, `deploy`; everything → `error`.
 //! The crate depends on manifest, runtime, registry and audit; nothing
 //! depends on it but the CLI.
 
 pub mod admin;
 pub mod audited;
+pub mod connections;
 pub mod deploy;
 pub mod error;
 pub mod host;
@@ -28,8 +30,9 @@ pub mod server;
 pub mod shared;
 pub mod workflow;
 
+pub use connections::ServeLimits;
 pub use deploy::{DeployError, Deployment, deploy, lock};
 pub use error::ApiError;
 pub use host::{Admin, DeployRefusal, Host};
-pub use server::{app, serve};
+pub use server::{admin_app, app, serve};
 pub use shared::{Change, SharedDeployments};

@@ -1,8 +1,10 @@
 //! The HTTP host: every deployed department's services under
-//! `/<department>/…`, the admin API under `/admin/v1/…`, plus
-//! `GET /healthz` and `GET /readyz`. A request is matched to a service of
-//! the department's deployment in service, its parts become a
-//! [`RequestData`], and the workflow runs on a blocking worker.
+//! `/<department>/…`, plus `GET /healthz` and `GET /readyz`, on the public
+//! address ([`app`]); the admin API under `/admin/v1/…` on an address of
+//! its own ([`admin_app`], loopback by default). A request is matched to a
+//! service of the department's deployment in service, its parts become a
+//! [`RequestData`], and the workflow runs on a blocking worker. Both
+//! addresses are served under the limits of [`crate::connections`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,6 +20,7 @@ use axum::routing::{get, post};
 use serde_json::{Value as Json, json};
 
 use crate::admin;
+use crate::connections::{ServeLimits, serve_limited};
 use crate::deploy::Deployment;
 use crate::error::ApiError;
 use crate::host::Host;
@@ -26,14 +29,24 @@ use crate::workflow::{RequestData, Timings, run_timed};
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The host's routes.
+fn healthy() -> axum::routing::MethodRouter<Arc<Host>> {
+    get(|| async { axum::Json(json!({"status": "ok"})) })
+}
+
+/// The public routes: the departments' services, health and readiness.
 pub fn app(host: Arc<Host>) -> Router {
     Router::new()
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(json!({"status": "ok"})) }),
-        )
+        .route("/healthz", healthy())
         .route("/readyz", get(ready))
+        .fallback(service)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(host)
+}
+
+/// The admin API's routes (see [`crate::admin`]), and health.
+pub fn admin_app(host: Arc<Host>) -> Router {
+    Router::new()
+        .route("/healthz", healthy())
         .route("/admin/v1/departments", get(admin::list))
         .route(
             "/admin/v1/departments/{department}/manifest",
@@ -50,7 +63,7 @@ pub fn app(host: Arc<Host>) -> Router {
         .route("/admin/v1/audit", get(admin::audit_records))
         .route("/admin/v1/audit/verify", get(admin::audit_verify))
         .route("/admin/v1/audit/files/{file}", get(admin::audit_file))
-        .fallback(service)
+        .fallback(|| async { ApiError::not_found("the admin API is under /admin/v1/") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(host)
 }
@@ -158,8 +171,10 @@ fn query_params(uri: &Uri) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The caller's `x-request-id` when it is a sensible one, else a fresh id.
-fn request_id(headers: &HeaderMap) -> String {
+/// The caller's `x-request-id` when it is a sensible one. The host makes
+/// every request's own id; the client's is kept beside it, so a client
+/// cannot give its request another request's id in the trail.
+fn client_request_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -167,7 +182,7 @@ fn request_id(headers: &HeaderMap) -> String {
             (1..=64).contains(&id.len())
                 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
-        .map_or_else(zhongtai_runtime::context::new_request_id, str::to_owned)
+        .map(str::to_owned)
 }
 
 /// What the workflow sees of a request.
@@ -197,7 +212,8 @@ fn request_data(
             })
             .collect(),
         body,
-        request_id: request_id(headers),
+        request_id: zhongtai_runtime::context::new_request_id(),
+        client_request_id: client_request_id(headers),
         client,
     })
 }
@@ -229,6 +245,7 @@ async fn service(
     let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client = host.client_address(peer, forwarded_for);
     let request = request_data(params, &uri, &headers, &body, client)?;
+    let request_id = request.request_id.clone();
     let runtime = host.runtime().clone();
     let audit = host.audit().cloned();
     let started = Instant::now();
@@ -246,16 +263,20 @@ async fn service(
         (outcome, timings)
     })
     .await?;
-    // Where the time went, for operators and load tests.
-    let server_timing = [(
-        "server-timing",
-        format!(
-            "components;dur={:.3}, audit;dur={:.3}, total;dur={:.3}",
-            timings.components.as_secs_f64() * 1000.0,
-            timings.audit.as_secs_f64() * 1000.0,
-            started.elapsed().as_secs_f64() * 1000.0
+    // Where the time went, for operators and load tests; and the id the
+    // request's audit records carry.
+    let server_timing = [
+        (
+            "server-timing",
+            format!(
+                "components;dur={:.3}, audit;dur={:.3}, total;dur={:.3}",
+                timings.components.as_secs_f64() * 1000.0,
+                timings.audit.as_secs_f64() * 1000.0,
+                started.elapsed().as_secs_f64() * 1000.0
+            ),
         ),
-    )];
+        ("x-request-id", request_id),
+    ];
     Ok(match outcome {
         Ok((status, body)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
@@ -265,19 +286,37 @@ async fn service(
     })
 }
 
-/// Serves `host` on `listener` until `shutdown` completes; requests in
+/// Serves `host`'s services on `public` and its admin API on `admin`
+/// (when given) under `limits` until `shutdown` completes; requests in
 /// flight finish first.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    public: tokio::net::TcpListener,
+    admin: Option<tokio::net::TcpListener>,
     host: Arc<Host>,
+    limits: ServeLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(host).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let admin = admin.map(|listener| {
+        tokio::spawn(serve_limited(
+            listener,
+            admin_app(host.clone()),
+            limits.clone(),
+            until_stopped(stopped.clone()),
+        ))
+    });
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let public = serve_limited(public, app(host), limits, until_stopped(stopped)).await;
+    if let Some(admin) = admin {
+        admin.await.map_err(std::io::Error::other)??;
+    }
+    public
 }
 
 #[cfg(test)]

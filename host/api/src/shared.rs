@@ -170,6 +170,7 @@ impl SharedDeployments {
                             &department,
                             &manifest,
                             zhongtai_audit::sha256_hex(manifest.as_bytes()),
+                            crate::host::OPERATOR,
                         )
                         .map(|_| ())
                         .map_err(|e| e.to_string())

@@ -31,8 +31,10 @@ pub struct RequestData {
     pub headers: BTreeMap<String, String>,
     /// The JSON body (`null` when there is none).
     pub body: Json,
-    /// The request id (`x-request-id`, or a fresh one).
+    /// The request id, made by the host.
     pub request_id: String,
+    /// The client's `x-request-id`, when a sensible one.
+    pub client_request_id: Option<String>,
     /// The client's IP address: the peer, or, when the peer is a trusted
     /// proxy, the nearest untrusted address of `x-forwarded-for`. Empty
     /// when unknown (a request made in process).
@@ -210,6 +212,7 @@ impl Run<'_> {
             department: self.deployment.manifest.department.clone(),
             service: self.service.name.clone(),
             request_id: self.request.request_id.clone(),
+            client_request_id: self.request.client_request_id.clone(),
             subject: self.subject.clone(),
         }
     }

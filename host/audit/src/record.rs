@@ -42,6 +42,10 @@ pub struct Entry {
     /// The request id shared by every call made for one request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
+    /// The id the client gave the request (`x-request-id`), beside the
+    /// host's own in `request`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_request: Option<String>,
     /// The authenticated subject (a citizen, an official, the operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
@@ -95,6 +99,7 @@ impl Entry {
             department: None,
             service: None,
             request: None,
+            client_request: None,
             subject: None,
             package: None,
             version: None,

@@ -67,7 +67,7 @@ pub struct Filter {
     pub service: Option<String>,
     /// Only this subject's.
     pub subject: Option<String>,
-    /// Only this request's.
+    /// Only this request's: the host's id, or the client's.
     pub request: Option<String>,
     /// At or after this time (the records' form, see [`crate::parse_time`]).
     pub since: Option<String>,
@@ -86,7 +86,8 @@ impl Filter {
         same(&self.department, &record.entry.department)
             && same(&self.service, &record.entry.service)
             && same(&self.subject, &record.entry.subject)
-            && same(&self.request, &record.entry.request)
+            && (same(&self.request, &record.entry.request)
+                || same(&self.request, &record.entry.client_request))
             && self.since.as_ref().is_none_or(|s| &record.time >= s)
             && self.until.as_ref().is_none_or(|u| &record.time < u)
     }

@@ -14,10 +14,10 @@ fn admin_call(args: &AdminArgs, path: &str, body: Option<String>) -> anyhow::Res
         .build()
         .into();
     let url = format!("{}{path}", args.host.trim_end_matches('/'));
-    let request = agent.post(&url).header(
-        "Authorization",
-        &format!("Bearer {}", args.admin_token.as_deref().unwrap_or_default()),
-    );
+    let token = args.token()?;
+    let request = agent
+        .post(&url)
+        .header("Authorization", &format!("Bearer {token}"));
     let mut response = request
         .send(body.unwrap_or_default())
         .with_context(|| format!("calling {url}"))?;
@@ -44,6 +44,12 @@ pub fn deploy(manifest: &Path, args: &AdminArgs) -> anyhow::Result<ExitCode> {
         &format!("/admin/v1/departments/{}/manifest", checked.department),
         Some(text),
     )
+}
+
+/// Prints a fresh admin token.
+pub fn new_token() -> anyhow::Result<ExitCode> {
+    println!("{}", zhongtai_api::admin::new_token());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Rolls one department back to its previous deployment.

@@ -213,10 +213,22 @@ pub struct UpArgs {
     /// `<data-dir>/policy.toml` when present, else `<dir>/policy.toml`.
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// Token for the admin API (deploy, upgrade, rollback); without one the
-    /// admin API refuses every request.
-    #[arg(long, env = "ZHONGTAI_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    /// Address of the admin API (deploy, upgrade, rollback, policy, audit).
+    /// Loopback by default: only this machine reaches it.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub admin_addr: String,
+    /// Admin tokens (TOML, owner-only): `operator = "…"` and
+    /// `[departments]` with a token per department. The operator's token
+    /// may instead come from `ZHONGTAI_ADMIN_TOKEN`. Without any, the admin
+    /// API refuses everything.
+    #[arg(long, env = "ZHONGTAI_ADMIN_TOKENS")]
+    pub admin_tokens: Option<PathBuf>,
+    /// Not accepted: a token on the command line is visible to every user
+    /// of the machine.
+    #[arg(long = "admin-token", hide = true)]
+    pub admin_token_on_command_line: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// A load balancer or proxy in front of the host (an IP address,
     /// repeatable): its `X-Forwarded-For` names the client. From anyone
     /// else the header is ignored.
@@ -226,13 +238,126 @@ pub struct UpArgs {
     pub registry: RegistryArgs,
 }
 
-/// `zhongtai deploy` and `zhongtai rollback`: where the host is.
+/// What clients may hold of the host; see `zhongtai_api::connections`.
+#[derive(Args)]
+pub struct LimitArgs {
+    /// Seconds a client has to send a request head (and an idle
+    /// connection stays open).
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request body.
+    #[arg(long, default_value_t = 10)]
+    pub body_timeout_secs: u64,
+    /// Requests handled at once; more are answered 503 with Retry-After.
+    #[arg(long, default_value_t = 512)]
+    pub max_in_flight: usize,
+    /// Open connections from one client address.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections_per_client: usize,
+    /// Open connections in all.
+    #[arg(long, default_value_t = 16_384)]
+    pub max_connections: usize,
+}
+
+impl LimitArgs {
+    /// The limits these arguments set.
+    pub fn limits(&self) -> zhongtai_api::ServeLimits {
+        zhongtai_api::ServeLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+            max_in_flight: self.max_in_flight.max(1),
+            max_connections_per_client: self.max_connections_per_client.max(1),
+            max_connections: self.max_connections.max(1),
+            ..zhongtai_api::ServeLimits::default()
+        }
+    }
+}
+
+/// The refusal of a token given on the command line.
+const TOKEN_ON_COMMAND_LINE: &str = "--admin-token is not accepted: every user of this machine can read a command line (ps); put the token in ZHONGTAI_ADMIN_TOKEN, or in a file (--admin-tokens for `up`, --admin-token-file for `deploy` and `rollback`)";
+
+impl UpArgs {
+    /// The admin tokens: the file's, and the operator's from
+    /// `ZHONGTAI_ADMIN_TOKEN`; every one checked for strength.
+    pub fn admin_tokens(&self) -> anyhow::Result<zhongtai_api::admin::AdminTokens> {
+        if self.admin_token_on_command_line.is_some() {
+            anyhow::bail!(TOKEN_ON_COMMAND_LINE);
+        }
+        let mut tokens = match &self.admin_tokens {
+            Some(path) => {
+                let text = read_secret_file(path)?;
+                zhongtai_api::admin::AdminTokens::parse(&text, &path.display().to_string())
+                    .map_err(anyhow::Error::msg)?
+            }
+            None => zhongtai_api::admin::AdminTokens::default(),
+        };
+        if let Some(token) = env_token()? {
+            tokens = tokens
+                .with_operator(&token)
+                .map_err(|e| anyhow::anyhow!("ZHONGTAI_ADMIN_TOKEN: {e}"))?;
+        }
+        Ok(tokens)
+    }
+}
+
+/// `ZHONGTAI_ADMIN_TOKEN`, when set and not empty.
+fn env_token() -> anyhow::Result<Option<String>> {
+    match std::env::var("ZHONGTAI_ADMIN_TOKEN") {
+        Ok(token) if !token.trim().is_empty() => Ok(Some(token.trim().to_owned())),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            anyhow::bail!("ZHONGTAI_ADMIN_TOKEN is not valid UTF-8")
+        }
+    }
+}
+
+/// Reads a file holding secrets, refusing one that others may read.
+fn read_secret_file(path: &Path) -> anyhow::Result<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            anyhow::bail!(
+                "{} holds admin tokens but others may read it (mode {:o}); run chmod 600 on it",
+                path.display(),
+                mode & 0o777
+            );
+        }
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// `zhongtai deploy` and `zhongtai rollback`: where the host's admin API
+/// is, and the token.
 #[derive(Args)]
 pub struct AdminArgs {
-    /// The host's URL.
-    #[arg(long, env = "ZHONGTAI_HOST", default_value = "http://127.0.0.1:8080")]
+    /// The host's admin address.
+    #[arg(long, env = "ZHONGTAI_HOST", default_value = "http://127.0.0.1:8081")]
     pub host: String,
-    /// The admin token.
-    #[arg(long, env = "ZHONGTAI_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    /// A file holding the admin token (owner-only); default the
+    /// environment variable `ZHONGTAI_ADMIN_TOKEN`.
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+    /// Not accepted: a token on the command line is visible to every user
+    /// of the machine.
+    #[arg(long = "admin-token", hide = true)]
+    pub admin_token_on_command_line: Option<String>,
+}
+
+impl AdminArgs {
+    /// The token to send: the file's, else `ZHONGTAI_ADMIN_TOKEN`'s.
+    pub fn token(&self) -> anyhow::Result<String> {
+        if self.admin_token_on_command_line.is_some() {
+            anyhow::bail!(TOKEN_ON_COMMAND_LINE);
+        }
+        if let Some(path) = &self.admin_token_file {
+            return Ok(read_secret_file(path)?.trim().to_owned());
+        }
+        env_token()?
+            .context("no admin token: set ZHONGTAI_ADMIN_TOKEN or give --admin-token-file FILE")
+    }
 }

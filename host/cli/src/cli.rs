@@ -113,6 +113,9 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Print a fresh admin token (for ZHONGTAI_ADMIN_TOKEN or an admin
+    /// tokens file).
+    AdminToken,
     /// Return a department to its previous deployment (admin API).
     Rollback {
         /// The department.
@@ -194,11 +197,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 shared.follow(deployed.clone());
             }
-            platform_commands::serve(deployed, &up.addr)
+            platform_commands::serve(deployed, &up)
         }
         Command::Audit(command) => audit_commands::run(command),
         Command::Lock { dir, registry } => platform_commands::lock(&dir, &registry),
         Command::Deploy { manifest, admin } => admin_commands::deploy(&manifest, &admin),
+        Command::AdminToken => admin_commands::new_token(),
         Command::Rollback { department, admin } => admin_commands::rollback(&department, &admin),
     }
 }

@@ -138,11 +138,13 @@ pub fn deploy_all(
         publish_capabilities(registry.as_ref(), &data_dir.join("publisher.key"))?;
     }
     let trust = trust_policy(&args.trust)?;
-    let admin = zhongtai_api::Admin {
-        registry,
-        trust,
-        token: args.admin_token.clone(),
-    };
+    let tokens = args.admin_tokens()?;
+    if tokens.is_empty() {
+        eprintln!(
+            "No admin token (ZHONGTAI_ADMIN_TOKEN or --admin-tokens): the admin API refuses every request"
+        );
+    }
+    let admin = zhongtai_api::Admin::new(registry, trust, tokens);
     let (policy_path, policy_text, policy) = read_policy(args, data_dir)?;
     eprintln!("Platform policy {}", policy_path.display());
     let mut host = zhongtai_api::Host::with_admin(runtime, Some(admin))
@@ -176,14 +178,28 @@ pub fn deploy_all(
     Ok(host)
 }
 
-/// Serves until SIGINT or SIGTERM, then lets requests in flight finish.
-pub fn serve(host: Arc<zhongtai_api::Host>, addr: &str) -> anyhow::Result<ExitCode> {
+/// Serves the departments on `args.addr` and the admin API on
+/// `args.admin_addr` until SIGINT or SIGTERM, then lets requests in flight
+/// finish.
+pub fn serve(host: Arc<zhongtai_api::Host>, args: &UpArgs) -> anyhow::Result<ExitCode> {
+    raise_open_files_limit();
     let runtime = tokio::runtime::Runtime::new()?;
+    let limits = args.limits.limits();
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr)
+        let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
-            .with_context(|| format!("listening on {addr}"))?;
+            .with_context(|| format!("listening on {}", args.addr))?;
+        let admin = tokio::net::TcpListener::bind(&args.admin_addr)
+            .await
+            .with_context(|| format!("listening for the admin API on {}", args.admin_addr))?;
         let local = listener.local_addr()?;
+        let admin_local = admin.local_addr()?;
+        if !admin_local.ip().is_loopback() {
+            eprintln!(
+                "The admin API listens on {admin_local}, which is not a loopback address: other machines can reach it"
+            );
+        }
+        eprintln!("zhongtai admin API on http://{admin_local}");
         eprintln!(
             "zhongtai serving {} on http://{local}",
             host.departments().join(", ")
@@ -192,10 +208,20 @@ pub fn serve(host: Arc<zhongtai_api::Host>, addr: &str) -> anyhow::Result<ExitCo
             crate::shutdown_signal().await;
             eprintln!("Shutting down: finishing requests in flight...");
         };
-        zhongtai_api::serve(listener, host, shutdown).await?;
+        zhongtai_api::serve(listener, Some(admin), host, limits, shutdown).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Raises the soft limit on open files to the hard one: every connection
+/// is a file, and the default soft limit (often 1024) is below the
+/// connection limits.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open files limit"),
+    }
 }
 
 /// Writes `zhongtai.lock` beside every manifest under `dir`.

@@ -11,8 +11,11 @@ pub struct CallContext {
     pub department: Slug,
     /// The department's service making the call.
     pub service: Slug,
-    /// Shared by every call made for one request.
+    /// Shared by every call made for one request; made by the host.
     pub request_id: String,
+    /// The id the client gave the request (`x-request-id`), if a sensible
+    /// one: kept beside the host's, never in its place.
+    pub client_request_id: Option<String>,
     /// The subject the service authenticated, if any.
     pub subject: Option<String>,
 }
@@ -24,6 +27,7 @@ impl CallContext {
             department,
             service,
             request_id: new_request_id(),
+            client_request_id: None,
             subject: None,
         }
     }

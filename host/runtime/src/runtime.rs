@@ -1,12 +1,17 @@
 //! The [`Runtime`]: one wasmtime engine with the pooling allocator and epoch
 //! deadlines, one linker with the platform imports, and the generic call path
 //! — JSON arguments in, a fresh instance per call, JSON result out.
+//!
+//! A call runs on a fiber (`call_async`) under a timer as well as the epoch
+//! deadline: the epoch interrupts wasm code, the timer a guest that waits
+//! in `wasi:io/poll` (a sleep, a clock subscription). Either way the call
+//! ends at its deadline, its writes are dropped and its locks released.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
@@ -70,6 +75,8 @@ impl Runtime {
             .linear_memory_keep_resident(0)
             .table_keep_resident(1 << 16)
             .decommit_batch_size(32);
+        // One fiber stack per instance that may be live at once.
+        pool.total_stacks(instances);
         let mut config = wasmtime::Config::new();
         config
             .wasm_component_model(true)
@@ -189,10 +196,8 @@ impl Runtime {
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(self.limits.deadline_ticks());
         store.epoch_deadline_trap();
-        let instance = component
-            .inner
-            .pre
-            .instantiate(&mut store)
+        let pre = &component.inner.pre;
+        let instance = within_deadline(self.limits.deadline, pre.instantiate_async(&mut store))
             .map_err(|e| classify_instantiate(e, &self.limits))?;
         Ok(LiveInstance {
             store,
@@ -238,8 +243,13 @@ impl LiveInstance {
             .ok_or_else(|| CallError::Instantiate(format!("export {name} is not a function")))?;
         let mut results = vec![Val::Bool(false); export.results.len()];
         self.store.set_epoch_deadline(self.limits.deadline_ticks());
-        self.store.data_mut().deadline_at = Instant::now() + self.limits.deadline;
-        let outcome = func.call(&mut self.store, params, &mut results);
+        self.store
+            .data_mut()
+            .set_deadline(Instant::now() + self.limits.deadline);
+        let outcome = within_deadline(
+            self.limits.deadline,
+            func.call_async(&mut self.store, params, &mut results),
+        );
         // A call that returned commits its writes, durably, before anyone
         // is told anything; one that trapped leaves nothing behind.
         match &outcome {
@@ -258,6 +268,70 @@ impl LiveInstance {
             function: name.to_owned(),
             source,
         })
+    }
+}
+
+/// Runs `call` (an instantiation or a call on a fiber) to completion, or
+/// stops it at `deadline` wherever it waits: a timer for a guest blocked in
+/// `wasi:io/poll`, where the epoch (which interrupts wasm code) cannot reach
+/// it. A call stopped so ends as an epoch interrupt does.
+fn within_deadline<T>(
+    deadline: Duration,
+    call: impl Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    // A little later than the epoch, so that wasm code still ends by the
+    // epoch and only a waiting guest by the timer.
+    let limit = deadline + EPOCH_TICK * 2;
+    // WASI's timers and pollables need a Tokio runtime to register with;
+    // the future itself is driven on this thread, not inside the runtime,
+    // so that host functions may block (a PostgreSQL client does).
+    let handle = tokio::runtime::Handle::try_current()
+        .unwrap_or_else(|_| fallback_runtime().handle().clone());
+    let _entered = handle.enter();
+    block_on(async move {
+        match tokio::time::timeout(limit, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(wasmtime::Error::from(Trap::Interrupt)),
+        }
+    })
+}
+
+/// The Tokio runtime for calls made outside one (the CLI, tests).
+fn fallback_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("zhongtai-wasi")
+            .enable_all()
+            .build()
+            .expect("a Tokio runtime for WASI timers")
+    })
+}
+
+/// Wakes a thread parked in [`block_on`].
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `future` on this thread until it is ready, parking in between.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
     }
 }
 

@@ -48,12 +48,18 @@ pub fn register_official_offline(data: &Path, id: &str, name: &str, password: &s
     );
 }
 
+/// The operator's admin token of every [`Platform`].
+pub const OPERATOR_TOKEN: &str = "op-7Qm2xK9vR4tZ8wL3nB6cH1jD5sG0fP";
+
 /// `zhongtai up` running in a child process on a loopback port.
 pub struct Platform {
     /// The process; dropping the platform kills it (SIGKILL).
     pub child: Child,
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`: the departments' services.
     pub url: String,
+    /// `http://127.0.0.1:<port>`: the admin API, whose operator token is
+    /// [`OPERATOR_TOKEN`].
+    pub admin_url: String,
     /// An agent that returns error statuses as responses.
     pub agent: ureq::Agent,
 }
@@ -75,7 +81,14 @@ impl Platform {
     pub fn start_with(departments: &Path, data: &Path, extra: &[&str]) -> Self {
         write_config(data);
         let mut child = Command::new(env!("CARGO_BIN_EXE_zhongtai"))
-            .args(["up", "--addr", "127.0.0.1:0", "--dir"])
+            .args([
+                "up",
+                "--addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0",
+                "--dir",
+            ])
             .arg(departments)
             .arg("--data-dir")
             .arg(data)
@@ -83,17 +96,25 @@ impl Platform {
             .arg(data.join("registry"))
             .args(extra)
             .env("RUST_LOG", "warn")
+            .env("ZHONGTAI_ADMIN_TOKEN", OPERATOR_TOKEN)
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting zhongtai up");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut admin_url = String::new();
         let url = loop {
             let line = lines
                 .next()
                 .expect("zhongtai up exited before serving")
                 .unwrap();
-            if line.contains("serving") && line.contains("http://") {
-                break line[line.find("http://").unwrap()..].trim().to_owned();
+            let Some(at) = line.find("http://") else {
+                continue;
+            };
+            let url = line[at..].trim().to_owned();
+            if line.contains("admin API on") {
+                admin_url = url;
+            } else if line.contains("serving") {
+                break url;
             }
         };
         std::thread::spawn(move || for _ in lines {});
@@ -101,7 +122,12 @@ impl Platform {
             .http_status_as_error(false)
             .build()
             .into();
-        Self { child, url, agent }
+        Self {
+            child,
+            url,
+            admin_url,
+            agent,
+        }
     }
 
     /// Sends a request; returns the status and the JSON body.

@@ -137,10 +137,10 @@ impl locks::Host for HostState {
                 "taking the lock {key:?}: no session with the store: {error}"
             )));
         }
-        let Some(guard) = self.lock_table.acquire(&key, self.deadline_at) else {
+        let deadline = self.lock_wait_until;
+        let Some(guard) = self.lock_table.acquire(&key, deadline) else {
             return Ok(Err(locks::Error::Timeout));
         };
-        let deadline = self.deadline_at;
         let across_hosts = self
             .state()
             .and_then(|(_, session)| session.lock(&key, deadline));

@@ -116,8 +116,17 @@ pub struct HostState {
     held_locks: HashSet<String>,
     /// Locks the guest released, still held until the call's commit.
     pub(crate) released_locks: Vec<LockGuard>,
-    /// When the call must end; lock waits give up then.
+    /// When the call must end.
     pub(crate) deadline_at: Instant,
+    /// When lock waits give up: a little before the deadline, so that a
+    /// guest told "timeout" has time to return before the epoch ends it.
+    pub(crate) lock_wait_until: Instant,
+}
+
+/// How long before its deadline a call's lock waits give up: a fifth of
+/// the time a call may run, at most 250 ms.
+fn lock_grace(deadline_at: Instant, now: Instant) -> std::time::Duration {
+    (deadline_at.saturating_duration_since(now) / 5).min(std::time::Duration::from_millis(250))
 }
 
 /// What a call's [`HostState`] is made from, besides the call's context.
@@ -158,7 +167,14 @@ impl HostState {
             held_locks: HashSet::new(),
             released_locks: Vec::new(),
             deadline_at,
+            lock_wait_until: deadline_at - lock_grace(deadline_at, Instant::now()),
         }
+    }
+
+    /// Sets when the call must end (and so when its lock waits give up).
+    pub(crate) fn set_deadline(&mut self, deadline_at: Instant) {
+        self.deadline_at = deadline_at;
+        self.lock_wait_until = deadline_at - lock_grace(deadline_at, Instant::now());
     }
 
     /// The call's pending writes and its session with the store, which is
@@ -231,7 +247,7 @@ impl WasiView for HostState {
 
 /// Adds every platform import to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
     Capability::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
     Ok(())
 }
