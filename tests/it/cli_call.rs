@@ -25,13 +25,73 @@ fn call(data_dir: &Path, function: &str, args: Json) -> Json {
         .to_str()
         .unwrap()
         .to_owned();
-    let output = zhongtai(data_dir, &["call", &auth, function, &args.to_string()]);
+    let output = zhongtai(
+        data_dir,
+        &[
+            "call",
+            &auth,
+            "--package",
+            "zhongtai:auth",
+            function,
+            &args.to_string(),
+        ],
+    );
     assert!(
         output.status.success(),
         "zhongtai call {function} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("zhongtai call prints JSON")
+}
+
+#[test]
+fn a_component_file_uses_a_packages_state_only_when_told_which() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        data.path().join("config.toml"),
+        "[components.\"zhongtai:auth\"]\nargon2-memory-kib = 256\nargon2-iterations = 1\n",
+    )
+    .unwrap();
+    let registered = call(
+        data.path(),
+        "authn.register",
+        json!({"kind": "citizen", "id": CITIZEN, "display-name": "Li Lei", "password": "correct-horse-42"}),
+    );
+    assert_eq!(registered["ok"]["id"], CITIZEN);
+    let auth = support::guests()["zhongtai-auth"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let login = format!(r#"{{"id": "{CITIZEN}", "password": "correct-horse-42"}}"#);
+    // Without --package the file runs on empty state: the citizen it
+    // claims to share state with is not there, and it says why.
+    let scratch = zhongtai(data.path(), &["call", &auth, "authn.login", &login]);
+    let printed = String::from_utf8_lossy(&scratch.stdout);
+    assert!(printed.contains("invalid-credentials"), "{printed}");
+    let told = String::from_utf8_lossy(&scratch.stderr);
+    assert!(
+        told.contains("says it is zhongtai:auth: running it on empty, temporary state")
+            && told.contains("--package zhongtai:auth"),
+        "{told}"
+    );
+    // A file cannot be run as another package.
+    let other = zhongtai(
+        data.path(),
+        &[
+            "call",
+            &auth,
+            "--package",
+            "zhongtai:payment",
+            "authn.login",
+            &login,
+        ],
+    );
+    assert!(!other.status.success());
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("--package zhongtai:payment, but"),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
 }
 
 #[test]

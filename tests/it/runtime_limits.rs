@@ -335,3 +335,32 @@ fn a_call_that_fails_changes_nothing_and_one_that_returns_commits_everything() {
     assert_eq!(read("kept"), json!("written"));
     assert_eq!(read("kept/batch"), json!("written"));
 }
+
+/// Counts the events of the target `zhongtai::guest`.
+struct GuestLines(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for GuestLines {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == "zhongtai::guest" {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+#[test]
+fn a_chatty_guest_writes_at_most_a_thousand_log_lines_a_call() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let (runtime, _dir) = runtime(limits(), HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let subscriber = tracing_subscriber::registry().with(GuestLines(count.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let asked = antics(&runtime, &sampler, "chatter", &json!({"lines": 5000})).unwrap();
+        assert_eq!(asked, json!(5000));
+        // A thousand lines, then one warning that the rest were dropped.
+        assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), 1001);
+        // The next call has a thousand of its own.
+        antics(&runtime, &sampler, "chatter", &json!({"lines": 10})).unwrap();
+        assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), 1011);
+    });
+}

@@ -107,6 +107,25 @@ impl HostArgs {
             .transpose()
     }
 
+    /// A runtime with the data directory's compile cache but empty,
+    /// temporary state and no host configuration: for running a component
+    /// file that has not been told which package's state and secrets it
+    /// may use.
+    pub fn scratch_runtime(&self) -> anyhow::Result<Runtime> {
+        zhongtai_audit::private_dir(&self.data_dir)
+            .with_context(|| format!("creating data directory {}", self.data_dir.display()))?;
+        Runtime::new(RuntimeOptions {
+            limits: RuntimeLimits {
+                memory_bytes: self.memory_mib.saturating_mul(1024 * 1024),
+                deadline: Duration::from_millis(self.deadline_ms),
+                ..RuntimeLimits::default()
+            },
+            cache_dir: Some(self.data_dir.join("cache")),
+            config: HostConfig::default(),
+            store: Arc::new(SqliteStore::temporary()?),
+        })
+    }
+
     /// A runtime over the state and compile cache in the data directory,
     /// which is owner-only (0700), as is the state in it.
     pub fn runtime(&self) -> anyhow::Result<Runtime> {

@@ -38,6 +38,12 @@ pub struct CallArgs {
     /// Authenticated subject to put in the context.
     #[arg(long)]
     subject: Option<String>,
+    /// The package whose state and configuration a component file uses
+    /// (it must be the package the file exports). Without it a file runs
+    /// on empty, temporary state with no configuration: a file cannot
+    /// choose another package's state or secrets by what it claims to be.
+    #[arg(long)]
+    package: Option<String>,
     /// Print only the part of the result at this JSON pointer (e.g.
     /// `/ok/token`); strings print without quotes. Fails if it is absent.
     #[arg(long, value_name = "POINTER")]
@@ -53,6 +59,11 @@ fn load(runtime: &Runtime, path: &Path) -> anyhow::Result<LoadedComponent> {
     load_bytes(runtime, &bytes, None, &path.display().to_string())
 }
 
+/// Whether `component` names a file rather than a registry package.
+fn is_file(component: &str) -> bool {
+    Path::new(component).exists() || !component.contains(':')
+}
+
 /// Loads a .wasm file, or `namespace:name@requirement` from the registry
 /// with its digest and signature checked under `--trust`.
 fn load_component(
@@ -61,7 +72,7 @@ fn load_component(
     source: &SourceArgs,
 ) -> anyhow::Result<(LoadedComponent, Option<semver::Version>)> {
     let path = Path::new(component);
-    if path.exists() || !component.contains(':') {
+    if is_file(component) {
         return Ok((load(runtime, path)?, None));
     }
     let (package, requirement) = component.split_once('@').unwrap_or((component, "*"));
@@ -115,13 +126,38 @@ pub fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         Slug::parse("service", &args.service)?,
     );
     context.subject = args.subject;
-    let runtime = args.host.runtime()?;
+    let scratch = is_file(&args.component) && args.package.is_none();
+    let runtime = if scratch {
+        args.host.scratch_runtime()?
+    } else {
+        args.host.runtime()?
+    };
     let audit = audit_commands::open(
         &args.host.data_dir,
         args.host.audit_key.as_deref(),
         Default::default(),
     )?;
     let component = load_component(&runtime, &args.component, &args.source)?;
+    match &args.package {
+        Some(package) if !is_file(&args.component) => bail!(
+            "--package is for component files; {} is named by its package already",
+            args.component
+        ),
+        Some(package) if package != component.0.package() => bail!(
+            "--package {package}, but {} exports the interfaces of {}",
+            args.component,
+            component.0.package()
+        ),
+        Some(_) => {}
+        None if scratch => eprintln!(
+            "{} says it is {}: running it on empty, temporary state without configuration; pass --package {} to use that package's state and configuration in {}",
+            args.component,
+            component.0.package(),
+            component.0.package(),
+            args.host.data_dir.display()
+        ),
+        None => {}
+    }
     let result = audit_commands::call(
         &runtime, &audit, &component, context, interface, function, &json_args,
     )?;

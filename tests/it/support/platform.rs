@@ -35,7 +35,14 @@ pub fn register_official_offline(data: &Path, id: &str, name: &str, password: &s
     let output = Command::new(env!("CARGO_BIN_EXE_zhongtai"))
         .arg("call")
         .arg(auth)
-        .args(["authn.register", "--department", department, "--data-dir"])
+        .args([
+            "authn.register",
+            "--package",
+            "zhongtai:auth",
+            "--department",
+            department,
+            "--data-dir",
+        ])
         .arg(data)
         .arg(args.to_string())
         .output()

@@ -1,11 +1,16 @@
 //! `wasi:logging`: a guest's log lines go to `tracing` under the target
-//! `zhongtai::guest`, with the package, department and request id.
+//! `zhongtai::guest`, with the package, department and request id. A line
+//! is cut at [`MAX_LOG_BYTES`], and a call writes at most
+//! [`MAX_LOG_LINES`]: after that one warning says the rest were dropped.
 
 use super::HostState;
 use super::wasi::logging::logging;
 
 /// Longest log message kept from a guest, in bytes; the rest is cut.
-const MAX_LOG_BYTES: usize = 8 * 1024;
+pub const MAX_LOG_BYTES: usize = 8 * 1024;
+
+/// Most log lines one call writes; the rest are dropped.
+pub const MAX_LOG_LINES: u32 = 1000;
 
 fn cut(text: &str) -> &str {
     if text.len() <= MAX_LOG_BYTES {
@@ -28,6 +33,19 @@ impl logging::Host for HostState {
         let package = &*self.package;
         let department = self.context.department.as_str();
         let request_id = &self.context.request_id;
+        self.log_lines = self.log_lines.saturating_add(1);
+        if self.log_lines > MAX_LOG_LINES {
+            if self.log_lines == MAX_LOG_LINES + 1 {
+                tracing::warn!(
+                    target: "zhongtai::guest",
+                    package,
+                    department,
+                    request_id,
+                    "the call wrote {MAX_LOG_LINES} log lines; its further lines are dropped"
+                );
+            }
+            return Ok(());
+        }
         let (context, message) = (cut(&context), cut(&message));
         macro_rules! emit {
             ($level:ident) => {

@@ -104,6 +104,8 @@ pub struct HostState {
     table: ResourceTable,
     pub(crate) limiter: CallLimiter,
     pub(crate) stderr: MemoryOutputPipe,
+    /// How many log lines the call has written.
+    pub(crate) log_lines: u32,
     kv: Arc<dyn KeyValueStore>,
     package: Arc<str>,
     config: PackageConfig,
@@ -157,6 +159,7 @@ impl HostState {
             table: ResourceTable::new(),
             limiter,
             stderr,
+            log_lines: 0,
             kv: shared.kv.clone(),
             package,
             config,
