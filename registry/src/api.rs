@@ -10,6 +10,13 @@
 //!
 //! Errors are `{"error": {"code": "...", "message": "..."}}` with the status
 //! of [`RegistryError::status`].
+//!
+//! Publishing and yanking need a publisher token ([`Publishers`]), each
+//! covering some namespaces (`zhongtai`, `example`) or all of them. The
+//! token and its namespace are checked from the request head, before any
+//! of the body is read: a client without a valid token cannot make the
+//! registry take in 32 MiB (a client sending `Expect: 100-continue`, as
+//! `zhongtai publish` does, gets the refusal before sending the body).
 
 use std::sync::Arc;
 
@@ -32,8 +39,134 @@ use crate::validate::MAX_COMPONENT_BYTES;
 pub struct ApiState {
     /// The registry served.
     pub registry: LocalRegistry,
-    /// The token publishers present; `None` refuses every publish and yank.
-    pub token: Option<String>,
+    /// Who may publish and yank; without any, nobody may.
+    pub publishers: Publishers,
+}
+
+/// Publisher tokens and the namespaces each covers.
+#[derive(Default)]
+pub struct Publishers {
+    tokens: Vec<(String, Option<Vec<String>>)>,
+}
+
+/// A publishers file: `[[publisher]]` tables with `name`, `token` and
+/// `namespaces`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishersFile {
+    #[serde(default)]
+    publisher: Vec<PublisherEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublisherEntry {
+    name: String,
+    token: String,
+    namespaces: Vec<String>,
+}
+
+impl Publishers {
+    /// One token for every namespace (`None`: nobody may publish).
+    pub fn everything(token: Option<String>) -> Self {
+        Self {
+            tokens: token.into_iter().map(|t| (t, None)).collect(),
+        }
+    }
+
+    /// Adds the publishers of a TOML file (`text`, read from `file`):
+    ///
+    /// ```toml
+    /// [[publisher]]
+    /// name = "platform team"
+    /// token = "…"
+    /// namespaces = ["zhongtai"]
+    /// ```
+    pub fn with_file(mut self, text: &str, file: &str) -> Result<Self, String> {
+        let parsed: PublishersFile = toml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+        for entry in parsed.publisher {
+            if entry.token.len() < 32 {
+                return Err(format!(
+                    "{file}: publisher {:?}: the token is shorter than 32 characters",
+                    entry.name
+                ));
+            }
+            if self.tokens.iter().any(|(t, _)| *t == entry.token) {
+                return Err(format!(
+                    "{file}: publisher {:?}: the token is also another publisher's",
+                    entry.name
+                ));
+            }
+            if entry.namespaces.is_empty() {
+                return Err(format!(
+                    "{file}: publisher {:?}: namespaces is empty",
+                    entry.name
+                ));
+            }
+            self.tokens.push((entry.token, Some(entry.namespaces)));
+        }
+        Ok(self)
+    }
+
+    /// Whether no token may publish.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Checks that `given` is a token covering `namespace`.
+    fn authorize(&self, given: Option<&str>, namespace: &str) -> Result<(), RegistryError> {
+        let given = given.ok_or(RegistryError::Unauthorized)?;
+        let mut covers = None;
+        for (token, namespaces) in &self.tokens {
+            if same_secret(token, given) {
+                covers = Some(namespaces);
+            }
+        }
+        match covers {
+            None => Err(RegistryError::Unauthorized),
+            Some(None) => Ok(()),
+            Some(Some(namespaces)) if namespaces.iter().any(|n| n == namespace) => Ok(()),
+            Some(Some(namespaces)) => Err(RegistryError::Forbidden {
+                namespace: namespace.to_owned(),
+                covers: namespaces.join(", "),
+            }),
+        }
+    }
+}
+
+/// Compares in time independent of where the texts differ.
+fn same_secret(expected: &str, given: &str) -> bool {
+    expected.len() == given.len()
+        && expected
+            .bytes()
+            .zip(given.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Proof that a publish or yank carries a token covering the package's
+/// namespace; checked from the request head, before the body is read.
+struct Publisher;
+
+impl axum::extract::FromRequestParts<Arc<ApiState>> for Publisher {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, ApiError> {
+        let Path((name, _)): Path<(String, String)> = Path::from_request_parts(parts, state)
+            .await
+            .map_err(|e| RegistryError::Storage(format!("path: {e}")))?;
+        let package = PackageName::parse(&name).map_err(RegistryError::from)?;
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        state.publishers.authorize(given, package.namespace())?;
+        Ok(Publisher)
+    }
 }
 
 /// A [`RegistryError`] as an HTTP response.
@@ -82,26 +215,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError)
 }
 
-fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), RegistryError> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match (&state.token, given) {
-        (Some(expected), Some(given))
-            if expected.len() == given.len()
-                && expected
-                    .bytes()
-                    .zip(given.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0 =>
-        {
-            Ok(())
-        }
-        _ => Err(RegistryError::Unauthorized),
-    }
-}
-
 #[derive(Deserialize)]
 struct SearchQuery {
     #[serde(default)]
@@ -137,10 +250,10 @@ async fn blob(
 async fn publish(
     State(state): State<Arc<ApiState>>,
     Path((name, version)): Path<(String, String)>,
+    _: Publisher,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    authorize(&state, &headers)?;
     let package = PackageName::parse(&name).map_err(RegistryError::from)?;
     let version = parse_version(&version).map_err(RegistryError::from)?;
     let header_text = |name: &str| {
@@ -184,12 +297,10 @@ async fn publish(
 
 async fn set_yanked(
     state: Arc<ApiState>,
-    headers: HeaderMap,
     name: String,
     version: String,
     yanked: bool,
 ) -> ApiResult<Response> {
-    authorize(&state, &headers)?;
     let name = PackageName::parse(&name).map_err(RegistryError::from)?;
     let version = parse_version(&version).map_err(RegistryError::from)?;
     let record = blocking(move || state.registry.set_yanked(&name, &version, yanked)).await?;
@@ -198,18 +309,18 @@ async fn set_yanked(
 
 async fn yank(
     State(state): State<Arc<ApiState>>,
+    _: Publisher,
     Path((name, version)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    set_yanked(state, headers, name, version, true).await
+    set_yanked(state, name, version, true).await
 }
 
 async fn unyank(
     State(state): State<Arc<ApiState>>,
+    _: Publisher,
     Path((name, version)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    set_yanked(state, headers, name, version, false).await
+    set_yanked(state, name, version, false).await
 }
 
 /// Serves the API on `listener` until `shutdown` completes.

@@ -242,7 +242,9 @@ impl Registry for RemoteRegistry {
                 self.base, request.package, request.version
             ))
             .header("Authorization", &self.bearer())
-            .header("Content-Type", "application/wasm");
+            .header("Content-Type", "application/wasm")
+            // A refused token is answered before the body is sent.
+            .header("Expect", "100-continue");
         if let Some(signed) = &request.signed {
             call = call
                 .header("X-Zhongtai-Signature", &signed.signature)

@@ -55,6 +55,14 @@ pub enum RegistryError {
     /// A publish or yank without a valid token.
     #[error("a valid publisher token is required (Authorization: Bearer …)")]
     Unauthorized,
+    /// A publish or yank in a namespace the token does not cover.
+    #[error("this publisher token covers {covers}, not the namespace {namespace}")]
+    Forbidden {
+        /// The namespace asked for.
+        namespace: String,
+        /// The namespaces the token covers.
+        covers: String,
+    },
     /// Disk or database failure.
     #[error("registry storage: {0}")]
     Storage(String),
@@ -94,6 +102,7 @@ impl RegistryError {
             RegistryError::NoMatch { .. } => "no-matching-version",
             RegistryError::BlobCorrupt { .. } => "blob-corrupt",
             RegistryError::Unauthorized => "unauthorized",
+            RegistryError::Forbidden { .. } => "forbidden",
             RegistryError::Storage(_) => "storage",
             RegistryError::Transport { .. } => "transport",
             RegistryError::Remote { code, .. } => code,
@@ -109,6 +118,7 @@ impl RegistryError {
             RegistryError::VersionExists { .. } => 409,
             RegistryError::NotFound(_) | RegistryError::NoMatch { .. } => 404,
             RegistryError::Unauthorized => 401,
+            RegistryError::Forbidden { .. } => 403,
             RegistryError::BlobCorrupt { .. } | RegistryError::Storage(_) => 500,
             RegistryError::Transport { .. } => 502,
             RegistryError::Remote { status, .. } => *status,

@@ -27,6 +27,13 @@ impl PackageName {
         }
     }
 
+    /// The namespace: `zhongtai` of `zhongtai:auth`.
+    pub fn namespace(&self) -> &str {
+        self.0
+            .split_once(':')
+            .map_or(self.0.as_str(), |(namespace, _)| namespace)
+    }
+
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0

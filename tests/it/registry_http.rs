@@ -22,9 +22,14 @@ impl Drop for Server {
 }
 
 fn serve(dir: &Path) -> Server {
+    serve_with(dir, &[])
+}
+
+fn serve_with(dir: &Path, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_zhongtai"))
         .args(["registry", "serve", "--addr", "127.0.0.1:0", "--dir"])
         .arg(dir)
+        .args(extra)
         .env("ZHONGTAI_REGISTRY_TOKEN", TOKEN)
         .stderr(Stdio::piped())
         .spawn()
@@ -241,5 +246,97 @@ fn errors_are_json_with_precise_codes() {
             .as_str()
             .unwrap()
             .contains("example:stranger/oracle@0.1.0")
+    );
+}
+
+/// The token of a publisher that may publish in the `example` namespace only.
+const EXAMPLE_TOKEN: &str = "example-publisher-9Kq2Zx7Lw3Rv8Bn6Hc1Jd5Sg0";
+
+#[test]
+fn a_publisher_token_covers_its_namespaces_and_is_checked_before_the_body() {
+    let registry_dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cwd = work.path();
+    let publishers = cwd.join("publishers.toml");
+    std::fs::write(
+        &publishers,
+        format!(
+            "[[publisher]]\nname = \"examples team\"\ntoken = \"{EXAMPLE_TOKEN}\"\nnamespaces = [\"example\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &publishers,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let server = serve_with(
+        registry_dir.path(),
+        &["--publishers", publishers.to_str().unwrap()],
+    );
+    let url = server.url.as_str();
+    let publish = |file: &str, package: &str, token: &str| {
+        zhongtai(
+            &[
+                "publish",
+                file,
+                "--package",
+                package,
+                "--version",
+                "1.0.0",
+                "--registry",
+                url,
+            ],
+            Some(token),
+            cwd,
+        )
+    };
+    let sampler = support::guests()["fixture-sampler"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // The examples team publishes in example, not in zhongtai.
+    let own = publish(&sampler, "example:sampler", EXAMPLE_TOKEN);
+    assert!(own.status.success(), "{}", text(&own));
+    let other = publish(&sampler, "zhongtai:sampler", EXAMPLE_TOKEN);
+    assert!(!other.status.success());
+    assert!(
+        text(&other).contains("covers example, not the namespace zhongtai"),
+        "{}",
+        text(&other)
+    );
+    let yank = zhongtai(
+        &["yank", "zhongtai:auth@1.0.0", "--registry", url],
+        Some(EXAMPLE_TOKEN),
+        cwd,
+    );
+    assert!(
+        text(&yank).contains("forbidden") || text(&yank).contains("covers example"),
+        "{}",
+        text(&yank)
+    );
+
+    // A 30 MiB upload with a wrong token is refused from its head: the
+    // client hears 401, not a broken connection, and quickly.
+    let big = cwd.join("big.wasm");
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    bytes.resize(30 * 1024 * 1024, 0);
+    std::fs::write(&big, bytes).unwrap();
+    let started = std::time::Instant::now();
+    let refused = publish(
+        big.to_str().unwrap(),
+        "example:big",
+        "not-a-token-of-anyone",
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("a valid publisher token is required"),
+        "{}",
+        text(&refused)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "refused after {:?}",
+        started.elapsed()
     );
 }

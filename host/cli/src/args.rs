@@ -331,7 +331,7 @@ fn env_token() -> anyhow::Result<Option<String>> {
 }
 
 /// Reads a file holding secrets, refusing one that others may read.
-fn read_secret_file(path: &Path) -> anyhow::Result<String> {
+pub fn read_secret_file(path: &Path) -> anyhow::Result<String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -23,9 +23,14 @@ pub enum RegistryCommand {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7979")]
         addr: String,
-        /// Token publishers must present; without it nobody can publish.
+        /// A publisher token for every namespace; without any token
+        /// nobody can publish.
         #[arg(long, env = "ZHONGTAI_REGISTRY_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Publishers (TOML, owner-only): `[[publisher]]` tables with
+        /// `name`, `token` and the `namespaces` it may publish and yank in.
+        #[arg(long, env = "ZHONGTAI_REGISTRY_PUBLISHERS")]
+        publishers: Option<PathBuf>,
     },
 }
 
@@ -183,9 +188,21 @@ pub fn fetch(
 
 /// Serves a registry directory until interrupted.
 pub fn serve(command: RegistryCommand) -> anyhow::Result<ExitCode> {
-    let RegistryCommand::Serve { dir, addr, token } = command;
-    if token.is_none() {
-        eprintln!("warning: no --token given; the registry is read-only");
+    let RegistryCommand::Serve {
+        dir,
+        addr,
+        token,
+        publishers,
+    } = command;
+    let mut allowed = zhongtai_registry::api::Publishers::everything(token);
+    if let Some(path) = publishers {
+        let text = crate::args::read_secret_file(&path)?;
+        allowed = allowed
+            .with_file(&text, &path.display().to_string())
+            .map_err(anyhow::Error::msg)?;
+    }
+    if allowed.is_empty() {
+        eprintln!("warning: no --token or --publishers given; the registry is read-only");
     }
     let registry = zhongtai_registry::LocalRegistry::open(
         &dir,
@@ -196,7 +213,10 @@ pub fn serve(command: RegistryCommand) -> anyhow::Result<ExitCode> {
         registry.store().audit_dir().display(),
         registry.store().audit_dir().display()
     );
-    let state = Arc::new(zhongtai_registry::api::ApiState { registry, token });
+    let state = Arc::new(zhongtai_registry::api::ApiState {
+        registry,
+        publishers: allowed,
+    });
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr)
