@@ -13,6 +13,7 @@ mod auth_component;
 mod auth_lockout;
 mod cli_call;
 mod credit_component;
+mod disk_full;
 mod generic_invocation;
 mod license_component;
 mod manifest_deploy;

@@ -416,6 +416,7 @@ pub async fn deploy(
     Path(department): Path<String>,
     body: Bytes,
 ) -> Result<axum::Json<Json>, ApiError> {
+    host.check_storage()?;
     let text = String::from_utf8_lossy(&body).into_owned();
     let by = caller.name();
     let source_hash = sha256_hex(&body);
@@ -509,6 +510,7 @@ pub async fn replace_policy(
     body: Bytes,
 ) -> Result<axum::Json<Json>, ApiError> {
     caller.operator_only()?;
+    host.check_storage()?;
     let text = String::from_utf8_lossy(&body).into_owned();
     let policy = zhongtai_manifest::Policy::parse(&text, "policy.toml")
         .map_err(|e| ApiError::new(422, "invalid-policy", e.to_string()))?;
@@ -522,6 +524,7 @@ pub async fn rollback(
     caller: Caller,
     Path(department): Path<String>,
 ) -> Result<axum::Json<Json>, ApiError> {
+    host.check_storage()?;
     match host.rollback_by(&department, &caller.name())? {
         Some(revision) => {
             let worker_host = host.clone();

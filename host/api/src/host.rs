@@ -68,6 +68,8 @@ pub struct Host {
     trusted_proxies: Vec<std::net::IpAddr>,
     /// Deployments shared with other hosts, when several share a database.
     shared: Option<Arc<crate::shared::SharedDeployments>>,
+    /// Free space where the host writes, when watched.
+    storage: Option<crate::storage::StorageWatch>,
 }
 
 /// Who an operator action is recorded as: whoever holds the admin token or
@@ -87,6 +89,7 @@ impl Host {
             policy: RwLock::new((String::new(), Arc::new(Policy::default()))),
             trusted_proxies: Vec::new(),
             shared: None,
+            storage: None,
         }
     }
 
@@ -104,6 +107,21 @@ impl Host {
     pub fn with_shared(mut self, shared: Arc<crate::shared::SharedDeployments>) -> Self {
         self.shared = Some(shared);
         self
+    }
+
+    /// Refuses writing work while a filesystem `storage` watches is
+    /// nearly full (see [`crate::storage`]).
+    pub fn with_storage_watch(mut self, storage: crate::storage::StorageWatch) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// Refuses writing work (503 `storage-low`) while storage is nearly
+    /// full; always passes when storage is not watched.
+    pub fn check_storage(&self) -> Result<(), crate::ApiError> {
+        self.storage
+            .as_ref()
+            .map_or(Ok(()), crate::storage::StorageWatch::check)
     }
 
     /// The deployments shared with other hosts, if any.

@@ -28,6 +28,7 @@ pub mod error;
 pub mod host;
 pub mod server;
 pub mod shared;
+pub mod storage;
 pub mod workflow;
 
 pub use connections::ServeLimits;

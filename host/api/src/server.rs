@@ -239,6 +239,9 @@ async fn service(
         .deployment(&department)
         .ok_or_else(|| ApiError::not_found(format!("no department {department:?} is deployed")))?;
     let (index, params) = find_service(&deployment, &method, &rest)?;
+    if method != Method::GET && method != Method::HEAD {
+        host.check_storage()?;
+    }
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip());

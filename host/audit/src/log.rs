@@ -71,8 +71,11 @@ struct State {
     durable_bytes: u64,
     /// The hash of the last record on disk.
     durable_head: String,
-    /// Why writing stopped, if it did.
+    /// Why the last write failed, if one did.
     failed: Option<String>,
+    /// How many writes have failed: records appended before a failure
+    /// that were not on disk by then were dropped with it.
+    failures: u64,
 }
 
 struct Signer {
@@ -309,6 +312,7 @@ impl AuditLog {
                 durable_bytes: length,
                 durable_head: prev,
                 failed: None,
+                failures: 0,
             }),
             synced: Condvar::new(),
             file: Mutex::new(trail),
@@ -392,15 +396,14 @@ impl Inner {
 
     fn append_all(&self, entries: Vec<Entry>) -> Result<std::ops::Range<u64>, AuditError> {
         let mut state = lock(&self.state);
-        if let Some(failure) = &state.failed {
-            return Err(AuditError::Unavailable(failure.clone()));
-        }
+        let failures = state.failures;
         let first = state.next;
         let time = format_time(SystemTime::now());
         for mut entry in entries {
             if entry.host.is_none() {
                 entry.host.clone_from(&self.options.host);
             }
+            entry.bound();
             let record = Record {
                 seq: state.next,
                 prev: state.prev.clone(),
@@ -421,8 +424,9 @@ impl Inner {
         // appended so far; threads appending meanwhile wait for the sync
         // after it, which carries all of their records at once.
         while state.durable < range.end {
-            if let Some(failure) = &state.failed {
-                return Err(AuditError::Unavailable(failure.clone()));
+            if state.failures != failures {
+                let failure = state.failed.clone().unwrap_or_default();
+                return Err(AuditError::Unavailable(failure));
             }
             if state.syncing {
                 state = self.synced.wait(state).unwrap_or_else(|e| e.into_inner());
@@ -431,10 +435,17 @@ impl Inner {
             state.syncing = true;
             let buffer = std::mem::take(&mut state.buffer);
             let (upto, head) = (state.next, state.prev.clone());
+            let durable_bytes = state.durable_bytes;
             drop(state);
             let written = {
                 let mut file = lock(&self.file);
-                file.write_all(&buffer).and_then(|()| file.sync_data())
+                let written = file.write_all(&buffer).and_then(|()| file.sync_data());
+                if written.is_err() {
+                    // Cut what part of the write landed: the trail ends
+                    // with its last durable record again.
+                    let _ = file.set_len(durable_bytes).and_then(|()| file.sync_all());
+                }
+                written
             };
             state = lock(&self.state);
             state.syncing = false;
@@ -443,10 +454,21 @@ impl Inner {
                     state.durable = upto;
                     state.durable_bytes += buffer.len() as u64;
                     state.durable_head = head;
+                    state.failed = None;
                 }
                 Err(e) => {
+                    // Not a latch: the records of this write, and those
+                    // chained after them meanwhile, are dropped (their
+                    // appenders are told), and the next append starts
+                    // again from the last durable record. A full disk
+                    // refuses work while it is full, not until a restart.
                     let failure = AuditError::io(&self.dir.join(TRAIL_FILE), e).to_string();
+                    tracing::error!(error = %failure, "audit records not written");
                     state.failed = Some(failure);
+                    state.failures += 1;
+                    state.buffer.clear();
+                    state.next = state.durable;
+                    state.prev = state.durable_head.clone();
                 }
             }
             self.synced.notify_all();

@@ -117,7 +117,55 @@ impl Entry {
     }
 }
 
+/// Longest text a record's field keeps, in bytes; the rest is cut, with a
+/// note of how long it was. A record is at most a few kilobytes whatever a
+/// caller sends.
+pub const MAX_FIELD_BYTES: usize = 2048;
+
+/// `text` cut to [`MAX_FIELD_BYTES`] at a character boundary, with a note.
+fn bounded(text: &mut String) {
+    if text.len() <= MAX_FIELD_BYTES {
+        return;
+    }
+    let length = text.len();
+    let mut end = MAX_FIELD_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(&format!("… (cut from {length} bytes)"));
+}
+
 impl Entry {
+    /// Cuts every text field to [`MAX_FIELD_BYTES`]; the writer does this
+    /// to every record.
+    pub fn bound(&mut self) {
+        for field in [
+            &mut self.action,
+            &mut self.department,
+            &mut self.service,
+            &mut self.request,
+            &mut self.client_request,
+            &mut self.subject,
+            &mut self.package,
+            &mut self.version,
+            &mut self.digest,
+            &mut self.interface,
+            &mut self.function,
+            &mut self.case,
+            &mut self.args,
+            &mut self.result,
+            &mut self.detail,
+            &mut self.host,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            bounded(field);
+        }
+        bounded(&mut self.outcome);
+    }
+
     /// Sets the outcome of a call that returned: `error` with the error
     /// `case` the caller read from the function's WIT result type, else
     /// `ok`.
@@ -215,4 +263,27 @@ pub(crate) fn split_lines(text: &[u8]) -> (Vec<Line<'_>>, usize) {
         start = at + 1;
     }
     (lines, text.len() - start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_keeps_a_few_kilobytes_of_whatever_it_is_given() {
+        let mut entry = Entry::new(Kind::Admin);
+        entry.department = Some("x".repeat(60_000));
+        entry.detail = Some("说".repeat(10_000));
+        entry.bound();
+        let department = entry.department.unwrap();
+        assert!(department.starts_with(&"x".repeat(MAX_FIELD_BYTES)));
+        assert!(department.ends_with("… (cut from 60000 bytes)"));
+        let detail = entry.detail.unwrap();
+        assert!(detail.len() <= MAX_FIELD_BYTES + 40, "{}", detail.len());
+        assert!(detail.ends_with("… (cut from 30000 bytes)"));
+        let mut short = Entry::new(Kind::Call);
+        short.service = Some("verify".into());
+        short.bound();
+        assert_eq!(short.service.as_deref(), Some("verify"));
+    }
 }

@@ -248,6 +248,11 @@ pub struct UpArgs {
     pub admin_token_on_command_line: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Free space (MiB) below which the host refuses writing work with 503
+    /// `storage-low`, on the filesystems of the data directory and the
+    /// audit trail; reads go on. 0 turns the watch off.
+    #[arg(long, default_value_t = 128)]
+    pub min_free_mib: u64,
     /// A load balancer or proxy in front of the host (an IP address,
     /// repeatable): its `X-Forwarded-For` names the client. From anyone
     /// else the header is ignored.

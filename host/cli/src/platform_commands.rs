@@ -151,6 +151,12 @@ pub fn deploy_all(
         .with_audit(audit.clone())
         .with_policy(policy_text, policy)
         .with_trusted_proxies(args.trusted_proxies.clone());
+    if args.min_free_mib > 0 {
+        host = host.with_storage_watch(zhongtai_api::storage::StorageWatch::new(
+            vec![data_dir.to_owned(), audit.dir().to_owned()],
+            args.min_free_mib.saturating_mul(1024 * 1024),
+        ));
+    }
     if let Some(shared) = shared {
         host = host.with_shared(shared);
     }
