@@ -437,3 +437,32 @@ fn guessing_admin_tokens_cannot_fill_the_trail() {
         Some("civil-affairs")
     );
 }
+
+#[test]
+fn a_body_is_converted_only_where_the_service_reads_it() {
+    let served = serve();
+    // 60,000 objects the service never reads: skipped, not converted.
+    let padding = vec![json!({"k": "v"}); 60_000];
+    let body = json!({"a": 2, "b": 3, "padding": padding}).to_string();
+    assert!(body.len() > 600_000);
+    let (status, answer) = send(&served.host, request("POST", "/civil-affairs/sum", &body));
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer, json!(5));
+    // The same objects in a field it reads are refused, by count.
+    let body = json!({"a": padding, "b": 3}).to_string();
+    let (status, answer) = send(&served.host, request("POST", "/civil-affairs/sum", &body));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 10000 values"),
+        "{answer}"
+    );
+    // A body that is not JSON is refused even where nothing is read.
+    let (status, _) = send(
+        &served.host,
+        request("POST", "/civil-affairs/count", "{not json"),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

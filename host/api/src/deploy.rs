@@ -34,6 +34,8 @@ pub struct Deployment {
     pub manifest: Checked,
     /// Components by alias.
     pub components: BTreeMap<String, DeployedComponent>,
+    /// What of the request body each service (by index) reads.
+    pub body_fields: Vec<zhongtai_manifest::expr::BodyFields>,
     /// sha256 (hex) of the manifest text, when the deployer knows it; the
     /// audit record of the deployment carries it.
     pub source_hash: Option<String>,
@@ -80,9 +82,15 @@ pub fn deploy(
         }
     }
     if problems.is_empty() {
+        let body_fields = manifest
+            .services
+            .iter()
+            .map(CheckedService::body_fields)
+            .collect();
         Ok(Deployment {
             manifest,
             components,
+            body_fields,
             source_hash: None,
             deployed_by: None,
         })

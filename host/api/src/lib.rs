@@ -22,6 +22,7 @@
 
 pub mod admin;
 pub mod audited;
+pub mod body;
 pub mod connections;
 pub mod deploy;
 pub mod error;

@@ -191,14 +191,10 @@ fn request_data(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
+    fields: &zhongtai_manifest::expr::BodyFields,
     client: String,
 ) -> Result<RequestData, ApiError> {
-    let body = if body.is_empty() {
-        Json::Null
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?
-    };
+    let body = crate::body::parse(body, fields)?;
     Ok(RequestData {
         path: params,
         query: query_params(uri),
@@ -247,7 +243,8 @@ async fn service(
         .map(|ConnectInfo(address)| address.ip());
     let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client = host.client_address(peer, forwarded_for);
-    let request = request_data(params, &uri, &headers, &body, client)?;
+    let fields = &deployment.body_fields[index];
+    let request = request_data(params, &uri, &headers, &body, fields, client)?;
     let request_id = request.request_id.clone();
     let runtime = host.runtime().clone();
     let audit = host.audit().cloned();

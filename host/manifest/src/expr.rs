@@ -44,6 +44,16 @@ impl Expression {
         member_references(&self.source, "steps")
     }
 
+    /// The parts of `request.body` it reads: named top-level fields
+    /// (`request.body.name`, `request.body['name']`, `has(...)` of one),
+    /// or the whole body when it uses `request.body` or `request` any
+    /// other way.
+    pub fn body_fields(&self) -> BodyFields {
+        let mut fields = BodyFields::default();
+        body_reads(self.program.expression(), &mut fields);
+        fields
+    }
+
     /// Whether it reads nothing but literals.
     pub fn is_literal(&self) -> bool {
         self.variables().is_empty()
@@ -59,6 +69,114 @@ impl Expression {
             .execute(&cel::Context::default())
             .ok()
             .and_then(|value| value.json().ok())
+    }
+}
+
+/// What of a request body some expressions read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BodyFields {
+    /// These top-level fields, and nothing else (none when empty).
+    Named(BTreeSet<String>),
+    /// Nothing of it.
+    #[default]
+    Nothing,
+    /// The whole body.
+    All,
+}
+
+impl BodyFields {
+    /// What both read.
+    pub fn merge(&mut self, other: BodyFields) {
+        *self = match (std::mem::take(self), other) {
+            (BodyFields::All, _) | (_, BodyFields::All) => BodyFields::All,
+            (BodyFields::Nothing, other) | (other, BodyFields::Nothing) => other,
+            (BodyFields::Named(mut mine), BodyFields::Named(theirs)) => {
+                mine.extend(theirs);
+                BodyFields::Named(mine)
+            }
+        };
+    }
+
+    fn name(&mut self, field: &str) {
+        match self {
+            BodyFields::All => {}
+            BodyFields::Nothing => {
+                *self = BodyFields::Named(BTreeSet::from([field.to_owned()]));
+            }
+            BodyFields::Named(fields) => {
+                fields.insert(field.to_owned());
+            }
+        }
+    }
+}
+
+/// Whether `expr` is `request.body` itself.
+fn is_request_body(expr: &cel::IdedExpr) -> bool {
+    use cel::common::ast::Expr;
+    matches!(&expr.expr, Expr::Select(select)
+        if !select.test
+            && select.field == "body"
+            && matches!(&select.operand.expr, Expr::Ident(name) if name == "request"))
+}
+
+/// Adds what `expr` reads of `request.body` to `fields`.
+fn body_reads(expr: &cel::IdedExpr, fields: &mut BodyFields) {
+    use cel::common::ast::{EntryExpr, Expr, LiteralValue, operators};
+    if is_request_body(expr) {
+        fields.merge(BodyFields::All);
+        return;
+    }
+    match &expr.expr {
+        Expr::Ident(name) if name == "request" => fields.merge(BodyFields::All),
+        Expr::Select(select) if is_request_body(&select.operand) => fields.name(&select.field),
+        Expr::Select(select) => {
+            if !matches!(&select.operand.expr, Expr::Ident(name) if name == "request") {
+                body_reads(&select.operand, fields);
+            }
+        }
+        Expr::Call(call) => {
+            if call.func_name == operators::INDEX
+                && let [target, key] = call.args.as_slice()
+                && is_request_body(target)
+                && let Expr::Literal(LiteralValue::String(key)) = &key.expr
+            {
+                fields.name(key);
+                return;
+            }
+            if let Some(target) = &call.target {
+                body_reads(target, fields);
+            }
+            for arg in &call.args {
+                body_reads(arg, fields);
+            }
+        }
+        Expr::Comprehension(comprehension) => {
+            for part in [
+                &comprehension.iter_range,
+                &comprehension.accu_init,
+                &comprehension.loop_cond,
+                &comprehension.loop_step,
+                &comprehension.result,
+            ] {
+                body_reads(part, fields);
+            }
+        }
+        Expr::List(list) => list.elements.iter().for_each(|e| body_reads(e, fields)),
+        Expr::Map(map) => map.entries.iter().for_each(|entry| match &entry.expr {
+            EntryExpr::MapEntry(entry) => {
+                body_reads(&entry.key, fields);
+                body_reads(&entry.value, fields);
+            }
+            EntryExpr::StructField(field) => body_reads(&field.value, fields),
+        }),
+        Expr::Struct(object) => object.entries.iter().for_each(|entry| match &entry.expr {
+            EntryExpr::MapEntry(entry) => {
+                body_reads(&entry.key, fields);
+                body_reads(&entry.value, fields);
+            }
+            EntryExpr::StructField(field) => body_reads(&field.value, fields),
+        }),
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
     }
 }
 
@@ -110,6 +228,39 @@ fn member_references(source: &str, root: &str) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reads(source: &str) -> BodyFields {
+        Expression::compile(source).unwrap().body_fields()
+    }
+
+    fn named(names: &[&str]) -> BodyFields {
+        BodyFields::Named(names.iter().map(|n| (*n).to_owned()).collect())
+    }
+
+    #[test]
+    fn the_body_fields_an_expression_reads_are_found_in_its_syntax() {
+        assert_eq!(reads("request.path.id"), BodyFields::Nothing);
+        assert_eq!(reads("request.body.scope"), named(&["scope"]));
+        assert_eq!(
+            reads("size(request.body['business-scope']) > 0 && has(request.body.x)"),
+            named(&["business-scope", "x"])
+        );
+        assert_eq!(
+            reads("{'a': request.body.a, 'b': [request.body.b.c]}"),
+            named(&["a", "b"])
+        );
+        assert_eq!(reads("request.body"), BodyFields::All);
+        assert_eq!(reads("request.body[request.query.k]"), BodyFields::All);
+        assert_eq!(reads("request"), BodyFields::All);
+        assert_eq!(reads("request.body.items.all(i, i > 0)"), named(&["items"]));
+        assert_eq!(reads("'request.body.x'"), BodyFields::Nothing);
+        let mut merged = named(&["a"]);
+        merged.merge(named(&["b"]));
+        merged.merge(BodyFields::Nothing);
+        assert_eq!(merged, named(&["a", "b"]));
+        merged.merge(BodyFields::All);
+        assert_eq!(merged, BodyFields::All);
+    }
 
     #[test]
     fn step_references_are_found_outside_strings() {

@@ -92,6 +92,31 @@ pub struct CheckedService {
     pub place: Place,
 }
 
+impl CheckedService {
+    /// What of the request body its expressions read (see
+    /// [`Expression::body_fields`]): the host converts only that.
+    pub fn body_fields(&self) -> crate::expr::BodyFields {
+        let mut fields = self.body.body_fields();
+        for expression in self.subject.iter() {
+            fields.merge(expression.body_fields());
+        }
+        for step in &self.steps {
+            if let Some(condition) = &step.condition {
+                fields.merge(condition.body_fields());
+            }
+            match &step.action {
+                Action::Call(call) => {
+                    for argument in call.args.values() {
+                        fields.merge(argument.body_fields());
+                    }
+                }
+                Action::Check { condition, .. } => fields.merge(condition.body_fields()),
+            }
+        }
+        fields
+    }
+}
+
 /// A call step's target and what it passes.
 #[derive(Debug, Clone)]
 pub struct Call {
