@@ -292,6 +292,22 @@ fn show_filters_and_export_verifies_offline() {
         })
         .collect();
     assert_eq!(seqs, [21, 22, 23]);
+    // Paging back from the end.
+    let (_, older) = zhongtai(
+        &["audit", "show", "--limit", "3", "--before", "21", "--json"],
+        &dir,
+    );
+    let seqs: Vec<u64> = older
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, [18, 19, 20]);
+    let (_, table) = zhongtai(&["audit", "show", "--limit", "2"], &dir);
+    assert!(table.ends_with("(older records: --before 22)\n"), "{table}");
     let (_, none) = zhongtai(&["audit", "show", "--since", "2999-01-01"], &dir);
     assert_eq!(none, "");
     let (ok, bad) = zhongtai(&["audit", "show", "--since", "yesterday"], &dir);

@@ -74,10 +74,10 @@ fn every_acknowledged_payment_survives_kill_9() {
         while :; do
           n=$((n+1))
           key="$ROUND-$n"
-          out=$("$ZHONGTAI" call "$WASM" orders.create --department taxation --data-dir "$DATA" \
+          out=$("$ZHONGTAI" call "$WASM" --package zhongtai:payment orders.create --department taxation --data-dir "$DATA" \
             "{\"request\": {\"payer\": \"11010519491231002X\", \"payee-department\": \"taxation\", \"amount\": {\"amount\": 100, \"currency\": \"CNY\"}, \"purpose\": \"crash $key\"}, \"idempotency-key\": \"c$key\"}" 2>/dev/null) || exit 1
           id=$(printf '%s' "$out" | sed -n 's/.*"id": "\(PO[0-9]*\)".*/\1/p')
-          "$ZHONGTAI" call "$WASM" orders.pay --department taxation --data-dir "$DATA" \
+          "$ZHONGTAI" call "$WASM" --package zhongtai:payment orders.pay --department taxation --data-dir "$DATA" \
             "{\"order-id\": \"$id\", \"channel\": \"sandbox\", \"idempotency-key\": \"p$key\"}" 2>/dev/null | grep -q '"status": "paid"' || exit 1
           echo "$id" >> "$ACKED"
         done

@@ -7,7 +7,7 @@
 //! | `POST /admin/v1/departments/{department}/manifest` | deploy a manifest (body: its TOML); a manifest that fails any check is refused and the running one stays |
 //! | `POST /admin/v1/departments/{department}/rollback` | return to the previous deployment |
 //! | `GET`, `PUT /admin/v1/policy` | the operator's policy (TOML): what each department may call; deploys are checked against it |
-//! | `GET /admin/v1/audit?department=&service=&subject=&request=&since=&until=&limit=` | audit records, oldest first (the latest `limit`, default 100) |
+//! | `GET /admin/v1/audit?department=&service=&subject=&request=&since=&until=&limit=&before=` | audit records, oldest first: the latest `limit` (default 100, at most 1000) numbered below `before`, read from the end of the trail; `next-before` pages back |
 //! | `GET /admin/v1/audit/verify` | the whole trail checked against the host key: a summary, or the first problem (409) |
 //! | `GET /admin/v1/audit/files/{trail.jsonl,checkpoints.jsonl,host.pub}` | the trail's files, for an auditor to verify offline |
 //!
@@ -39,7 +39,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
-use zhongtai_audit::{AuditLog, Filter, Trail, parse_time, sha256_hex};
+use zhongtai_audit::{AuditLog, Filter, parse_time, sha256_hex};
 use zhongtai_manifest::ManifestErrors;
 use zhongtai_runtime::Slug;
 
@@ -559,7 +559,11 @@ pub struct AuditQuery {
     since: Option<String>,
     until: Option<String>,
     limit: Option<usize>,
+    before: Option<u64>,
 }
+
+/// Most records one page of `GET /admin/v1/audit` holds.
+pub const MAX_AUDIT_PAGE: usize = 1000;
 
 impl AuditQuery {
     fn filter(self) -> Result<Filter, ApiError> {
@@ -575,7 +579,7 @@ impl AuditQuery {
             service: self.service,
             subject: self.subject,
             request: self.request,
-            limit: Some(self.limit.unwrap_or(100)),
+            limit: Some(self.limit.unwrap_or(100).clamp(1, MAX_AUDIT_PAGE)),
         })
     }
 }
@@ -588,11 +592,14 @@ pub async fn audit_records(
 ) -> Result<axum::Json<Json>, ApiError> {
     caller.operator_only()?;
     let dir = trail_of(&host)?.dir().to_owned();
+    let before = query.before;
     let filter = query.filter()?;
-    let records = tokio::task::spawn_blocking(move || Trail::read(&dir).map(|t| t.select(&filter)))
+    let page = tokio::task::spawn_blocking(move || zhongtai_audit::latest(&dir, &filter, before))
         .await?
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(axum::Json(json!({ "records": records })))
+    Ok(axum::Json(
+        json!({ "records": page.records, "next-before": page.next_before }),
+    ))
 }
 
 /// `GET /admin/v1/audit/verify`.
@@ -604,11 +611,9 @@ pub async fn audit_verify(
     let audit = trail_of(&host)?;
     let dir = audit.dir().to_owned();
     let key = audit.public_key();
-    let checked = tokio::task::spawn_blocking(move || {
-        Trail::read(&dir).map(|trail| zhongtai_audit::verify(&trail, &key))
-    })
-    .await?
-    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let checked = tokio::task::spawn_blocking(move || zhongtai_audit::verify_dir(&dir, &key))
+        .await?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(match checked {
         Ok(report) => axum::Json(json!({"verified": true, "report": report})).into_response(),
         Err(problem) => (

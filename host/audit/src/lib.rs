@@ -50,8 +50,8 @@ pub use log::{AuditLog, AuditOptions, CheckpointSink};
 pub use problem::Problem;
 pub use record::{Checkpoint, Entry, GENESIS, Kind, Record, hash_json, sha256_hex};
 pub use time::{format_time, parse_time};
-pub use trail::{Filter, Trail};
-pub use verify::{Report, export, verify};
+pub use trail::{Filter, Page, Trail, each_record, latest};
+pub use verify::{Report, export, verify, verify_dir};
 
 /// The records file in a trail directory.
 pub const TRAIL_FILE: &str = "trail.jsonl";
@@ -92,9 +92,9 @@ pub enum AuditError {
         /// The first problem.
         problem: Problem,
     },
-    /// An earlier write failed; the trail takes no more records until the
-    /// host restarts (and repairs a half-written record).
-    #[error("the audit trail is not writable since an earlier failure: {0}")]
+    /// A write failed (a full disk, say): the records of that write were
+    /// not kept; the next append tries again.
+    #[error("the audit trail could not be written: {0}")]
     Unavailable(String),
 }
 

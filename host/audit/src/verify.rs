@@ -76,88 +76,244 @@ impl fmt::Display for Report {
     }
 }
 
-/// Checks `trail` against the host's public `key`.
+/// How much of a trail is read at a time when verifying: memory stays
+/// near this however long the trail is.
+const BLOCK_BYTES: usize = 8 * 1024 * 1024;
+
+/// Checks `trail` (read into memory) against the host's public `key`.
 pub fn verify(trail: &Trail, key: &VerifyKey) -> Result<Report, Problem> {
-    let (lines, incomplete_bytes) = split_lines(&trail.records);
-    let mut hashes = Vec::with_capacity(lines.len());
-    let mut ends = Vec::with_capacity(lines.len());
+    match walk(
+        trail.records.as_slice(),
+        &trail.checkpoints,
+        key,
+        BLOCK_BYTES,
+    ) {
+        Ok(checked) => checked,
+        Err(error) => unreachable!("reading a trail in memory failed: {error}"),
+    }
+}
+
+/// Checks the trail in `dir` against `key`, reading its records a block at
+/// a time: a trail of ten million records takes no more memory than one of
+/// ten. Checkpoints are read first, so every one read covers records that
+/// were on disk when the records were read.
+pub fn verify_dir(dir: &Path, key: &VerifyKey) -> Result<Result<Report, Problem>, AuditError> {
+    let checkpoints_path = dir.join(CHECKPOINTS_FILE);
+    let checkpoints =
+        fs::read(&checkpoints_path).map_err(|e| AuditError::io(&checkpoints_path, e))?;
+    let trail_path = dir.join(TRAIL_FILE);
+    let file = fs::File::open(&trail_path).map_err(|e| AuditError::io(&trail_path, e))?;
+    walk(file, &checkpoints, key, BLOCK_BYTES).map_err(|e| AuditError::io(&trail_path, e))
+}
+
+/// A checkpoint as read, with what is wrong with it on its own (its form,
+/// key, signature or order), and whether the records it covers still hash
+/// to what it signed (found while the records are read).
+struct Signed {
+    checkpoint: Option<Checkpoint>,
+    what: String,
+    alone: Option<Problem>,
+    rewritten: Option<Problem>,
+}
+
+/// The walk behind [`verify`] and [`verify_dir`]: the records from
+/// `records`, a block at a time, then every checkpoint in order. Problems
+/// are named in the same order whatever the block size: a broken chain
+/// first, then the first checkpoint that is wrong.
+pub(crate) fn walk(
+    mut records: impl std::io::Read,
+    checkpoints: &[u8],
+    key: &VerifyKey,
+    block_bytes: usize,
+) -> std::io::Result<Result<Report, Problem>> {
+    let expected_key = key.to_base64();
+    let (checkpoint_lines, _) = split_lines(checkpoints);
+    let mut signed_list: Vec<Signed> = Vec::with_capacity(checkpoint_lines.len());
+    let mut covered = 0;
+    for (index, line) in checkpoint_lines.iter().enumerate() {
+        let problem = |message| Some(Problem::checkpoint(index, message));
+        let parsed: Result<Checkpoint, _> = serde_json::from_slice(line.bytes);
+        let mut entry = Signed {
+            checkpoint: None,
+            what: String::new(),
+            alone: None,
+            rewritten: None,
+        };
+        match parsed {
+            Err(e) => {
+                entry.alone = problem(format!(
+                    "checkpoint {index} is not a checkpoint any more ({e}): it was changed"
+                ));
+            }
+            Ok(checkpoint) => {
+                let what = format!(
+                    "checkpoint {index} (signed {}, covering {} records)",
+                    checkpoint.time, checkpoint.records
+                );
+                if checkpoint.key != expected_key {
+                    entry.alone = problem(format!(
+                        "{what} is signed by key {}, not by the host key {expected_key}: it was not written by this host",
+                        checkpoint.key
+                    ));
+                } else if !key.verifies(&checkpoint.statement(), &checkpoint.signature) {
+                    entry.alone = problem(format!(
+                        "{what}: the signature does not match what the checkpoint says: it was forged or altered"
+                    ));
+                } else if checkpoint.records < covered {
+                    entry.alone = problem(format!(
+                        "{what} covers fewer records than checkpoint {} ({covered}): checkpoints were reordered",
+                        index - 1
+                    ));
+                } else {
+                    covered = checkpoint.records;
+                }
+                entry.what = what;
+                entry.checkpoint = Some(checkpoint);
+            }
+        }
+        signed_list.push(entry);
+    }
+    // The checkpoints to compare with each record, by the record's number.
+    let mut at_record: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+    for (index, entry) in signed_list.iter().enumerate() {
+        if let Some(checkpoint) = &entry.checkpoint
+            && checkpoint.records > 0
+        {
+            at_record
+                .entry(checkpoint.records - 1)
+                .or_default()
+                .push(index);
+        }
+    }
+
+    let mut next_seq = 0;
+    let mut prev = GENESIS.to_owned();
+    let mut lines_before = 0;
+    let mut offset = 0u64;
     let mut first = None;
     let mut last = None;
-    chain(&lines, 0, GENESIS, 0, |(record, hash, line)| {
-        hashes.push(hash.to_owned());
-        ends.push(line.end);
-        if first.is_none() {
-            first = Some(record.time.clone());
+    let mut block: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; block_bytes];
+    loop {
+        let read = read_full(&mut records, &mut chunk)?;
+        block.extend_from_slice(&chunk[..read]);
+        let at_end = read < chunk.len();
+        let (lines, tail) = split_lines(&block);
+        let count = lines.len();
+        let chained = chain(
+            &lines,
+            next_seq,
+            &prev,
+            lines_before,
+            |(record, hash, line)| {
+                if first.is_none() {
+                    first = Some(record.time.clone());
+                }
+                if line.number == count {
+                    last = Some(record.time.clone());
+                }
+                let Some(indices) = at_record.get(&record.seq) else {
+                    return;
+                };
+                let end = offset + line.end;
+                for &index in indices {
+                    let entry = &mut signed_list[index];
+                    let Some(checkpoint) = &entry.checkpoint else {
+                        continue;
+                    };
+                    if entry.rewritten.is_none()
+                        && (hash != checkpoint.head || end != checkpoint.bytes)
+                    {
+                        entry.rewritten = Some(Problem {
+                            record: Some(record.seq),
+                            ..Problem::checkpoint(
+                                index,
+                                format!(
+                                    "records up to {} were rewritten after {}: record {} hashes to {} and the trail up to it is {} bytes, but the checkpoint signed {} and {} bytes",
+                                    record.seq,
+                                    entry.what,
+                                    record.seq,
+                                    short(hash),
+                                    end,
+                                    short(&checkpoint.head),
+                                    checkpoint.bytes
+                                ),
+                            )
+                        });
+                    }
+                }
+            },
+        );
+        let problem = match chained {
+            Ok(hash) => {
+                prev = hash;
+                None
+            }
+            Err(problem) => Some(problem),
+        };
+        if let Some(problem) = problem {
+            if at_end {
+                return Ok(Err(problem));
+            }
+            // Name the problem as a whole read would: its diagnosis looks
+            // at the line after it (was this record changed, or the one
+            // before?), so read at least one block and one line more and
+            // look again.
+            loop {
+                let read = read_full(&mut records, &mut chunk)?;
+                block.extend_from_slice(&chunk[..read]);
+                if read < chunk.len() || split_lines(&block).0.len() > count {
+                    break;
+                }
+            }
+            let (lines, _) = split_lines(&block);
+            let again = chain(&lines, next_seq, &prev, lines_before, |_| {});
+            return Ok(Err(again.err().unwrap_or(problem)));
         }
-        last = Some(record.time.clone());
-    })?;
-    let records = lines.len() as u64;
-    let expected_key = key.to_base64();
-    let (checkpoint_lines, _) = split_lines(&trail.checkpoints);
+        next_seq += count as u64;
+        lines_before += count;
+        let consumed = block.len() - tail;
+        offset += consumed as u64;
+        block.drain(..consumed);
+        if at_end {
+            break;
+        }
+    }
+    let records = next_seq;
+    let incomplete_bytes = block.len();
     let mut signed = 0;
     let mut last_checkpoint = None;
-    for (index, line) in checkpoint_lines.iter().enumerate() {
-        let problem = |message| Problem::checkpoint(index, message);
-        let checkpoint: Checkpoint = serde_json::from_slice(line.bytes).map_err(|e| {
-            problem(format!(
-                "checkpoint {index} is not a checkpoint any more ({e}): it was changed"
-            ))
-        })?;
-        let what = format!(
-            "checkpoint {index} (signed {}, covering {} records)",
-            checkpoint.time, checkpoint.records
-        );
-        if checkpoint.key != expected_key {
-            return Err(problem(format!(
-                "{what} is signed by key {}, not by the host key {expected_key}: it was not written by this host",
-                checkpoint.key
-            )));
+    for (index, entry) in signed_list.into_iter().enumerate() {
+        if let Some(problem) = entry.alone {
+            return Ok(Err(problem));
         }
-        if !key.verifies(&checkpoint.statement(), &checkpoint.signature) {
-            return Err(problem(format!(
-                "{what}: the signature does not match what the checkpoint says: it was forged or altered"
-            )));
-        }
-        if checkpoint.records < signed {
-            return Err(problem(format!(
-                "{what} covers fewer records than checkpoint {} ({signed}): checkpoints were reordered",
-                index - 1
-            )));
-        }
+        let Some(checkpoint) = entry.checkpoint else {
+            continue;
+        };
         if checkpoint.records > records {
             let removed = if checkpoint.records - records == 1 {
                 format!("record {records} was")
             } else {
                 format!("records {records} to {} were", checkpoint.records - 1)
             };
-            return Err(Problem {
+            return Ok(Err(Problem {
                 record: Some(records),
-                ..problem(format!(
-                    "the trail ends after {records} records but {what}: {removed} removed from its end"
-                ))
-            });
+                ..Problem::checkpoint(
+                    index,
+                    format!(
+                        "the trail ends after {records} records but {}: {removed} removed from its end",
+                        entry.what
+                    ),
+                )
+            }));
         }
-        if checkpoint.records > 0 {
-            let at = usize::try_from(checkpoint.records - 1).unwrap_or(usize::MAX);
-            if hashes[at] != checkpoint.head || ends[at] != checkpoint.bytes {
-                return Err(Problem {
-                    record: Some(checkpoint.records - 1),
-                    ..problem(format!(
-                        "records up to {} were rewritten after {what}: record {} hashes to {} and the trail up to it is {} bytes, but the checkpoint signed {} and {} bytes",
-                        checkpoint.records - 1,
-                        checkpoint.records - 1,
-                        short(&hashes[at]),
-                        ends[at],
-                        short(&checkpoint.head),
-                        checkpoint.bytes
-                    ))
-                });
-            }
+        if let Some(problem) = entry.rewritten {
+            return Ok(Err(problem));
         }
         signed = checkpoint.records;
         last_checkpoint = Some(checkpoint.time);
     }
-    Ok(Report {
+    Ok(Ok(Report {
         records,
         checkpoints: checkpoint_lines.len(),
         signed,
@@ -166,7 +322,21 @@ pub fn verify(trail: &Trail, key: &VerifyKey) -> Result<Report, Problem> {
         last,
         key: expected_key,
         incomplete_bytes,
-    })
+    }))
+}
+
+/// Fills `buffer` from `reader` unless it ends first; how much was read.
+fn read_full(reader: &mut impl std::io::Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// Copies the trail in `dir` to `out` for a third party: the checkpoints,
@@ -174,25 +344,101 @@ pub fn verify(trail: &Trail, key: &VerifyKey) -> Result<Report, Problem> {
 /// not verify is copied all the same (it is the evidence); the second result
 /// says whether it verifies against its own public key.
 pub fn export(dir: &Path, out: &Path) -> Result<Result<Report, Problem>, AuditError> {
-    let trail = Trail::read(dir)?;
     let key = VerifyKey::from_file(&dir.join(PUBLIC_KEY_FILE))?;
     fs::create_dir_all(out).map_err(|e| AuditError::io(out, e))?;
-    let complete = |bytes: &[u8]| {
-        let (_, tail) = split_lines(bytes);
-        bytes[..bytes.len() - tail].to_vec()
-    };
-    let trail = Trail {
-        records: complete(&trail.records),
-        checkpoints: complete(&trail.checkpoints),
-    };
-    for (name, bytes) in [
-        (CHECKPOINTS_FILE, &trail.checkpoints),
-        (TRAIL_FILE, &trail.records),
-    ] {
-        let path = out.join(name);
-        fs::write(&path, bytes).map_err(|e| AuditError::io(&path, e))?;
+    // Checkpoints first (as a reader does), then the records, each copied
+    // up to its last complete line, a block at a time.
+    for name in [CHECKPOINTS_FILE, TRAIL_FILE] {
+        copy_complete_lines(&dir.join(name), &out.join(name))?;
     }
     let path = out.join(PUBLIC_KEY_FILE);
     fs::write(&path, key.to_text() + "\n").map_err(|e| AuditError::io(&path, e))?;
-    Ok(verify(&trail, &key))
+    verify_dir(out, &key)
+}
+
+/// Copies `from` to `to` up to and including its last newline.
+fn copy_complete_lines(from: &Path, to: &Path) -> Result<(), AuditError> {
+    use std::io::{Read, Seek, Write};
+    let mut source = fs::File::open(from).map_err(|e| AuditError::io(from, e))?;
+    let length = source
+        .metadata()
+        .map_err(|e| AuditError::io(from, e))?
+        .len();
+    // The length up to the last newline: look back from the end.
+    let mut complete = length;
+    let mut back = vec![0u8; 64 * 1024];
+    while complete > 0 {
+        let start = complete.saturating_sub(back.len() as u64);
+        let part = &mut back[..(complete - start) as usize];
+        source
+            .seek(std::io::SeekFrom::Start(start))
+            .and_then(|_| source.read_exact(part))
+            .map_err(|e| AuditError::io(from, e))?;
+        if let Some(at) = part.iter().rposition(|&b| b == b'\n') {
+            complete = start + at as u64 + 1;
+            break;
+        }
+        complete = start;
+    }
+    source
+        .seek(std::io::SeekFrom::Start(0))
+        .map_err(|e| AuditError::io(from, e))?;
+    let mut target = fs::File::create(to).map_err(|e| AuditError::io(to, e))?;
+    std::io::copy(&mut source.take(complete), &mut target)
+        .and_then(|_| target.flush())
+        .map_err(|e| AuditError::io(to, e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AuditLog, AuditOptions, Entry, Kind};
+    use proptest::prelude::*;
+
+    /// A trail of `records` records, signed every `every`.
+    fn trail(records: u64, every: u64) -> (tempfile::TempDir, VerifyKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = AuditOptions {
+            checkpoint_interval: std::time::Duration::from_secs(3600),
+            checkpoint_records: every,
+            ..AuditOptions::default()
+        };
+        let log = AuditLog::open(dir.path(), None, options).unwrap();
+        for n in 0..records {
+            let mut entry = Entry::new(Kind::Call);
+            entry.detail = Some("x".repeat((n % 50) as usize));
+            log.append(entry).unwrap();
+        }
+        drop(log);
+        let key = VerifyKey::from_file(&dir.path().join(PUBLIC_KEY_FILE)).unwrap();
+        (dir, key)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Reading a trail in blocks of any size finds what reading it
+        /// whole finds, tampered or not.
+        #[test]
+        fn blocks_of_any_size_give_the_same_verdict(
+            records in 0u64..60,
+            every in 1u64..9,
+            block in 1usize..700,
+            tamper in proptest::option::of((0usize..100_000, 1u8..255)),
+        ) {
+            let (dir, key) = trail(records, every);
+            let mut whole = Trail::read(dir.path()).unwrap();
+            if let Some((at, flip)) = tamper
+                && !whole.records.is_empty()
+            {
+                let at = at % whole.records.len();
+                whole.records[at] ^= flip;
+            }
+            let at_once = walk(whole.records.as_slice(), &whole.checkpoints, &key, whole.records.len() + 1)
+                .unwrap();
+            let in_blocks = walk(whole.records.as_slice(), &whole.checkpoints, &key, block).unwrap();
+            prop_assert_eq!(at_once.map_err(|p| p.to_string()), in_blocks.map_err(|p| p.to_string()));
+        }
+    }
 }

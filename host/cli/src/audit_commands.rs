@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use serde_json::Value as Json;
 use zhongtai_audit::{
     AuditLog, AuditOptions, DIGEST_KEY_FILE, DigestKey, Filter, HostKey, Kind, PUBLIC_KEY_FILE,
-    Record, RequestKey, Trail, VerifyKey, parse_time,
+    Record, RequestKey, VerifyKey, parse_time,
 };
 use zhongtai_runtime::{CallContext, LoadedComponent, Runtime};
 
@@ -73,9 +73,13 @@ pub enum AuditCommand {
         /// Records before this time.
         #[arg(long)]
         until: Option<String>,
-        /// Only the latest N matching records.
+        /// Only the latest N matching records (read from the end of the
+        /// trail).
         #[arg(long)]
         limit: Option<usize>,
+        /// Only records numbered below this (to page back with --limit).
+        #[arg(long)]
+        before: Option<u64>,
         /// One JSON record per line instead of a table.
         #[arg(long)]
         json: bool,
@@ -139,6 +143,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             since,
             until,
             limit,
+            before,
             json,
         } => {
             let time = |t: Option<String>, flag: &str| {
@@ -155,7 +160,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 until: time(until, "until")?,
                 limit,
             };
-            show(&trail.dir, &filter, json)
+            show(&trail.dir, &filter, before, json)
         }
         AuditCommand::Disclose { trail, request } => {
             let secret = trail.dir.join(DIGEST_KEY_FILE);
@@ -193,7 +198,6 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn verify(dir: &Path, key: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
-    let trail = Trail::read(dir)?;
     let (key, from_trail) = match key {
         Some(key) if Path::new(key).is_file() => (VerifyKey::from_file(Path::new(key))?, false),
         Some(key) => (
@@ -202,7 +206,7 @@ fn verify(dir: &Path, key: Option<&str>, json: bool) -> anyhow::Result<ExitCode>
         ),
         None => (VerifyKey::from_file(&dir.join(PUBLIC_KEY_FILE))?, true),
     };
-    let checked = zhongtai_audit::verify(&trail, &key);
+    let checked = zhongtai_audit::verify_dir(dir, &key)?;
     if json {
         let value = match &checked {
             Ok(report) => serde_json::json!({"verified": true, "report": report}),
@@ -246,9 +250,8 @@ fn verify_hosts(dirs: &[PathBuf], url: &str) -> anyhow::Result<ExitCode> {
     let mut problems = 0;
     let mut given = Vec::new();
     for dir in dirs {
-        let trail = Trail::read(dir)?;
         let key = VerifyKey::from_file(&dir.join(PUBLIC_KEY_FILE))?;
-        let report = match zhongtai_audit::verify(&trail, &key) {
+        let report = match zhongtai_audit::verify_dir(dir, &key)? {
             Ok(report) => report,
             Err(problem) => {
                 println!("{}: does NOT verify: {problem}", dir.display());
@@ -269,8 +272,9 @@ fn verify_hosts(dirs: &[PathBuf], url: &str) -> anyhow::Result<ExitCode> {
         };
         let (host, records, head, signature): (String, i64, String, String) =
             (row.get(1), row.get(2), row.get(3), row.get(4));
+        let checkpoints_file = std::fs::read(dir.join(zhongtai_audit::CHECKPOINTS_FILE))?;
         let checkpoints: Vec<zhongtai_audit::Checkpoint> =
-            String::from_utf8_lossy(&trail.checkpoints)
+            String::from_utf8_lossy(&checkpoints_file)
                 .lines()
                 .filter_map(|line| serde_json::from_str(line).ok())
                 .collect();
@@ -355,14 +359,33 @@ fn describe(record: &Record) -> String {
     line
 }
 
-fn show(dir: &Path, filter: &Filter, json: bool) -> anyhow::Result<ExitCode> {
-    let trail = Trail::read(dir)?;
-    for record in trail.select(filter) {
+/// Prints the selected records, reading the trail a block at a time:
+/// the latest `filter.limit` from the end, or every one from the start.
+fn show(dir: &Path, filter: &Filter, before: Option<u64>, json: bool) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut print = |record: &zhongtai_audit::Record| -> std::io::Result<()> {
         if json {
-            println!("{}", serde_json::to_string(&record)?);
+            writeln!(out, "{}", serde_json::to_string(record)?)
         } else {
-            println!("{}", describe(&record));
+            writeln!(out, "{}", describe(record))
         }
+    };
+    if filter.limit.is_some() || before.is_some() {
+        let page = zhongtai_audit::latest(dir, filter, before)?;
+        for record in &page.records {
+            print(record)?;
+        }
+        if let Some(next) = page.next_before.filter(|_| !json) {
+            eprintln!("(older records: --before {next})");
+        }
+    } else {
+        zhongtai_audit::each_record(dir, filter, |record| {
+            print(&record).map_err(|e| zhongtai_audit::AuditError::Io {
+                path: "stdout".into(),
+                message: e.to_string(),
+            })
+        })?;
     }
     Ok(ExitCode::SUCCESS)
 }
