@@ -5,24 +5,25 @@
 # (`rustup toolchain install nightly; cargo install cargo-fuzz`).
 # Usage: tests/fuzz/run.sh [SECONDS] [TARGET...]
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/../.."
+FUZZ=tests/fuzz
 SECONDS_EACH=${1:-600}
 shift || true
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(manifest json_wit audit_trail registry_names)
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is needed: cargo install cargo-fuzz" >&2; exit 1; }
 # The JSON ⇄ WIT target reads the sampler fixture's types.
-(cd ../.. && cargo build -q -p fixture-sampler --target wasm32-wasip2 --profile guest)
-mkdir -p logs
-cargo +nightly fuzz build -O "${TARGETS[@]/#/}" 2>&1 | tail -3 || true
+cargo build -q -p fixture-sampler --target wasm32-wasip2 --profile guest
+mkdir -p "$FUZZ/logs"
+cargo +nightly fuzz build --fuzz-dir "$FUZZ" -O
 run() {
   local target=$1
-  mkdir -p "corpus/$target" "artifacts/$target"
-  cargo +nightly fuzz run -O "$target" "corpus/$target" -- \
+  mkdir -p "$FUZZ/corpus/$target" "$FUZZ/artifacts/$target"
+  local status=0
+  cargo +nightly fuzz run --fuzz-dir "$FUZZ" -O "$target" "$FUZZ/corpus/$target" -- \
     -max_total_time="$SECONDS_EACH" -max_len=65536 -rss_limit_mb=4096 \
-    -artifact_prefix="artifacts/$target/" >"logs/$target.log" 2>&1
-  local status=$?
-  echo "$target: exit $status; $(grep -E '^#[0-9]+.*(DONE|pulse)' "logs/$target.log" | tail -1)"
+    -artifact_prefix="$FUZZ/artifacts/$target/" >"$FUZZ/logs/$target.log" 2>&1 || status=$?
+  echo "$target: exit $status; $(grep -E '^#[0-9]+' "$FUZZ/logs/$target.log" | tail -1)"
   return $status
 }
 failed=0

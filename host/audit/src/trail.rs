@@ -133,6 +133,11 @@ pub(crate) fn latest_in_blocks(
         return Ok(page);
     }
     let mut end = file.metadata().map_err(io)?.len();
+    if let Some(before) = before {
+        // Start at the first checkpoint covering record `before`: the
+        // records after it are not wanted, and need not be read.
+        end = end.min(covering_end(dir, before).unwrap_or(u64::MAX));
+    }
     // Bytes from `end` up to the start of the last line taken: the end of
     // a line whose start is further back. Ends with a newline.
     let mut pending: Vec<u8> = Vec::new();
@@ -187,6 +192,19 @@ pub(crate) fn latest_in_blocks(
     Ok(page)
 }
 
+/// Where the records of the first checkpoint covering record `seq` end
+/// (a place to start reading back from), if a checkpoint covers it.
+fn covering_end(dir: &Path, seq: u64) -> Option<u64> {
+    let checkpoints = fs::read(dir.join(CHECKPOINTS_FILE)).ok()?;
+    let (lines, _) = split_lines(&checkpoints);
+    lines
+        .iter()
+        .filter_map(|line| serde_json::from_slice::<crate::record::Checkpoint>(line.bytes).ok())
+        .filter(|checkpoint| checkpoint.records > seq)
+        .map(|checkpoint| checkpoint.bytes)
+        .min()
+}
+
 /// Calls `each` with every record of the trail in `dir` that `filter`
 /// selects, oldest first, reading a block at a time (`filter.limit` is not
 /// applied: use [`latest`]). Unreadable lines and a last record still
@@ -238,9 +256,15 @@ mod tests {
             limit in 1usize..12,
             block in 1usize..500,
             department in 0u64..4,
+            every in 1u64..20,
         ) {
             let dir = tempfile::tempdir().unwrap();
-            let log = AuditLog::open(dir.path(), None, AuditOptions::default()).unwrap();
+            // A checkpoint every few records: paging back starts at one.
+            let options = AuditOptions {
+                checkpoint_records: every,
+                ..AuditOptions::default()
+            };
+            let log = AuditLog::open(dir.path(), None, options).unwrap();
             for n in 0..records {
                 let mut entry = Entry::new(Kind::Call);
                 entry.department = Some(format!("d{}", n % 3));

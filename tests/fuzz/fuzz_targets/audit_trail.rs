@@ -12,9 +12,10 @@ fuzz_target!(|data: &[u8]| {
         Some(at) => (&data[..at], &data[at + 1..]),
         None => (data, &[][..]),
     };
-    let key = HostKey::from_text("zhongtai-ed25519-secret:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=")
-        .unwrap()
-        .public();
+    let key =
+        HostKey::from_text("zhongtai-ed25519-secret:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=")
+            .unwrap()
+            .public();
     let trail = Trail {
         records: records.to_vec(),
         checkpoints: checkpoints.to_vec(),
@@ -34,6 +35,12 @@ fuzz_target!(|data: &[u8]| {
         ..Default::default()
     };
     let page = zhongtai_audit::latest(&dir, &filter, None).unwrap();
-    let tail: Vec<u64> = everything.iter().rev().take(3).rev().map(|r| r.seq).collect();
+    let tail: Vec<u64> = everything
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(|r| r.seq)
+        .collect();
     assert_eq!(page.records.iter().map(|r| r.seq).collect::<Vec<_>>(), tail);
 });

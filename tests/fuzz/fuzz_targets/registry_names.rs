@@ -17,8 +17,14 @@ fuzz_target!(|data: &[u8]| {
         assert!(name.as_str().starts_with(name.namespace()));
     }
     if let Ok(version) = parse_version(text) {
-        assert!(version.build.is_empty(), "build metadata accepted: {version}");
-        assert_eq!(parse_version(&version.to_string()).expect("a printed version parses"), version);
+        assert!(
+            version.build.is_empty(),
+            "build metadata accepted: {version}"
+        );
+        assert_eq!(
+            parse_version(&version.to_string()).expect("a printed version parses"),
+            version
+        );
     }
     if let Ok(requirement) = parse_requirement(text) {
         let printed = requirement.to_string();
@@ -28,7 +34,10 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     if let Ok(digest) = Digest::parse(text) {
-        assert_eq!(Digest::parse(&digest.to_string()).expect("a printed digest parses"), digest);
+        assert_eq!(
+            Digest::parse(&digest.to_string()).expect("a printed digest parses"),
+            digest
+        );
         assert_eq!(digest.hex().len(), 64);
     }
 });
