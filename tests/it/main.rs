@@ -14,6 +14,7 @@ mod auth_lockout;
 mod cli_call;
 mod credit_component;
 mod disk_full;
+mod fuzz_corpus;
 mod generic_invocation;
 mod license_component;
 mod manifest_deploy;

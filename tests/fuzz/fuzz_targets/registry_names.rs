@@ -1,43 +1,6 @@
-//! Registry names, versions, requirements and digests: any text is parsed
-//! or refused without a panic, and whatever is accepted prints back as
-//! text that parses to the same thing.
+//! Registry names, versions, requirements and digests: see `check`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use zhongtai_registry::name::{parse_requirement, parse_version};
-use zhongtai_registry::{Digest, PackageName};
+include!("../checks/registry_names.rs");
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(name) = PackageName::parse(text) {
-        let again = PackageName::parse(&name.to_string()).expect("a printed name parses");
-        assert_eq!(again, name);
-        assert!(name.as_str().starts_with(name.namespace()));
-    }
-    if let Ok(version) = parse_version(text) {
-        assert!(
-            version.build.is_empty(),
-            "build metadata accepted: {version}"
-        );
-        assert_eq!(
-            parse_version(&version.to_string()).expect("a printed version parses"),
-            version
-        );
-    }
-    if let Ok(requirement) = parse_requirement(text) {
-        let printed = requirement.to_string();
-        assert_eq!(
-            parse_requirement(&printed).expect("a printed requirement parses"),
-            requirement
-        );
-    }
-    if let Ok(digest) = Digest::parse(text) {
-        assert_eq!(
-            Digest::parse(&digest.to_string()).expect("a printed digest parses"),
-            digest
-        );
-        assert_eq!(digest.hex().len(), 64);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check(data));
