@@ -18,7 +18,9 @@
 //! - **Connections.** One client address may hold
 //!   [`ServeLimits::max_connections_per_client`] connections, everyone
 //!   together [`ServeLimits::max_connections`]; a connection beyond either
-//!   is answered `503` with `Retry-After` and closed.
+//!   is answered `503` with `Retry-After` and closed. A trusted proxy
+//!   ([`ServeLimits::uncapped_peers`]) carries many clients and is held to
+//!   the total only.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -55,6 +57,9 @@ pub struct ServeLimits {
     pub max_connections_per_client: usize,
     /// Open connections in all.
     pub max_connections: usize,
+    /// Peers not held to the per-client cap: the load balancers in front
+    /// of the host, whose connections carry many clients.
+    pub uncapped_peers: Vec<IpAddr>,
 }
 
 impl Default for ServeLimits {
@@ -67,6 +72,7 @@ impl Default for ServeLimits {
             max_in_flight: 512,
             max_connections_per_client: 256,
             max_connections: 16_384,
+            uncapped_peers: Vec::new(),
         }
     }
 }
@@ -89,8 +95,9 @@ impl Slot {
     fn take(open: &Arc<Mutex<Open>>, client: IpAddr, limits: &ServeLimits) -> Option<Self> {
         let mut counts = open.lock().unwrap_or_else(|e| e.into_inner());
         let from_client = counts.by_client.get(&client).copied().unwrap_or(0);
+        let capped = !limits.uncapped_peers.contains(&client);
         if counts.total >= limits.max_connections
-            || from_client >= limits.max_connections_per_client
+            || (capped && from_client >= limits.max_connections_per_client)
         {
             return None;
         }
@@ -459,6 +466,31 @@ mod tests {
         )
         .await;
         assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_trusted_proxy_is_held_to_the_total_only() {
+        let address = start(ServeLimits {
+            max_connections_per_client: 2,
+            max_connections: 6,
+            uncapped_peers: vec!["127.0.0.3".parse().unwrap()],
+            ..ServeLimits::default()
+        })
+        .await;
+        let mut held = Vec::new();
+        for _ in 0..6 {
+            held.push(connect_from("127.0.0.3", address).await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // All six are open (a refused one would have been answered 503
+        // and closed), three times the per-client cap.
+        for stream in &mut held {
+            assert_eq!(read_for(stream, Duration::from_millis(50)).await, "");
+        }
+        // The total is full now.
+        let mut seventh = connect_from("127.0.0.3", address).await;
+        let answer = exchange(&mut seventh, GET_FAST).await;
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     }
 
     #[tokio::test]

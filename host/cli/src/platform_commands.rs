@@ -190,7 +190,8 @@ pub fn deploy_all(
 pub fn serve(host: Arc<zhongtai_api::Host>, args: &UpArgs) -> anyhow::Result<ExitCode> {
     raise_open_files_limit();
     let runtime = tokio::runtime::Runtime::new()?;
-    let limits = args.limits.limits();
+    let mut limits = args.limits.limits();
+    limits.uncapped_peers = args.trusted_proxies.clone();
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
