@@ -646,10 +646,44 @@ pub async fn audit_file(
         )));
     }
     let path = audit.dir().join(&file);
-    let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
-        .await?
-        .map_err(|e| ApiError::internal(format!("{file}: {e}")))?;
-    Ok(([("content-type", "application/octet-stream")], bytes).into_response())
+    let opened =
+        std::fs::File::open(&path).map_err(|e| ApiError::internal(format!("{file}: {e}")))?;
+    Ok((
+        [("content-type", "application/octet-stream")],
+        axum::body::Body::from_stream(file_chunks(opened)),
+    )
+        .into_response())
+}
+
+/// The bytes of `file` as it is now, a megabyte at a time, read on a
+/// blocking thread while the answer is sent: a trail of any length is
+/// served in constant memory.
+fn file_chunks(
+    file: std::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let (send, receive) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut file = file;
+        loop {
+            let mut chunk = vec![0u8; 1024 * 1024];
+            let read = match file.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(read) => read,
+                Err(e) => {
+                    let _ = send.blocking_send(Err(e));
+                    return;
+                }
+            };
+            chunk.truncate(read);
+            if send.blocking_send(Ok(Bytes::from(chunk))).is_err() {
+                return;
+            }
+        }
+    });
+    futures_util::stream::unfold(receive, |mut receive| async move {
+        receive.recv().await.map(|chunk| (chunk, receive))
+    })
 }
 
 #[cfg(test)]
