@@ -28,6 +28,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde::Deserialize;
 
+use zhongtai_audit::same_secret;
+
 use crate::client::{LocalRegistry, Registry};
 use crate::error::RegistryError;
 use crate::name::{Digest, PackageName, parse_version};
@@ -132,16 +134,6 @@ impl Publishers {
             }),
         }
     }
-}
-
-/// Compares in time independent of where the texts differ.
-fn same_secret(expected: &str, given: &str) -> bool {
-    expected.len() == given.len()
-        && expected
-            .bytes()
-            .zip(given.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
 }
 
 /// Proof that a publish or yank carries a token covering the package's

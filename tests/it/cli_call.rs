@@ -44,8 +44,9 @@ fn call(data_dir: &Path, function: &str, args: Json) -> Json {
     serde_json::from_slice(&output.stdout).expect("zhongtai call prints JSON")
 }
 
-#[test]
-fn a_component_file_uses_a_packages_state_only_when_told_which() {
+/// A data directory where a citizen registered through a file of the auth
+/// component (run as `zhongtai:auth`).
+fn registered_citizen() -> tempfile::TempDir {
     let data = tempfile::tempdir().unwrap();
     std::fs::write(
         data.path().join("config.toml"),
@@ -58,6 +59,12 @@ fn a_component_file_uses_a_packages_state_only_when_told_which() {
         json!({"kind": "citizen", "id": CITIZEN, "display-name": "Li Lei", "password": "correct-horse-42"}),
     );
     assert_eq!(registered["ok"]["id"], CITIZEN);
+    data
+}
+
+#[test]
+fn a_component_file_uses_a_packages_state_only_when_told_which() {
+    let data = registered_citizen();
     let auth = support::guests()["zhongtai-auth"]
         .to_str()
         .unwrap()
@@ -96,18 +103,7 @@ fn a_component_file_uses_a_packages_state_only_when_told_which() {
 
 #[test]
 fn register_login_verify_across_invocations() {
-    let data = tempfile::tempdir().unwrap();
-    std::fs::write(
-        data.path().join("config.toml"),
-        "[components.\"zhongtai:auth\"]\nargon2-memory-kib = 256\nargon2-iterations = 1\n",
-    )
-    .unwrap();
-    let registered = call(
-        data.path(),
-        "authn.register",
-        json!({"kind": "citizen", "id": CITIZEN, "display-name": "Li Lei", "password": "correct-horse-42"}),
-    );
-    assert_eq!(registered["ok"]["id"], CITIZEN);
+    let data = registered_citizen();
     let session = call(
         data.path(),
         "authn.login",

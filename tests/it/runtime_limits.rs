@@ -15,6 +15,22 @@ fn limits() -> RuntimeLimits {
     }
 }
 
+/// `shapes.add(a, b)` of the sampler: a call that works when the runtime does.
+fn add(
+    runtime: &zhongtai_runtime::Runtime,
+    sampler: &zhongtai_runtime::LoadedComponent,
+    a: i32,
+    b: i32,
+) -> Result<zhongtai_runtime::Returned, CallError> {
+    runtime.call(
+        sampler,
+        context("tests"),
+        "shapes",
+        "add",
+        &json!({"a": a, "b": b}),
+    )
+}
+
 /// Calls `antics.<function>` of the sampler as the tests department.
 fn antics(
     runtime: &zhongtai_runtime::Runtime,
@@ -44,16 +60,7 @@ fn a_looping_guest_is_stopped_at_its_deadline_and_the_next_call_succeeds() {
         error.to_string(),
         "example:sampler/antics@0.1.0.spin timed out: stopped after its deadline of 300ms"
     );
-    let sum = runtime
-        .call(
-            &sampler,
-            context("tests"),
-            "shapes",
-            "add",
-            &json!({"a": 2, "b": 3}),
-        )
-        .unwrap()
-        .json;
+    let sum = add(&runtime, &sampler, 2, 3).unwrap().json;
     assert_eq!(sum, json!(5));
 }
 
@@ -89,19 +96,7 @@ fn a_panicking_guest_fails_that_call_only_and_says_why() {
         }
         other => panic!("expected a trap, got {other}"),
     }
-    assert_eq!(
-        runtime
-            .call(
-                &sampler,
-                context("tests"),
-                "shapes",
-                "add",
-                &json!({"a": 40, "b": 2})
-            )
-            .unwrap()
-            .json,
-        json!(42)
-    );
+    assert_eq!(add(&runtime, &sampler, 40, 2).unwrap().json, json!(42));
 }
 
 #[test]
@@ -138,30 +133,10 @@ fn calls_beyond_the_instance_pool_are_refused_as_busy() {
     let (runtime, _dir) = runtime(limits, HostConfig::default());
     let sampler = load(&runtime, "fixture-sampler");
     let held = runtime.instantiate(&sampler, context("tests")).unwrap();
-    let error = runtime
-        .call(
-            &sampler,
-            context("tests"),
-            "shapes",
-            "add",
-            &json!({"a": 1, "b": 1}),
-        )
-        .unwrap_err();
+    let error = add(&runtime, &sampler, 1, 1).unwrap_err();
     assert!(matches!(error, CallError::Busy { limit: 1 }), "{error}");
     drop(held);
-    assert_eq!(
-        runtime
-            .call(
-                &sampler,
-                context("tests"),
-                "shapes",
-                "add",
-                &json!({"a": 1, "b": 1})
-            )
-            .unwrap()
-            .json,
-        json!(2)
-    );
+    assert_eq!(add(&runtime, &sampler, 1, 1).unwrap().json, json!(2));
 }
 
 #[test]
@@ -288,16 +263,7 @@ fn sleeping_guests_give_their_instances_back_at_the_deadline() {
         "{outcomes:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
-    let sum = runtime
-        .call(
-            &sampler,
-            context("tests"),
-            "shapes",
-            "add",
-            &json!({"a": 2, "b": 3}),
-        )
-        .unwrap()
-        .json;
+    let sum = add(&runtime, &sampler, 2, 3).unwrap().json;
     assert_eq!(sum, json!(5));
 }
 

@@ -39,7 +39,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
-use zhongtai_audit::{AuditLog, Filter, parse_time, sha256_hex};
+use zhongtai_audit::{AuditLog, Filter, parse_time, same_secret, sha256_hex};
 use zhongtai_manifest::ManifestErrors;
 use zhongtai_runtime::Slug;
 
@@ -253,16 +253,6 @@ fn unauthorized() -> ApiError {
         "unauthorized",
         "the admin API needs an admin token (Authorization: Bearer …)",
     )
-}
-
-/// Compares in time independent of where the texts differ.
-fn same_secret(expected: &str, given: &str) -> bool {
-    expected.len() == given.len()
-        && expected
-            .bytes()
-            .zip(given.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
 }
 
 /// The department action a path of the admin API names, if any.

@@ -45,7 +45,7 @@ mod verify;
 use std::path::Path;
 
 pub use digest::{DIGEST_KEY_FILE, DIGEST_PREFIX, DigestKey, RequestKey};
-pub use key::{HostKey, VerifyKey};
+pub use key::{HostKey, VerifyKey, same_secret};
 pub use log::{AuditLog, AuditOptions, CheckpointSink};
 pub use problem::Problem;
 pub use record::{Checkpoint, Entry, GENESIS, Kind, Record, hash_json, sha256_hex};

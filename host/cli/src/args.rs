@@ -115,15 +115,20 @@ impl HostArgs {
         zhongtai_audit::private_dir(&self.data_dir)
             .with_context(|| format!("creating data directory {}", self.data_dir.display()))?;
         Runtime::new(RuntimeOptions {
-            limits: RuntimeLimits {
-                memory_bytes: self.memory_mib.saturating_mul(1024 * 1024),
-                deadline: Duration::from_millis(self.deadline_ms),
-                ..RuntimeLimits::default()
-            },
+            limits: self.limits(),
             cache_dir: Some(self.data_dir.join("cache")),
             config: HostConfig::default(),
             store: Arc::new(SqliteStore::temporary()?),
         })
+    }
+
+    /// The limits every call runs under.
+    fn limits(&self) -> RuntimeLimits {
+        RuntimeLimits {
+            memory_bytes: self.memory_mib.saturating_mul(1024 * 1024),
+            deadline: Duration::from_millis(self.deadline_ms),
+            ..RuntimeLimits::default()
+        }
     }
 
     /// A runtime over the state and compile cache in the data directory,
@@ -150,11 +155,7 @@ impl HostArgs {
             (None, None) => Arc::new(open_state(&self.data_dir)?),
         };
         Runtime::new(RuntimeOptions {
-            limits: RuntimeLimits {
-                memory_bytes: self.memory_mib.saturating_mul(1024 * 1024),
-                deadline: Duration::from_millis(self.deadline_ms),
-                ..RuntimeLimits::default()
-            },
+            limits: self.limits(),
             cache_dir: Some(self.data_dir.join("cache")),
             config,
             store,
