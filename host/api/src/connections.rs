@@ -13,6 +13,8 @@
 //! - **Requests at once.** At most [`ServeLimits::max_in_flight`] requests
 //!   are handled together; the next is answered `503` with `Retry-After` at
 //!   once rather than queued. `GET /healthz` is never refused.
+//! - **Write timeout.** A client that stops reading its answer is cut off
+//!   once a write has made no progress for [`ServeLimits::write_timeout`].
 //! - **Request timeout.** A request still unanswered after
 //!   [`ServeLimits::request_timeout`] is answered `503`.
 //! - **Connections.** One client address may hold
@@ -24,7 +26,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -34,7 +38,7 @@ use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
@@ -49,6 +53,8 @@ pub struct ServeLimits {
     pub body_timeout: Duration,
     /// Time a request may take from its head to its answer.
     pub request_timeout: Duration,
+    /// Time a write of the answer may wait for the client to read.
+    pub write_timeout: Duration,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
     /// Requests handled at once.
@@ -68,6 +74,7 @@ impl Default for ServeLimits {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
             max_body_bytes: crate::server::MAX_BODY_BYTES,
             max_in_flight: 512,
             max_connections_per_client: 256,
@@ -174,6 +181,7 @@ pub async fn serve_limited(
                 }
             }
         });
+        let stream = WriteDeadline::new(stream, limits.write_timeout);
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let mut stop = stop_connections.subscribe();
         let grace = limits.request_timeout;
@@ -192,6 +200,83 @@ pub async fn serve_limited(
     let _ = stop_connections.send(());
     stop_connections.closed().await;
     Ok(())
+}
+
+/// A connection whose writes fail once one has waited `limit` for the
+/// client to read: a client that asks for an answer and never reads it
+/// does not hold its connection (and a task) for ever.
+struct WriteDeadline<T> {
+    inner: T,
+    limit: Duration,
+    /// Since when the pending write has waited.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteDeadline<T> {
+    fn new(inner: T, limit: Duration) -> Self {
+        Self {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// `outcome` of a write, unless it has been pending too long.
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        outcome: Poll<R>,
+    ) -> Poll<Result<R, std::io::Error>> {
+        match outcome {
+            Poll::Ready(result) => {
+                self.stalled = None;
+                Poll::Ready(Ok(result))
+            }
+            Poll::Pending => {
+                let limit = self.limit;
+                let stalled = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match stalled.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client stopped reading its answer",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteDeadline<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let outcome = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, outcome).map(Result::flatten)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let outcome = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, outcome).map(Result::flatten)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Answers a connection beyond the limits with `503` and closes it.
@@ -339,6 +424,7 @@ mod tests {
                 "/fast",
                 get(|| async { "fast" }).post(|body: String| async move { body }),
             )
+            .route("/big", get(|| async { vec![b'x'; 32 * 1024 * 1024] }))
             .route(
                 "/slow",
                 get(|| async {
@@ -491,6 +577,29 @@ mod tests {
         let mut seventh = connect_from("127.0.0.3", address).await;
         let answer = exchange(&mut seventh, GET_FAST).await;
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_cut_off() {
+        let address = start(ServeLimits {
+            write_timeout: Duration::from_millis(300),
+            max_connections_per_client: 1,
+            ..ServeLimits::default()
+        })
+        .await;
+        // Asks for 32 MiB and reads none of it: the host's writes stall.
+        let mut reader = connect_from("127.0.0.4", address).await;
+        reader
+            .write_all(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // The stalled connection was closed, so the client's one
+        // connection is free again.
+        let mut next = connect_from("127.0.0.4", address).await;
+        let answer = exchange(&mut next, GET_FAST).await;
+        assert!(answer.ends_with("fast"), "{answer}");
+        drop(reader);
     }
 
     #[tokio::test]

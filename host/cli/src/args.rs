@@ -273,6 +273,9 @@ pub struct LimitArgs {
     /// Seconds a client has to send a request body.
     #[arg(long, default_value_t = 10)]
     pub body_timeout_secs: u64,
+    /// Seconds a write of an answer may wait for the client to read it.
+    #[arg(long, default_value_t = 30)]
+    pub write_timeout_secs: u64,
     /// Requests handled at once; more are answered 503 with Retry-After.
     #[arg(long, default_value_t = 512)]
     pub max_in_flight: usize,
@@ -290,6 +293,7 @@ impl LimitArgs {
         zhongtai_api::ServeLimits {
             header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
             body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+            write_timeout: Duration::from_secs(self.write_timeout_secs.max(1)),
             max_in_flight: self.max_in_flight.max(1),
             max_connections_per_client: self.max_connections_per_client.max(1),
             max_connections: self.max_connections.max(1),
