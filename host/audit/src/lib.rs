@@ -48,7 +48,9 @@ pub use digest::{DIGEST_KEY_FILE, DIGEST_PREFIX, DigestKey, RequestKey};
 pub use key::{HostKey, VerifyKey, same_secret};
 pub use log::{AuditLog, AuditOptions, CheckpointSink};
 pub use problem::Problem;
-pub use record::{Checkpoint, Entry, GENESIS, Kind, Record, hash_json, sha256_hex};
+pub use record::{
+    Checkpoint, Entry, GENESIS, Kind, MAX_FIELD_BYTES, Record, hash_json, sha256_hex,
+};
 pub use time::{format_time, parse_time};
 pub use trail::{Filter, Page, Trail, each_record, latest};
 pub use verify::{Report, export, verify, verify_dir};
