@@ -321,16 +321,7 @@ fn record_refusal(host: &Host, parts: &Parts, case: &str) {
     let Some((action, department)) = department_action(parts.uri.path()) else {
         return;
     };
-    let client = host.client_address(
-        parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip()),
-        parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok()),
-    );
+    let client = host.request_client(&parts.extensions, &parts.headers);
     let Some(admin) = host.admin() else {
         return;
     };

@@ -364,10 +364,13 @@ async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Re
         match gate.in_flight.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
             Err(_) => {
-                return busy(format!(
-                    "the host is handling {} requests, its limit; retry in a second",
-                    gate.max_in_flight
-                ));
+                return retry_soon(
+                    "busy",
+                    format!(
+                        "the host is handling {} requests, its limit; retry in a second",
+                        gate.max_in_flight
+                    ),
+                );
             }
         }
     };
@@ -375,27 +378,19 @@ async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Re
     drop(permit);
     match answered {
         Ok(response) => response,
-        Err(_) => {
-            let mut response = ApiError::new(
-                503,
-                "request-timeout",
-                format!(
-                    "the request was not answered within {} s",
-                    gate.request_timeout.as_secs()
-                ),
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert("retry-after", HeaderValue::from_static("1"));
-            response
-        }
+        Err(_) => retry_soon(
+            "request-timeout",
+            format!(
+                "the request was not answered within {} s",
+                gate.request_timeout.as_secs()
+            ),
+        ),
     }
 }
 
-/// `503` with `Retry-After: 1`.
-fn busy(message: String) -> Response {
-    let mut response = ApiError::new(503, "busy", message).into_response();
+/// `503` with `code` and `Retry-After: 1`.
+fn retry_soon(code: &str, message: String) -> Response {
+    let mut response = ApiError::new(503, code, message).into_response();
     response
         .headers_mut()
         .insert("retry-after", HeaderValue::from_static("1"));

@@ -136,6 +136,21 @@ impl Host {
         self
     }
 
+    /// The client of a request with these `extensions` (its peer, as the
+    /// server records it) and `headers` (its `x-forwarded-for`); see
+    /// [`client_address`].
+    pub fn request_client(
+        &self,
+        extensions: &axum::http::Extensions,
+        headers: &axum::http::HeaderMap,
+    ) -> String {
+        let peer = extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        self.client_address(peer, forwarded_for)
+    }
+
     /// The client of a request from `peer` carrying `forwarded_for`; see
     /// [`client_address`].
     pub fn client_address(

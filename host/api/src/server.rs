@@ -7,13 +7,12 @@
 //! addresses are served under the limits of [`crate::connections`].
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{Extensions, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -238,11 +237,7 @@ async fn service(
     if method != Method::GET && method != Method::HEAD {
         host.check_storage()?;
     }
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip());
-    let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client = host.client_address(peer, forwarded_for);
+    let client = host.request_client(&extensions, &headers);
     let fields = &deployment.body_fields[index];
     let request = request_data(params, &uri, &headers, &body, fields, client)?;
     let request_id = request.request_id.clone();

@@ -139,7 +139,7 @@ pub fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     )?;
     let component = load_component(&runtime, &args.component, &args.source)?;
     match &args.package {
-        Some(package) if !is_file(&args.component) => bail!(
+        Some(_) if !is_file(&args.component) => bail!(
             "--package is for component files; {} is named by its package already",
             args.component
         ),

@@ -125,10 +125,11 @@ pub struct HostState {
     pub(crate) lock_wait_until: Instant,
 }
 
-/// How long before its deadline a call's lock waits give up: a fifth of
-/// the time a call may run, at most 250 ms.
-fn lock_grace(deadline_at: Instant, now: Instant) -> std::time::Duration {
-    (deadline_at.saturating_duration_since(now) / 5).min(std::time::Duration::from_millis(250))
+/// When the lock waits of a call ending at `deadline_at` give up: a fifth
+/// of the time it has left earlier, at most 250 ms earlier.
+fn lock_wait_until(deadline_at: Instant) -> Instant {
+    let left = deadline_at.saturating_duration_since(Instant::now());
+    deadline_at - (left / 5).min(std::time::Duration::from_millis(250))
 }
 
 /// What a call's [`HostState`] is made from, besides the call's context.
@@ -170,14 +171,14 @@ impl HostState {
             held_locks: HashSet::new(),
             released_locks: Vec::new(),
             deadline_at,
-            lock_wait_until: deadline_at - lock_grace(deadline_at, Instant::now()),
+            lock_wait_until: lock_wait_until(deadline_at),
         }
     }
 
     /// Sets when the call must end (and so when its lock waits give up).
     pub(crate) fn set_deadline(&mut self, deadline_at: Instant) {
         self.deadline_at = deadline_at;
-        self.lock_wait_until = deadline_at - lock_grace(deadline_at, Instant::now());
+        self.lock_wait_until = lock_wait_until(deadline_at);
     }
 
     /// The call's pending writes and its session with the store, which is
