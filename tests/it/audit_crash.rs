@@ -1,5 +1,6 @@
 //! kill -9 of the host under load loses no audit record of a request that
-//! got a response, and the host restarts on the same trail.
+//! got a response, and the host restarts on the same trail — sealed into
+//! small segments, so that the kill may land in the middle of a seal.
 
 use crate::support;
 
@@ -7,16 +8,23 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::support::platform::Platform;
-use zhongtai_audit::{Filter, Kind, Trail, VerifyKey, verify};
+use zhongtai_audit::{Filter, Kind, VerifyKey, each_record, verify_dir};
 
 const CITIZEN: &str = "11010519491231002X";
 const PASSWORD: &str = "tea-and-silk-2026";
 
 fn check(trail: &std::path::Path) -> (zhongtai_audit::Report, Vec<zhongtai_audit::Record>) {
     let key = VerifyKey::from_file(&trail.join("host.pub")).unwrap();
-    let read = Trail::read(trail).unwrap();
-    let report = verify(&read, &key).unwrap_or_else(|problem| panic!("{problem}"));
-    (report, read.select(&Filter::default()))
+    let report = verify_dir(trail, &key)
+        .unwrap()
+        .unwrap_or_else(|problem| panic!("{problem}"));
+    let mut records = Vec::new();
+    each_record(trail, &Filter::default(), |record| {
+        records.push(record);
+        Ok(())
+    })
+    .unwrap();
+    (report, records)
 }
 
 #[test]
@@ -24,7 +32,9 @@ fn a_killed_host_has_recorded_every_request_it_answered() {
     support::guests();
     let departments = support::root().join("examples");
     let data = tempfile::tempdir().unwrap();
-    let mut platform = Platform::start(&departments, data.path());
+    // A segment every 64 records: a few hundred seals under the load.
+    let segments = ["--audit-segment-records", "64"];
+    let mut platform = Platform::start_with(&departments, data.path(), &segments);
     let token =
         platform.register_and_login("/public-security/citizens", CITIZEN, "Li Lei", PASSWORD);
 
@@ -95,17 +105,19 @@ fn a_killed_host_has_recorded_every_request_it_answered() {
         &lost[..lost.len().min(3)]
     );
 
+    assert!(report.segments > 3, "{report}");
     println!(
-        "answered {} requests before the kill; trail: {} records, {} signed, {} bytes of a record being written",
+        "answered {} requests before the kill; trail: {} records in {} segments, {} signed, {} bytes of a record being written",
         answered.len(),
         report.records,
+        report.segments,
         report.signed,
         report.incomplete_bytes
     );
 
     // The host comes back on the same trail, signs what it finds and goes on.
     drop(platform);
-    let platform = Platform::start(&departments, data.path());
+    let platform = Platform::start_with(&departments, data.path(), &segments);
     assert_eq!(platform.send("GET", "/healthz", None, None).0, 200);
     drop(platform);
     let (after, records) = check(&trail);

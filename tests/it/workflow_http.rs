@@ -685,6 +685,20 @@ fn a_department_is_upgraded_and_rolled_back_under_load_without_a_failed_request(
     assert!(checkpoints.contains("\"signature\""));
     assert_eq!(get("/admin/v1/audit/files/host.key", OPERATOR_TOKEN).0, 404);
     assert_eq!(
+        get("/admin/v1/audit/files/segments/../host.key", OPERATOR_TOKEN).0,
+        404
+    );
+    let (status, files) = get("/admin/v1/audit/files", OPERATOR_TOKEN);
+    assert_eq!(status, 200);
+    let files: Json = serde_json::from_str(&files).unwrap();
+    let paths: Vec<&str> = files["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["host.pub", "checkpoints.jsonl", "trail.jsonl"]);
+    assert_eq!(
         editions.into_iter().collect::<Vec<_>>(),
         [1, 2],
         "requests saw both editions"

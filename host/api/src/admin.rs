@@ -9,7 +9,8 @@
 //! | `GET`, `PUT /admin/v1/policy` | the operator's policy (TOML): what each department may call; deploys are checked against it |
 //! | `GET /admin/v1/audit?department=&service=&subject=&request=&since=&until=&limit=&before=` | audit records, oldest first: the latest `limit` (default 100, at most 1000) numbered below `before`, read from the end of the trail; `next-before` pages back |
 //! | `GET /admin/v1/audit/verify` | the whole trail checked against the host key: a summary, or the first problem (409) |
-//! | `GET /admin/v1/audit/files/{trail.jsonl,checkpoints.jsonl,host.pub}` | the trail's files, for an auditor to verify offline |
+//! | `GET /admin/v1/audit/files` | the trail's files and their sizes: `host.pub`, then each segment's `checkpoints.jsonl` and `trail.jsonl`, oldest first |
+//! | `GET /admin/v1/audit/files/{path}` | one of them (`trail.jsonl`, `segments/<first record>/trail.jsonl`, …), for an auditor to verify offline |
 //!
 //! The admin API is served on an address of its own (loopback unless the
 //! operator says otherwise), never beside the departments' services.
@@ -607,7 +608,41 @@ pub async fn audit_verify(
     })
 }
 
-/// `GET /admin/v1/audit/files/{file}`.
+/// The trail's files an auditor may fetch, relative to its directory:
+/// the public key, then each segment's checkpoints and records, oldest
+/// segment first.
+fn trail_files(dir: &std::path::Path) -> Result<Vec<String>, ApiError> {
+    let mut files = vec![zhongtai_audit::PUBLIC_KEY_FILE.to_owned()];
+    for segment in zhongtai_audit::segments(dir).map_err(|e| ApiError::internal(e.to_string()))? {
+        for name in [zhongtai_audit::CHECKPOINTS_FILE, zhongtai_audit::TRAIL_FILE] {
+            files.push(format!("{}{name}", segment.prefix));
+        }
+    }
+    Ok(files)
+}
+
+/// `GET /admin/v1/audit/files`.
+pub async fn audit_files(
+    State(host): State<Arc<Host>>,
+    caller: Caller,
+) -> Result<axum::Json<Json>, ApiError> {
+    caller.operator_only()?;
+    let dir = trail_of(&host)?.dir().to_owned();
+    let listed = tokio::task::spawn_blocking(move || -> Result<Vec<Json>, ApiError> {
+        let files = trail_files(&dir)?;
+        Ok(files
+            .into_iter()
+            .map(|file| {
+                let bytes = std::fs::metadata(dir.join(&file)).map_or(0, |m| m.len());
+                json!({ "path": file, "bytes": bytes })
+            })
+            .collect())
+    })
+    .await??;
+    Ok(axum::Json(json!({ "files": listed })))
+}
+
+/// `GET /admin/v1/audit/files/{*path}`.
 pub async fn audit_file(
     State(host): State<Arc<Host>>,
     caller: Caller,
@@ -615,15 +650,11 @@ pub async fn audit_file(
 ) -> Result<Response, ApiError> {
     caller.operator_only()?;
     let audit = trail_of(&host)?;
-    let allowed = [
-        zhongtai_audit::TRAIL_FILE,
-        zhongtai_audit::CHECKPOINTS_FILE,
-        zhongtai_audit::PUBLIC_KEY_FILE,
-    ];
-    if !allowed.contains(&file.as_str()) {
+    // Only a name from the listing: nothing else in the directory (the
+    // secret keys) and nothing outside it.
+    if !trail_files(audit.dir())?.contains(&file) {
         return Err(ApiError::not_found(format!(
-            "the trail's files are {}",
-            allowed.join(", ")
+            "{file} is not one of the trail's files: GET /admin/v1/audit/files lists them"
         )));
     }
     let path = audit.dir().join(&file);

@@ -28,9 +28,15 @@
 //! public key) and names the first thing that is wrong; [`Filter`] selects
 //! records for `zhongtai audit show` and the admin API.
 //!
+//! A long trail is kept in segments: the two files above are the open
+//! segment, and sealed ones (a million records each by default) move to
+//! `segments/<first record>/` with the same two files, so that old
+//! records can be archived and no reader holds more than one segment's
+//! checkpoints (see [`Segment`]).
+//!
 //! Modules, in dependency order: `record` (the format), `time`, `problem`,
-//! `chain` (walking the hash chain), `trail` (reading), `verify`, `log`
-//! (the writer), `key`.
+//! `chain` (walking the hash chain), `segment` (the files of a long
+//! trail), `trail` (reading), `verify`, `log` (the writer), `key`.
 
 mod chain;
 mod digest;
@@ -38,6 +44,7 @@ mod key;
 mod log;
 mod problem;
 mod record;
+mod segment;
 mod time;
 mod trail;
 mod verify;
@@ -51,6 +58,7 @@ pub use problem::Problem;
 pub use record::{
     Checkpoint, Entry, GENESIS, Kind, MAX_FIELD_BYTES, Record, hash_json, sha256_hex,
 };
+pub use segment::{SEGMENTS_DIR, Segment, segments};
 pub use time::{format_time, parse_time};
 pub use trail::{Filter, Page, Trail, each_record, latest};
 pub use verify::{Report, export, verify, verify_dir};

@@ -14,6 +14,7 @@ use crate::chain::check_links;
 use crate::digest::{DIGEST_KEY_FILE, DigestKey};
 use crate::problem::Problem;
 use crate::record::{Checkpoint, Entry, GENESIS, Kind, Record, sha256_hex, split_lines};
+use crate::segment::{self, SealError};
 use crate::time::format_time;
 use crate::{AuditError, CHECKPOINTS_FILE, HostKey, KEY_FILE, PUBLIC_KEY_FILE, TRAIL_FILE};
 
@@ -37,6 +38,9 @@ pub struct AuditOptions {
     pub checkpoint_interval: Duration,
     /// A checkpoint also follows this many uncovered records.
     pub checkpoint_records: u64,
+    /// The open segment is sealed once it holds this many records (at
+    /// the next checkpoint covering all of them) and a new one begins.
+    pub segment_records: u64,
     /// Names the host in every record it writes (when several hosts share
     /// one platform).
     pub host: Option<String>,
@@ -49,6 +53,7 @@ impl Default for AuditOptions {
         Self {
             checkpoint_interval: Duration::from_secs(1),
             checkpoint_records: 10_000,
+            segment_records: 1_000_000,
             host: None,
             publish: None,
         }
@@ -76,11 +81,16 @@ struct State {
     /// How many writes have failed: records appended before a failure
     /// that were not on disk by then were dropped with it.
     failures: u64,
+    /// Why the writer can append no more (its files were moved by a seal
+    /// it could not finish): a restart finishes the seal.
+    lost: Option<String>,
 }
 
 struct Signer {
     file: File,
     last: Checkpoint,
+    /// The first record of the open segment.
+    segment_start: u64,
 }
 
 struct Inner {
@@ -93,6 +103,10 @@ struct Inner {
     file: Mutex<File>,
     signer: Mutex<Signer>,
     covered: AtomicU64,
+    /// The first record of the open segment (as the signer has it).
+    segment_start: AtomicU64,
+    /// Held while the writer lives: one writer per trail.
+    _lock: File,
 }
 
 /// The append-only writer of one trail directory.
@@ -106,9 +120,28 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Opens `path` for appending, locked against other processes (one writer
-/// per trail: a second would fork the chain; the lock goes with the file
-/// when the process ends), and cuts a last line that has no newline (a
+/// Locks the trail in `dir` against other processes: one writer per trail
+/// (a second would fork the chain). The lock goes with the file when the
+/// process ends.
+fn lock_trail(dir: &Path) -> Result<File, AuditError> {
+    let path = dir.join(".lock");
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&path).map_err(|e| AuditError::io(&path, e))?;
+    if let Err(e) = file.try_lock() {
+        return Err(AuditError::Io {
+            path: dir.join(TRAIL_FILE).display().to_string(),
+            message: format!(
+                "the audit trail is open in another zhongtai process ({e}); stop it or use another data directory"
+            ),
+        });
+    }
+    Ok(file)
+}
+
+/// Opens `path` for appending and cuts a last line that has no newline (a
 /// write the process did not finish); returns the file and what was cut.
 fn open_and_trim(path: &Path) -> Result<(File, Vec<u8>), AuditError> {
     let io = |e| AuditError::io(path, e);
@@ -123,14 +156,6 @@ fn open_and_trim(path: &Path) -> Result<(File, Vec<u8>), AuditError> {
         use std::os::unix::fs::PermissionsExt;
         file.set_permissions(fs::Permissions::from_mode(0o600))
             .map_err(io)?;
-    }
-    if let Err(e) = file.try_lock() {
-        return Err(AuditError::Io {
-            path: path.display().to_string(),
-            message: format!(
-                "the audit trail is open in another zhongtai process ({e}); stop it or use another data directory"
-            ),
-        });
     }
     let length = file.metadata().map_err(io)?.len();
     let mut end = length;
@@ -214,13 +239,15 @@ fn last_checkpoint(dir: &Path, key: &HostKey) -> Result<Checkpoint, AuditError> 
     Ok(last)
 }
 
-/// Checks the records `trail` holds after the checkpoint `last`: none cut
-/// from the end, each chained to the one before. Returns the next sequence
-/// number, the last record's hash and the trail's length.
+/// Checks the records `trail` (the open segment, whose first record is
+/// `segment_start`) holds after the checkpoint `last`: none cut from the
+/// end, each chained to the one before. Returns the next sequence number,
+/// the last record's hash and the segment's length.
 fn check_since(
     dir: &Path,
     trail: &mut File,
     last: &Checkpoint,
+    segment_start: u64,
 ) -> Result<(u64, String, u64), AuditError> {
     let trail_path = dir.join(TRAIL_FILE);
     let io = |e| AuditError::io(&trail_path, e);
@@ -241,7 +268,8 @@ fn check_since(
     trail.seek(SeekFrom::Start(last.bytes)).map_err(io)?;
     trail.read_to_end(&mut tail).map_err(io)?;
     let (lines, _) = split_lines(&tail);
-    let lines_before = usize::try_from(last.records).unwrap_or(usize::MAX);
+    let lines_before =
+        usize::try_from(last.records.saturating_sub(segment_start)).unwrap_or(usize::MAX);
     let (next, prev) = check_links(&lines, last.records, &last.head, lines_before)
         .map_err(|problem| broken(dir, problem))?;
     Ok((next, prev, length))
@@ -287,16 +315,35 @@ impl AuditLog {
             Some(key) => key,
             None => HostKey::load_or_create(&dir.join(KEY_FILE))?,
         };
+        let lock = lock_trail(dir)?;
+        segment::finish_seal(dir)?;
         let trail_path = dir.join(TRAIL_FILE);
         let (mut trail, torn) = open_and_trim(&trail_path)?;
 
         let checkpoints_path = dir.join(CHECKPOINTS_FILE);
-        let (checkpoints_file, _) = open_and_trim(&checkpoints_path)?;
-        let last = last_checkpoint(dir, &key)?;
+        let (mut checkpoints_file, _) = open_and_trim(&checkpoints_path)?;
+        let mut last = last_checkpoint(dir, &key)?;
         let public = dir.join(PUBLIC_KEY_FILE);
         fs::write(&public, key.public().to_text() + "\n")
             .map_err(|e| AuditError::io(&public, e))?;
-        let (next, prev, length) = check_since(dir, &mut trail, &last)?;
+        let empty = trail
+            .metadata()
+            .map_err(|e| AuditError::io(&trail_path, e))?
+            .len()
+            == 0;
+        if last.records == 0
+            && empty
+            && let Some(sealed) = segment::segments(dir)?.into_iter().rev().find(|s| s.sealed)
+        {
+            // The open segment's files are gone (or were never written
+            // after a seal): open it again after the last sealed record,
+            // so that numbering goes on from there.
+            let end = last_checkpoint(&sealed.dir, &key)?;
+            last = sign(&key, end.records, 0, end.head);
+            write_checkpoint(&mut checkpoints_file, &checkpoints_path, &last)?;
+        }
+        let segment_start = segment::opening(&checkpoints_path)?.map_or(0, |c| c.records);
+        let (next, prev, length) = check_since(dir, &mut trail, &last, segment_start)?;
 
         let inner = Arc::new(Inner {
             dir: dir.to_owned(),
@@ -313,14 +360,18 @@ impl AuditLog {
                 durable_head: prev,
                 failed: None,
                 failures: 0,
+                lost: None,
             }),
             synced: Condvar::new(),
             file: Mutex::new(trail),
             covered: AtomicU64::new(last.records),
+            segment_start: AtomicU64::new(segment_start),
             signer: Mutex::new(Signer {
                 file: checkpoints_file,
                 last,
+                segment_start,
             }),
+            _lock: lock,
         });
         if !torn.is_empty() {
             let mut entry = Entry::new(Kind::Recovery);
@@ -396,6 +447,9 @@ impl Inner {
 
     fn append_all(&self, entries: Vec<Entry>) -> Result<std::ops::Range<u64>, AuditError> {
         let mut state = lock(&self.state);
+        if let Some(lost) = &state.lost {
+            return Err(AuditError::Unavailable(lost.clone()));
+        }
         let failures = state.failures;
         let first = state.next;
         let time = format_time(SystemTime::now());
@@ -479,6 +533,13 @@ impl Inner {
             >= self.options.checkpoint_records
         {
             self.checkpoint()?;
+        } else if durable.saturating_sub(self.segment_start.load(Ordering::Relaxed))
+            >= self.options.segment_records
+        {
+            let mut signer = lock(&self.signer);
+            if durable.saturating_sub(signer.segment_start) >= self.options.segment_records {
+                self.seal(&mut signer);
+            }
         }
         Ok(range)
     }
@@ -496,28 +557,117 @@ impl Inner {
         if records <= signer.last.records {
             return Ok(None);
         }
-        let mut checkpoint = Checkpoint {
-            records,
-            bytes,
-            head,
-            time: format_time(SystemTime::now()),
-            key: self.key.public().to_base64(),
-            signature: String::new(),
-        };
-        checkpoint.signature = self.key.sign(&checkpoint.statement());
-        let mut line = serde_json::to_vec(&checkpoint).unwrap_or_default();
-        line.push(b'\n');
+        let checkpoint = sign(&self.key, records, bytes, head);
         let path = self.dir.join(CHECKPOINTS_FILE);
-        signer
-            .file
-            .write_all(&line)
-            .and_then(|()| signer.file.sync_data())
-            .map_err(|e| AuditError::io(&path, e))?;
+        write_checkpoint(&mut signer.file, &path, &checkpoint)?;
         signer.last = checkpoint.clone();
         self.covered.store(records, Ordering::Relaxed);
         if let Some(publish) = &self.options.publish {
             (publish.0)(&checkpoint);
         }
+        if records - signer.segment_start >= self.options.segment_records {
+            self.seal(&mut signer);
+        }
         Ok(Some(checkpoint))
     }
+
+    /// Seals the open segment: waits for the write in flight, signs a
+    /// checkpoint covering every record on disk if the last one does not,
+    /// and moves the segment's files while no write can start. Records
+    /// appended meanwhile wait in the buffer and go to the new segment.
+    fn seal(&self, signer: &mut Signer) {
+        let mut state = lock(&self.state);
+        while state.syncing {
+            state = self.synced.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        if state.durable > signer.last.records {
+            let last = sign(
+                &self.key,
+                state.durable,
+                state.durable_bytes,
+                state.durable_head.clone(),
+            );
+            let path = self.dir.join(CHECKPOINTS_FILE);
+            if let Err(error) = write_checkpoint(&mut signer.file, &path, &last) {
+                tracing::warn!(error = %error, "the audit segment could not be sealed; it stays open for now");
+                return;
+            }
+            self.covered.store(last.records, Ordering::Relaxed);
+            if let Some(publish) = &self.options.publish {
+                (publish.0)(&last);
+            }
+            signer.last = last;
+        }
+        let mut file = lock(&self.file);
+        let sealed = signer.last.clone();
+        let opening = sign(&self.key, sealed.records, 0, sealed.head.clone());
+        match segment::seal(&self.dir, signer.segment_start, &opening) {
+            Ok(()) => {}
+            Err(SealError::NotStarted(error)) => {
+                tracing::warn!(error = %error, "the audit segment could not be sealed; it stays open for now");
+                return;
+            }
+            Err(SealError::Interrupted(error)) => {
+                tracing::error!(error = %error, "sealing the audit segment was interrupted; finishing it");
+                if let Err(error) = segment::finish_seal(&self.dir) {
+                    state.lost = Some(format!(
+                        "sealing a segment of the trail failed ({error}); restart the host to finish it"
+                    ));
+                    return;
+                }
+            }
+        }
+        let reopened = open_and_trim(&self.dir.join(TRAIL_FILE)).and_then(|(trail, _)| {
+            let (checkpoints, _) = open_and_trim(&self.dir.join(CHECKPOINTS_FILE))?;
+            Ok((trail, checkpoints))
+        });
+        match reopened {
+            Ok((trail, checkpoints)) => {
+                *file = trail;
+                signer.file = checkpoints;
+                signer.last = opening;
+                signer.segment_start = sealed.records;
+                self.segment_start.store(sealed.records, Ordering::Relaxed);
+                state.durable_bytes = 0;
+                tracing::info!(
+                    records = sealed.records,
+                    "sealed an audit segment; new records go to a new one"
+                );
+            }
+            Err(error) => {
+                state.lost = Some(format!(
+                    "the trail's new segment could not be opened ({error}); restart the host"
+                ));
+            }
+        }
+    }
+}
+
+/// A checkpoint of `records` records ending with `head`, `bytes` into
+/// its segment's file, signed now with `key`.
+fn sign(key: &HostKey, records: u64, bytes: u64, head: String) -> Checkpoint {
+    let mut checkpoint = Checkpoint {
+        records,
+        bytes,
+        head,
+        time: format_time(SystemTime::now()),
+        key: key.public().to_base64(),
+        signature: String::new(),
+    };
+    checkpoint.signature = key.sign(&checkpoint.statement());
+    checkpoint
+}
+
+/// Appends `checkpoint` to the checkpoints file `file` (at `path`) and
+/// syncs it.
+fn write_checkpoint(
+    file: &mut File,
+    path: &Path,
+    checkpoint: &Checkpoint,
+) -> Result<(), AuditError> {
+    let mut line = serde_json::to_vec(checkpoint).unwrap_or_default();
+    line.push(b'\n');
+    file.write_all(&line)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| AuditError::io(path, e))
 }

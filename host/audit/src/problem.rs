@@ -10,8 +10,10 @@ use crate::{CHECKPOINTS_FILE, TRAIL_FILE};
 /// The first thing wrong with a trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// `trail.jsonl` or `checkpoints.jsonl`.
-    pub file: &'static str,
+    /// The file, relative to the trail directory: `trail.jsonl` or
+    /// `checkpoints.jsonl`, or the same in a sealed segment
+    /// (`segments/<first record>/trail.jsonl`).
+    pub file: String,
     /// The line (from 1), when one is to blame.
     pub line: Option<usize>,
     /// The record, when one is to blame.
@@ -25,7 +27,7 @@ pub struct Problem {
 impl Problem {
     pub(crate) fn record(line: Option<usize>, message: String) -> Self {
         Self {
-            file: TRAIL_FILE,
+            file: TRAIL_FILE.to_owned(),
             line,
             record: None,
             checkpoint: None,
@@ -42,12 +44,21 @@ impl Problem {
 
     pub(crate) fn checkpoint(index: usize, message: String) -> Self {
         Self {
-            file: CHECKPOINTS_FILE,
+            file: CHECKPOINTS_FILE.to_owned(),
             line: Some(index + 1),
             record: None,
             checkpoint: Some(index),
             message,
         }
+    }
+
+    /// The same problem, found in the segment whose files are under
+    /// `prefix` (`segments/<first record>/`; empty for the open segment).
+    pub(crate) fn in_segment(mut self, prefix: &str) -> Self {
+        if !prefix.is_empty() {
+            self.file = format!("{prefix}{}", self.file);
+        }
+        self
     }
 }
 

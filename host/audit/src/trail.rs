@@ -1,16 +1,19 @@
 //! Reading a trail: its two files as they are on disk, and the records a
 //! [`Filter`] selects (for `zhongtai audit show` and the admin API).
-//! [`latest`] reads from the end of the file and [`each_record`] from its
-//! start, a block at a time: memory stays flat at any length of trail.
+//! [`latest`] reads from the end of the trail and [`each_record`] from its
+//! start, segment by segment and a block at a time: memory stays flat at
+//! any length of trail.
 
 use std::fs;
 use std::path::Path;
 
 use crate::record::{Record, split_lines};
+use crate::segment::{Segment, segments};
 use crate::{AuditError, CHECKPOINTS_FILE, TRAIL_FILE};
 
-/// A trail's two files, read checkpoints first so that every checkpoint
-/// read covers records that were already on disk when the trail was read.
+/// A trail's two files — its open segment's, for a trail long enough to
+/// have sealed some — read checkpoints first so that every checkpoint read
+/// covers records that were already on disk when the trail was read.
 #[derive(Debug, Clone, Default)]
 pub struct Trail {
     /// `trail.jsonl`.
@@ -20,7 +23,7 @@ pub struct Trail {
 }
 
 impl Trail {
-    /// Reads the trail in `dir`.
+    /// Reads the open segment of the trail in `dir`.
     pub fn read(dir: &Path) -> Result<Self, AuditError> {
         let read = |name: &str| {
             let path = dir.join(name);
@@ -110,10 +113,23 @@ pub struct Page {
 
 /// The latest records of the trail in `dir` that `filter` selects (at most
 /// `filter.limit`, default all) among those numbered below `before`,
-/// read from the end of the file backwards; unreadable lines are skipped
+/// read from the end of the trail backwards; unreadable lines are skipped
 /// (`verify` names them), and so is a last record still being written.
 pub fn latest(dir: &Path, filter: &Filter, before: Option<u64>) -> Result<Page, AuditError> {
     latest_in_blocks(dir, filter, before, BLOCK_BYTES)
+}
+
+/// The segments of the trail in `dir`, or why there is no trail there.
+fn listed(dir: &Path) -> Result<Vec<Segment>, AuditError> {
+    let listed = segments(dir)?;
+    if listed.is_empty() {
+        let path = dir.join(TRAIL_FILE);
+        return Err(AuditError::io(
+            &path,
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    }
+    Ok(listed)
 }
 
 /// [`latest`], reading `block` bytes at a time.
@@ -123,15 +139,39 @@ pub(crate) fn latest_in_blocks(
     before: Option<u64>,
     block_bytes: usize,
 ) -> Result<Page, AuditError> {
-    use std::io::{Read, Seek, SeekFrom};
-    let path = dir.join(TRAIL_FILE);
-    let io = |e| AuditError::io(&path, e);
-    let mut file = fs::File::open(&path).map_err(io)?;
     let limit = filter.limit.unwrap_or(usize::MAX);
     let mut page = Page::default();
     if limit == 0 {
         return Ok(page);
     }
+    for segment in listed(dir)?.iter().rev() {
+        if before.is_some_and(|before| segment.first >= before) {
+            continue;
+        }
+        let full = latest_in_segment(&segment.dir, filter, before, block_bytes, limit, &mut page)?;
+        if full {
+            page.next_before = page.records.last().map(|r| r.seq).filter(|seq| *seq > 0);
+            break;
+        }
+    }
+    page.records.reverse();
+    Ok(page)
+}
+
+/// Adds to `page.records`, newest first, the records of the segment in
+/// `dir` that [`latest`] selects, until it holds `limit`; whether it does.
+fn latest_in_segment(
+    dir: &Path,
+    filter: &Filter,
+    before: Option<u64>,
+    block_bytes: usize,
+    limit: usize,
+    page: &mut Page,
+) -> Result<bool, AuditError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = dir.join(TRAIL_FILE);
+    let io = |e| AuditError::io(&path, e);
+    let mut file = fs::File::open(&path).map_err(io)?;
     let mut end = file.metadata().map_err(io)?.len();
     if let Some(before) = before {
         // Start at the first checkpoint covering record `before`: the
@@ -173,9 +213,7 @@ pub(crate) fn latest_in_blocks(
             }
             page.records.push(record);
             if page.records.len() == limit {
-                page.next_before = page.records.last().map(|r| r.seq).filter(|seq| *seq > 0);
-                page.records.reverse();
-                return Ok(page);
+                return Ok(true);
             }
         }
         pending = match partial {
@@ -188,12 +226,12 @@ pub(crate) fn latest_in_blocks(
         };
         end = start;
     }
-    page.records.reverse();
-    Ok(page)
+    Ok(false)
 }
 
-/// Where the records of the first checkpoint covering record `seq` end
-/// (a place to start reading back from), if a checkpoint covers it.
+/// Where the records of the first checkpoint of the segment in `dir`
+/// covering record `seq` end (a place to start reading back from), if a
+/// checkpoint covers it.
 fn covering_end(dir: &Path, seq: u64) -> Option<u64> {
     let checkpoints = fs::read(dir.join(CHECKPOINTS_FILE)).ok()?;
     let (lines, _) = split_lines(&checkpoints);
@@ -206,13 +244,25 @@ fn covering_end(dir: &Path, seq: u64) -> Option<u64> {
 }
 
 /// Calls `each` with every record of the trail in `dir` that `filter`
-/// selects, oldest first, reading a block at a time (`filter.limit` is not
-/// applied: use [`latest`]). Unreadable lines and a last record still
-/// being written are skipped.
+/// selects, oldest first, segment by segment and a block at a time
+/// (`filter.limit` is not applied: use [`latest`]). Unreadable lines and a
+/// last record still being written are skipped.
 pub fn each_record(
     dir: &Path,
     filter: &Filter,
     mut each: impl FnMut(Record) -> Result<(), AuditError>,
+) -> Result<(), AuditError> {
+    for segment in listed(dir)? {
+        each_in_segment(&segment.dir, filter, &mut each)?;
+    }
+    Ok(())
+}
+
+/// [`each_record`] for the segment in `dir`.
+fn each_in_segment(
+    dir: &Path,
+    filter: &Filter,
+    each: &mut impl FnMut(Record) -> Result<(), AuditError>,
 ) -> Result<(), AuditError> {
     use std::io::Read;
     let path = dir.join(TRAIL_FILE);
@@ -248,8 +298,9 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]
 
-        /// Pages read from the end, in blocks of any size, hold what a
-        /// whole read selects, and paging on reaches every record once.
+        /// Pages read from the end, in blocks of any size and across
+        /// segments of any size, hold what the filter selects, and paging
+        /// on reaches every record once.
         #[test]
         fn paging_from_the_end_finds_what_a_whole_read_finds(
             records in 0u64..80,
@@ -257,11 +308,13 @@ mod tests {
             block in 1usize..500,
             department in 0u64..4,
             every in 1u64..20,
+            segment in 1u64..40,
         ) {
             let dir = tempfile::tempdir().unwrap();
             // A checkpoint every few records: paging back starts at one.
             let options = AuditOptions {
                 checkpoint_records: every,
+                segment_records: segment,
                 ..AuditOptions::default()
             };
             let log = AuditLog::open(dir.path(), None, options).unwrap();
@@ -276,12 +329,12 @@ mod tests {
                 department: (department < 3).then(|| format!("d{department}")),
                 ..Filter::default()
             };
-            let everything: Vec<u64> = Trail::read(dir.path())
-                .unwrap()
-                .select(&filter)
-                .iter()
-                .map(|r| r.seq)
+            let everything: Vec<u64> = (0..records)
+                .filter(|n| filter.department.as_ref().is_none_or(|d| *d == format!("d{}", n % 3)))
                 .collect();
+            let key = crate::VerifyKey::from_file(&dir.path().join(crate::PUBLIC_KEY_FILE)).unwrap();
+            let report = crate::verify_dir(dir.path(), &key).unwrap().unwrap();
+            prop_assert_eq!(report.records, records);
             let mut paged = Vec::new();
             let mut before = None;
             let limited = Filter { limit: Some(limit), ..filter.clone() };

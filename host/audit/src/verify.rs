@@ -16,15 +16,21 @@ use serde::Serialize;
 
 use crate::chain::{chain, short};
 use crate::problem::Problem;
-use crate::record::{Checkpoint, GENESIS, split_lines};
+use crate::record::{Checkpoint, split_lines};
+use crate::segment::{self, Segment, Start};
 use crate::trail::Trail;
 use crate::{AuditError, CHECKPOINTS_FILE, PUBLIC_KEY_FILE, TRAIL_FILE, VerifyKey};
 
 /// What a trail that verifies holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// Records in the trail.
+    /// Records in the trail (numbered `0..records`).
     pub records: u64,
+    /// The first record present: those before it are in segments that
+    /// were archived elsewhere (0 when none were).
+    pub first_record: u64,
+    /// Segments (1 for a trail never sealed).
+    pub segments: usize,
     /// Checkpoints.
     pub checkpoints: usize,
     /// Records covered by the last checkpoint; the rest are chained but not
@@ -49,6 +55,16 @@ impl fmt::Display for Report {
             "trail verifies: {} records, {} checkpoints signed by {}",
             self.records, self.checkpoints, self.key
         )?;
+        if self.segments > 1 {
+            writeln!(f, "in {} segments", self.segments)?;
+        }
+        if self.first_record > 0 {
+            writeln!(
+                f,
+                "records 0 to {} are not here: their segments were archived (this trail starts with a checkpoint of them)",
+                self.first_record - 1
+            )?;
+        }
         if let (Some(first), Some(last)) = (&self.first, &self.last) {
             writeln!(f, "records from {first} to {last}")?;
         }
@@ -80,30 +96,125 @@ impl fmt::Display for Report {
 /// near this however long the trail is.
 const BLOCK_BYTES: usize = 8 * 1024 * 1024;
 
-/// Checks `trail` (read into memory) against the host's public `key`.
+/// Checks `trail` (one segment read into memory: the open one for
+/// [`Trail::read`]) against the host's public `key`.
 pub fn verify(trail: &Trail, key: &VerifyKey) -> Result<Report, Problem> {
+    let start = start_of(&trail.checkpoints);
     match walk(
         trail.records.as_slice(),
         &trail.checkpoints,
         key,
         BLOCK_BYTES,
+        &start,
     ) {
-        Ok(checked) => checked,
+        Ok(checked) => checked.map(|(report, _)| report),
         Err(error) => unreachable!("reading a trail in memory failed: {error}"),
     }
 }
 
-/// Checks the trail in `dir` against `key`, reading its records a block at
-/// a time: a trail of ten million records takes no more memory than one of
-/// ten. Checkpoints are read first, so every one read covers records that
-/// were on disk when the records were read.
+/// Where the segment whose checkpoints are `checkpoints` starts: after its
+/// opening checkpoint, or at record 0.
+fn start_of(checkpoints: &[u8]) -> Start {
+    let (lines, _) = split_lines(checkpoints);
+    let first = lines
+        .first()
+        .and_then(|line| serde_json::from_slice::<Checkpoint>(line.bytes).ok());
+    Start::of(first.as_ref())
+}
+
+/// Checks the trail in `dir` against `key`, segment by segment, reading
+/// records a block at a time: a trail of ten million records takes no
+/// more memory than one of ten. Each segment's checkpoints are read before
+/// its records, so every one read covers records that were on disk when
+/// the records were read; each segment must open where the one before it
+/// ends. A segment sealed while this ran is looked at again.
 pub fn verify_dir(dir: &Path, key: &VerifyKey) -> Result<Result<Report, Problem>, AuditError> {
-    let checkpoints_path = dir.join(CHECKPOINTS_FILE);
-    let checkpoints =
-        fs::read(&checkpoints_path).map_err(|e| AuditError::io(&checkpoints_path, e))?;
-    let trail_path = dir.join(TRAIL_FILE);
-    let file = fs::File::open(&trail_path).map_err(|e| AuditError::io(&trail_path, e))?;
-    walk(file, &checkpoints, key, BLOCK_BYTES).map_err(|e| AuditError::io(&trail_path, e))
+    let mut listed = segment::segments(dir)?;
+    if listed.is_empty() {
+        return Err(AuditError::Io {
+            path: dir.join(TRAIL_FILE).display().to_string(),
+            message: "no audit trail here (expected trail.jsonl and checkpoints.jsonl)".into(),
+        });
+    }
+    for _ in 0..3 {
+        let checked = verify_segments(&listed, key)?;
+        if checked.is_ok() {
+            return Ok(checked);
+        }
+        let now = segment::segments(dir)?;
+        if now == listed {
+            return Ok(checked);
+        }
+        listed = now;
+    }
+    verify_segments(&listed, key)
+}
+
+/// [`verify_dir`] over the segments `listed`, oldest first.
+fn verify_segments(
+    listed: &[Segment],
+    key: &VerifyKey,
+) -> Result<Result<Report, Problem>, AuditError> {
+    let mut total: Option<Report> = None;
+    let mut end: Option<Start> = None;
+    for (index, segment) in listed.iter().enumerate() {
+        let checkpoints_path = segment.dir.join(CHECKPOINTS_FILE);
+        let checkpoints =
+            fs::read(&checkpoints_path).map_err(|e| AuditError::io(&checkpoints_path, e))?;
+        let start = start_of(&checkpoints);
+        if let Some(end) = &end
+            && *end != start
+        {
+            let opens = match start.seq {
+                0 => "opens at record 0 (it has no opening checkpoint)".to_owned(),
+                seq => format!("opens after record {} ({})", seq - 1, short(&start.prev)),
+            };
+            return Ok(Err(Problem::checkpoint(
+                0,
+                format!(
+                    "this segment {opens}, but the segment before it ends after record {} ({}): records between them were removed, added or changed",
+                    end.seq.saturating_sub(1),
+                    short(&end.prev)
+                ),
+            )
+            .in_segment(&segment.prefix)));
+        }
+        let trail_path = segment.dir.join(TRAIL_FILE);
+        let file = fs::File::open(&trail_path).map_err(|e| AuditError::io(&trail_path, e))?;
+        let (report, head) = match walk(file, &checkpoints, key, BLOCK_BYTES, &start)
+            .map_err(|e| AuditError::io(&trail_path, e))?
+        {
+            Ok(walked) => walked,
+            Err(problem) => return Ok(Err(problem.in_segment(&segment.prefix))),
+        };
+        let last = index + 1 == listed.len();
+        if !last && report.incomplete_bytes > 0 {
+            return Ok(Err(Problem::record(
+                None,
+                format!(
+                    "this sealed segment ends with {} bytes that are not a record: they were added after it was sealed",
+                    report.incomplete_bytes
+                ),
+            )
+            .in_segment(&segment.prefix)));
+        }
+        end = Some(Start {
+            seq: report.records,
+            prev: head,
+        });
+        total = Some(match total {
+            None => report,
+            Some(before) => Report {
+                checkpoints: before.checkpoints + report.checkpoints,
+                first: before.first.or(report.first),
+                last: report.last.or(before.last),
+                first_record: before.first_record,
+                segments: before.segments + 1,
+                ..report
+            },
+        });
+    }
+    Ok(Ok(total.expect("at least one segment")))
 }
 
 /// A checkpoint as read, with what is wrong with it on its own (its form,
@@ -125,11 +236,12 @@ pub(crate) fn walk(
     checkpoints: &[u8],
     key: &VerifyKey,
     block_bytes: usize,
-) -> std::io::Result<Result<Report, Problem>> {
+    start: &Start,
+) -> std::io::Result<Result<(Report, String), Problem>> {
     let expected_key = key.to_base64();
     let (checkpoint_lines, _) = split_lines(checkpoints);
     let mut signed_list: Vec<Signed> = Vec::with_capacity(checkpoint_lines.len());
-    let mut covered = 0;
+    let mut covered = start.seq;
     for (index, line) in checkpoint_lines.iter().enumerate() {
         let problem = |message| Some(Problem::checkpoint(index, message));
         let parsed: Result<Checkpoint, _> = serde_json::from_slice(line.bytes);
@@ -159,6 +271,20 @@ pub(crate) fn walk(
                     entry.alone = problem(format!(
                         "{what}: the signature does not match what the checkpoint says: it was forged or altered"
                     ));
+                } else if checkpoint.records < start.seq {
+                    entry.alone = problem(format!(
+                        "{what} covers fewer records than come before this segment ({}): it belongs to an earlier segment",
+                        start.seq
+                    ));
+                } else if checkpoint.records == start.seq
+                    && (checkpoint.head != start.prev || checkpoint.bytes != 0)
+                {
+                    entry.alone = problem(format!(
+                        "{what} says the records before this segment end with {} and {} bytes of it, but the segment opens after {} and 0 bytes: it was forged or belongs elsewhere",
+                        short(&checkpoint.head),
+                        checkpoint.bytes,
+                        short(&start.prev)
+                    ));
                 } else if checkpoint.records < covered {
                     entry.alone = problem(format!(
                         "{what} covers fewer records than checkpoint {} ({covered}): checkpoints were reordered",
@@ -177,7 +303,7 @@ pub(crate) fn walk(
     let mut at_record: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
     for (index, entry) in signed_list.iter().enumerate() {
         if let Some(checkpoint) = &entry.checkpoint
-            && checkpoint.records > 0
+            && checkpoint.records > start.seq
         {
             at_record
                 .entry(checkpoint.records - 1)
@@ -186,8 +312,8 @@ pub(crate) fn walk(
         }
     }
 
-    let mut next_seq = 0;
-    let mut prev = GENESIS.to_owned();
+    let mut next_seq = start.seq;
+    let mut prev = start.prev.clone();
     let mut lines_before = 0;
     let mut offset = 0u64;
     let mut first = None;
@@ -281,7 +407,7 @@ pub(crate) fn walk(
     }
     let records = next_seq;
     let incomplete_bytes = block.len();
-    let mut signed = 0;
+    let mut signed = start.seq;
     let mut last_checkpoint = None;
     for (index, entry) in signed_list.into_iter().enumerate() {
         if let Some(problem) = entry.alone {
@@ -313,16 +439,21 @@ pub(crate) fn walk(
         signed = checkpoint.records;
         last_checkpoint = Some(checkpoint.time);
     }
-    Ok(Ok(Report {
-        records,
-        checkpoints: checkpoint_lines.len(),
-        signed,
-        last_checkpoint,
-        first,
-        last,
-        key: expected_key,
-        incomplete_bytes,
-    }))
+    Ok(Ok((
+        Report {
+            records,
+            first_record: start.seq,
+            segments: 1,
+            checkpoints: checkpoint_lines.len(),
+            signed,
+            last_checkpoint,
+            first,
+            last,
+            key: expected_key,
+            incomplete_bytes,
+        },
+        prev,
+    )))
 }
 
 /// Fills `buffer` from `reader` unless it ends first; how much was read.
@@ -346,14 +477,44 @@ fn read_full(reader: &mut impl std::io::Read, buffer: &mut [u8]) -> std::io::Res
 pub fn export(dir: &Path, out: &Path) -> Result<Result<Report, Problem>, AuditError> {
     let key = VerifyKey::from_file(&dir.join(PUBLIC_KEY_FILE))?;
     fs::create_dir_all(out).map_err(|e| AuditError::io(out, e))?;
-    // Checkpoints first (as a reader does), then the records, each copied
-    // up to its last complete line, a block at a time.
-    for name in [CHECKPOINTS_FILE, TRAIL_FILE] {
-        copy_complete_lines(&dir.join(name), &out.join(name))?;
+    // Sealed segments first, then the open one; a segment sealed while
+    // this ran is copied too, and the open one again after it.
+    let mut copied: Vec<u64> = Vec::new();
+    let fresh = |listed: &[Segment], copied: &[u64]| {
+        listed
+            .iter()
+            .filter(|s| s.sealed && !copied.contains(&s.first))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    loop {
+        let listed = segment::segments(dir)?;
+        for segment in fresh(&listed, &copied) {
+            let to = out.join(&segment.prefix);
+            fs::create_dir_all(&to).map_err(|e| AuditError::io(&to, e))?;
+            copy_segment(&segment.dir, &to)?;
+            copied.push(segment.first);
+        }
+        if let Some(open) = listed.iter().find(|s| !s.sealed) {
+            copy_segment(&open.dir, out)?;
+        }
+        if fresh(&segment::segments(dir)?, &copied).is_empty() {
+            break;
+        }
     }
     let path = out.join(PUBLIC_KEY_FILE);
     fs::write(&path, key.to_text() + "\n").map_err(|e| AuditError::io(&path, e))?;
     verify_dir(out, &key)
+}
+
+/// Copies the segment in `from` to `to`: checkpoints first (as a reader
+/// does), then the records, each up to its last complete line, a block at
+/// a time.
+fn copy_segment(from: &Path, to: &Path) -> Result<(), AuditError> {
+    for name in [CHECKPOINTS_FILE, TRAIL_FILE] {
+        copy_complete_lines(&from.join(name), &to.join(name))?;
+    }
+    Ok(())
 }
 
 /// Copies `from` to `to` up to and including its last newline.
@@ -435,9 +596,10 @@ mod tests {
                 let at = at % whole.records.len();
                 whole.records[at] ^= flip;
             }
-            let at_once = walk(whole.records.as_slice(), &whole.checkpoints, &key, whole.records.len() + 1)
+            let start = Start::genesis();
+            let at_once = walk(whole.records.as_slice(), &whole.checkpoints, &key, whole.records.len() + 1, &start)
                 .unwrap();
-            let in_blocks = walk(whole.records.as_slice(), &whole.checkpoints, &key, block).unwrap();
+            let in_blocks = walk(whole.records.as_slice(), &whole.checkpoints, &key, block, &start).unwrap();
             prop_assert_eq!(at_once.map_err(|p| p.to_string()), in_blocks.map_err(|p| p.to_string()));
         }
     }

@@ -79,6 +79,11 @@ pub struct HostArgs {
     /// checkpoints; default `<data-dir>/audit/host.key`, made on first use.
     #[arg(long, env = "ZHONGTAI_AUDIT_KEY")]
     pub audit_key: Option<PathBuf>,
+    /// The audit trail is sealed into a segment of its own every this many
+    /// records (`<data-dir>/audit/segments/`), so that old records can be
+    /// archived; every segment still verifies with the rest.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub audit_segment_records: u64,
     /// Where component state lives: a PostgreSQL URL
     /// (`postgres://user@host/database`), shared by every host pointed at
     /// it; default the embedded store `<data-dir>/state.db`.

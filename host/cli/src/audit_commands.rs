@@ -272,16 +272,23 @@ fn verify_hosts(dirs: &[PathBuf], url: &str) -> anyhow::Result<ExitCode> {
         };
         let (host, records, head, signature): (String, i64, String, String) =
             (row.get(1), row.get(2), row.get(3), row.get(4));
-        let checkpoints_file = std::fs::read(dir.join(zhongtai_audit::CHECKPOINTS_FILE))?;
-        let checkpoints: Vec<zhongtai_audit::Checkpoint> =
-            String::from_utf8_lossy(&checkpoints_file)
+        // The published checkpoint is in some segment: look in each, one
+        // at a time.
+        let mut held = false;
+        let mut last = 0;
+        for segment in zhongtai_audit::segments(dir)? {
+            let checkpoints_file =
+                std::fs::read(segment.dir.join(zhongtai_audit::CHECKPOINTS_FILE))?;
+            for checkpoint in String::from_utf8_lossy(&checkpoints_file)
                 .lines()
-                .filter_map(|line| serde_json::from_str(line).ok())
-                .collect();
-        let held = checkpoints
-            .iter()
-            .any(|c| c.records as i64 == records && c.head == head && c.signature == signature);
-        let last = checkpoints.last().map_or(0, |c| c.records as i64);
+                .filter_map(|line| serde_json::from_str::<zhongtai_audit::Checkpoint>(line).ok())
+            {
+                held |= checkpoint.records as i64 == records
+                    && checkpoint.head == head
+                    && checkpoint.signature == signature;
+                last = checkpoint.records as i64;
+            }
+        }
         if held {
             println!(
                 "{}: host {host}: verified ({} records); it holds the host's latest published checkpoint ({records} records)",

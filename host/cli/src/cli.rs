@@ -175,13 +175,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up { up, host } => {
             let runtime = Arc::new(host.runtime()?);
             let shared = host.shared_deployments()?;
+            let segments = zhongtai_audit::AuditOptions {
+                segment_records: host.audit_segment_records,
+                ..Default::default()
+            };
             let options = match &shared {
                 Some(shared) => zhongtai_audit::AuditOptions {
                     host: Some(shared.host_id().to_owned()),
                     publish: Some(shared.checkpoint_sink()),
-                    ..Default::default()
+                    ..segments
                 },
-                None => Default::default(),
+                None => segments,
             };
             let audit = Arc::new(audit_commands::open(
                 &host.data_dir,
