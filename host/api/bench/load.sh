@@ -15,64 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-BIN=${ZHONGTAI_BIN:-./target/release/zhongtai}
-[ -n "${ZHONGTAI_BIN:-}" ] || cargo build --release --bin zhongtai
-PG=${PG:-postgres://postgres@127.0.0.1:5432}
-BASE_PORT=${PORT:-18288}
-DB=zhongtai_bench_$$
-PIDS=()
-DIRS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  PIDS=()
-  for dir in "${DIRS[@]}"; do rm -rf "$dir"; done
-  DIRS=()
-  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-
-# start STATE N: N hosts on BASE_PORT.., all on STATE (embedded or postgres)
-start() {
-  local state=$1 count=$2 args=()
-  if [ "$state" = postgres ]; then
-    psql "$PG/postgres" -qc "CREATE DATABASE $DB" >/dev/null
-    args=(--state "$PG/$DB")
-  fi
-  URLS=()
-  for n in $(seq 0 $((count - 1))); do
-    local dir port=$((BASE_PORT + n))
-    dir=$(mktemp -d ${DATA_DIR:+-p "$DATA_DIR"})
-    DIRS+=("$dir")
-    "$BIN" up --data-dir "$dir" --registry "$dir/registry" --addr 127.0.0.1:$port --admin-addr 127.0.0.1:$((port + 1000)) "${args[@]}" >"$dir/up.log" 2>&1 &
-    PIDS+=($!)
-    URLS+=("http://127.0.0.1:$port")
-    for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 1; done
-    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$dir/up.log"; exit 1; }
-  done
-}
-
-# 100 citizens with valid resident identity numbers, registered and logged in.
-tokens() {
-  export TOKENS_FILE=${DIRS[0]}/tokens
-  python3 - "${URLS[0]}" "$TOKENS_FILE" <<'PY'
-import json, sys, urllib.request
-base, out = sys.argv[1], sys.argv[2]
-weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-def post(path, body):
-    request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST")
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
-tokens = []
-for n in range(100):
-    first = f"110105199001{1 + n % 28:02d}{n:03d}"
-    number = first + "10X98765432"[sum(int(d) * w for d, w in zip(first, weights)) % 11]
-    post("/public-security/citizens", {"id": number, "name": f"Load {n}", "password": "load-test-2026"})
-    tokens.append(post("/public-security/sessions", {"id": number, "password": "load-test-2026"})["token"])
-open(out, "w").write("\n".join(tokens) + "\n")
-PY
-  TOKEN=$(head -1 "$TOKENS_FILE")
-  export TOKEN
-}
+source host/api/bench/common.sh
 
 # load NAME WRK-ARGS...: wrk on every host at once (64 connections in all);
 # prints the summed rate and each host's latency percentiles.

@@ -210,7 +210,7 @@ pub(crate) fn seal(dir: &Path, first: u64, opening: &Checkpoint) -> Result<(), S
     }
     let sealing = sealed_dir.join(format!("{SEALING}{}", name(first)));
     let commit = || -> std::io::Result<()> {
-        fs::create_dir(&sealing)?;
+        crate::private_dir(&sealing)?;
         for file in [CHECKPOINTS_FILE, TRAIL_FILE] {
             fs::rename(dir.join(file), sealing.join(file))?;
         }
