@@ -42,7 +42,8 @@ source host/api/bench/common.sh
 
 WASMTIME_PORT=$((BASE_PORT + 10))
 AXUM_PORT=$((BASE_PORT + 11))
-"$WASMTIME" serve --addr "127.0.0.1:$WASMTIME_PORT" "$HELLO_WASM" >"$PEERS_DIR/wasmtime-serve.log" 2>&1 &
+# -S cli: the component is built with std, which imports wasi:cli.
+"$WASMTIME" serve -S cli --addr "127.0.0.1:$WASMTIME_PORT" "$HELLO_WASM" >"$PEERS_DIR/wasmtime-serve.log" 2>&1 &
 WASMTIME_PID=$!
 PIDS+=("$WASMTIME_PID")
 "$HELLO_AXUM" "127.0.0.1:$AXUM_PORT" &

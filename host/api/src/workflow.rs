@@ -97,7 +97,7 @@ impl Scope {
     }
 
     fn evaluate(&self, expression: &Expression, step: Option<&str>) -> Result<Json, ApiError> {
-        let mut context = cel::Context::default();
+        let mut context = zhongtai_manifest::expr::context();
         context.add_variable_from_value("request", self.request.clone());
         context.add_variable_from_value("steps", self.steps_value.clone());
         let value = expression.program.execute(&context).map_err(|e| {

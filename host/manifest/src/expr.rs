@@ -2,6 +2,19 @@
 //! steps and request parts they refer to.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+
+/// A fresh context to evaluate expressions in: the CEL standard library,
+/// built once per process and shared (building it is most of the cost of
+/// evaluating a small expression), and no variables yet.
+pub fn context() -> cel::Context<'static, 'static> {
+    static STDLIB: OnceLock<Arc<cel::Env>> = OnceLock::new();
+    cel::Context::with_env(
+        STDLIB
+            .get_or_init(|| Arc::new(cel::Env::stdlib()))
+            .clone(),
+    )
+}
 
 /// A compiled CEL expression with its source.
 #[derive(Debug)]
@@ -66,7 +79,7 @@ impl Expression {
             return None;
         }
         self.program
-            .execute(&cel::Context::default())
+            .execute(&context())
             .ok()
             .and_then(|value| value.json().ok())
     }
