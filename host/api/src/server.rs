@@ -23,7 +23,7 @@ use crate::connections::{ServeLimits, serve_limited};
 use crate::deploy::Deployment;
 use crate::error::ApiError;
 use crate::host::Host;
-use crate::workflow::{RequestData, Timings, run_timed};
+use crate::workflow::{RequestData, Timings, answer_if_recorded, run_steps};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -245,20 +245,30 @@ async fn service(
     let runtime = host.runtime().clone();
     let audit = host.audit().cloned();
     let started = Instant::now();
-    let (outcome, timings) = tokio::task::spawn_blocking(move || {
+    // The steps run on a blocking thread (component calls may wait on
+    // locks and the state store); the audit write is awaited here, so no
+    // thread waits for the trail's sync.
+    let log = audit.clone();
+    let (ran, request) = tokio::task::spawn_blocking(move || {
         let service = &deployment.manifest.services[index];
-        let mut timings = Timings::default();
-        let outcome = run_timed(
-            &runtime,
-            audit.as_deref(),
-            &deployment,
-            service,
-            &request,
-            &mut timings,
-        );
-        (outcome, timings)
+        let digests = log.as_deref().map(zhongtai_audit::AuditLog::digests);
+        let ran = run_steps(&runtime, digests, &deployment, service, &request);
+        (ran, request)
     })
     .await?;
+    let mut timings = Timings {
+        components: ran.components,
+        ..Timings::default()
+    };
+    let appended = Instant::now();
+    let written = match &audit {
+        Some(audit) if !ran.records.is_empty() => {
+            audit.append_all_async(ran.records).await.map(|_| ())
+        }
+        _ => Ok(()),
+    };
+    timings.audit = appended.elapsed();
+    let outcome = answer_if_recorded(ran.outcome, written, &request);
     // Where the time went, for operators and load tests; and the id the
     // request's audit records carry.
     let server_timing = [

@@ -154,9 +154,49 @@ pub fn run_timed(
     request: &RequestData,
     timings: &mut Timings,
 ) -> Result<(u16, Json), ApiError> {
+    let ran = run_steps(
+        runtime,
+        audit.map(AuditLog::digests),
+        deployment,
+        service,
+        request,
+    );
+    timings.components += ran.components;
+    let started = Instant::now();
+    let written = match audit {
+        Some(audit) if !ran.records.is_empty() => audit.append_all(ran.records).map(|_| ()),
+        _ => Ok(()),
+    };
+    timings.audit += started.elapsed();
+    answer_if_recorded(ran.outcome, written, request)
+}
+
+/// What running a service's steps left: its answer, which may be given
+/// only once `records` are in the audit trail, and the time spent in
+/// components.
+pub struct Ran {
+    /// The answer, or the refusal.
+    pub outcome: Result<(u16, Json), ApiError>,
+    /// The records of the run, to append before answering.
+    pub records: Vec<Entry>,
+    /// Time inside component calls.
+    pub components: Duration,
+}
+
+/// Runs the steps of `service` for `request` and returns what the run
+/// left, without appending its records: the caller appends them and then
+/// answers with [`answer_if_recorded`]. `digests` keys the records'
+/// digests of arguments and results.
+pub fn run_steps(
+    runtime: &Runtime,
+    digests: Option<&DigestKey>,
+    deployment: &Deployment,
+    service: &CheckedService,
+    request: &RequestData,
+) -> Ran {
     let mut run = Run {
         runtime,
-        digests: audit.map(AuditLog::digests),
+        digests,
         deployment,
         service,
         request,
@@ -168,13 +208,21 @@ pub fn run_timed(
     let outcome = run
         .admit()
         .and_then(|caller| run.steps(Scope::new(&request.as_json(caller))));
-    timings.components += run.in_components;
-    let started = Instant::now();
-    let written = match audit {
-        Some(audit) if !run.records.is_empty() => audit.append_all(run.records).map(|_| ()),
-        _ => Ok(()),
-    };
-    timings.audit += started.elapsed();
+    Ran {
+        outcome,
+        records: run.records,
+        components: run.in_components,
+    }
+}
+
+/// The answer of a run, once appending its records ended with `written`:
+/// a run whose records could not be written is answered 503, never
+/// without its record.
+pub fn answer_if_recorded<E: std::fmt::Display>(
+    outcome: Result<(u16, Json), ApiError>,
+    written: Result<(), E>,
+    request: &RequestData,
+) -> Result<(u16, Json), ApiError> {
     if let Err(e) = written {
         tracing::error!(error = %e, request = %request.request_id, "audit trail not written");
         return Err(ApiError::new(

@@ -84,7 +84,19 @@ struct State {
     /// Why the writer can append no more (its files were moved by a seal
     /// it could not finish): a restart finishes the seal.
     lost: Option<String>,
+    /// Appenders waiting asynchronously: the sequence number their records
+    /// end before, and how to tell them.
+    waiters: Vec<(u64, Notify)>,
+    /// A seal asks the writer thread not to start a write.
+    hold: bool,
+    /// The log is being dropped: the writer thread writes what is left
+    /// and ends.
+    closing: bool,
 }
+
+/// Tells an asynchronous appender that its records are on disk, or why
+/// they were dropped.
+type Notify = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 struct Signer {
     file: File,
@@ -99,6 +111,10 @@ struct Inner {
     digests: DigestKey,
     options: AuditOptions,
     state: Mutex<State>,
+    /// Signalled when records are appended (or a seal is done): the
+    /// writer thread waits on it.
+    pending: Condvar,
+    /// Signalled after every write.
     synced: Condvar,
     file: Mutex<File>,
     signer: Mutex<Signer>,
@@ -112,6 +128,7 @@ struct Inner {
 /// The append-only writer of one trail directory.
 pub struct AuditLog {
     inner: Arc<Inner>,
+    writer: Option<JoinHandle<()>>,
     stop: Option<mpsc::Sender<()>>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -361,7 +378,11 @@ impl AuditLog {
                 failed: None,
                 failures: 0,
                 lost: None,
+                waiters: Vec::new(),
+                hold: false,
+                closing: false,
             }),
+            pending: Condvar::new(),
             synced: Condvar::new(),
             file: Mutex::new(trail),
             covered: AtomicU64::new(last.records),
@@ -373,6 +394,21 @@ impl AuditLog {
             }),
             _lock: lock,
         });
+        let writer = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("audit-writer".into())
+                .spawn(move || inner.write_loop())
+                .map_err(|e| AuditError::io(dir, e))?
+        };
+        // From here on, dropping `log` stops the writer.
+        let mut log = Self {
+            inner,
+            writer: Some(writer),
+            stop: None,
+            ticker: None,
+        };
+        let inner = &log.inner;
         if !torn.is_empty() {
             let mut entry = Entry::new(Kind::Recovery);
             entry.action = Some("discard-partial-record".to_owned());
@@ -384,13 +420,10 @@ impl AuditLog {
             inner.append(entry)?;
         }
         inner.checkpoint()?;
-
         let (stop, ticker) = start_ticker(inner.clone())?;
-        Ok(Self {
-            inner,
-            stop: Some(stop),
-            ticker: Some(ticker),
-        })
+        log.stop = Some(stop);
+        log.ticker = Some(ticker);
+        Ok(log)
     }
 
     /// Appends `entry`; returns its sequence number once it is on disk.
@@ -402,6 +435,27 @@ impl AuditLog {
     /// numbers once all are on disk.
     pub fn append_all(&self, entries: Vec<Entry>) -> Result<std::ops::Range<u64>, AuditError> {
         self.inner.append_all(entries)
+    }
+
+    /// [`AuditLog::append_all`] for async code: the records are chained
+    /// at once, and the future resolves once they are on disk without
+    /// holding a thread while the writer syncs.
+    pub fn append_all_async(
+        &self,
+        entries: Vec<Entry>,
+    ) -> impl Future<Output = Result<std::ops::Range<u64>, AuditError>> + Send + 'static {
+        let (notify, done) = tokio::sync::oneshot::channel();
+        let enqueued = self.inner.enqueue(entries, Some(notify));
+        async move {
+            let (range, _) = enqueued?;
+            match done.await {
+                Ok(Ok(())) => Ok(range),
+                Ok(Err(failure)) => Err(AuditError::Unavailable(failure)),
+                Err(_) => Err(AuditError::Unavailable(
+                    "the audit trail's writer stopped".into(),
+                )),
+            }
+        }
     }
 
     /// Signs a checkpoint covering every record on disk now, unless the
@@ -434,6 +488,11 @@ impl Drop for AuditLog {
         if let Some(ticker) = self.ticker.take() {
             let _ = ticker.join();
         }
+        lock(&self.inner.state).closing = true;
+        self.inner.pending.notify_all();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
         if let Err(e) = self.inner.checkpoint() {
             tracing::error!(error = %e, "audit checkpoint at shutdown failed");
         }
@@ -446,11 +505,30 @@ impl Inner {
     }
 
     fn append_all(&self, entries: Vec<Entry>) -> Result<std::ops::Range<u64>, AuditError> {
+        let (range, failures) = self.enqueue(entries, None)?;
+        let mut state = lock(&self.state);
+        while state.durable < range.end {
+            if state.failures != failures {
+                let failure = state.failed.clone().unwrap_or_default();
+                return Err(AuditError::Unavailable(failure));
+            }
+            state = self.synced.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        Ok(range)
+    }
+
+    /// Chains `entries` after the last record and hands them to the
+    /// writer thread; `waiter` is told when they are on disk (or dropped).
+    /// Returns their numbers and the failure count they were added under.
+    fn enqueue(
+        &self,
+        entries: Vec<Entry>,
+        waiter: Option<Notify>,
+    ) -> Result<(std::ops::Range<u64>, u64), AuditError> {
         let mut state = lock(&self.state);
         if let Some(lost) = &state.lost {
             return Err(AuditError::Unavailable(lost.clone()));
         }
-        let failures = state.failures;
         let first = state.next;
         let time = format_time(SystemTime::now());
         for mut entry in entries {
@@ -474,65 +552,102 @@ impl Inner {
             state.next += 1;
         }
         let range = first..state.next;
-        // Group commit: one thread at a time writes and syncs everything
-        // appended so far; threads appending meanwhile wait for the sync
-        // after it, which carries all of their records at once.
-        while state.durable < range.end {
-            if state.failures != failures {
-                let failure = state.failed.clone().unwrap_or_default();
-                return Err(AuditError::Unavailable(failure));
+        if let Some(notify) = waiter {
+            if range.is_empty() {
+                let _ = notify.send(Ok(()));
+            } else {
+                state.waiters.push((range.end, notify));
             }
-            if state.syncing {
-                state = self.synced.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        let failures = state.failures;
+        drop(state);
+        self.pending.notify_one();
+        Ok((range, failures))
+    }
+
+    /// The writer thread: writes and syncs everything appended so far, one
+    /// write at a time (group commit: the records appended while one write
+    /// is syncing go together in the next), tells the appenders, and signs
+    /// a checkpoint or seals the segment when one is due. Ends once the
+    /// log is closing and everything appended is written.
+    fn write_loop(&self) {
+        let mut state = lock(&self.state);
+        loop {
+            if !state.hold && !state.buffer.is_empty() {
+                state = self.write_pending(state);
                 continue;
             }
-            state.syncing = true;
-            let buffer = std::mem::take(&mut state.buffer);
-            let (upto, head) = (state.next, state.prev.clone());
-            let durable_bytes = state.durable_bytes;
-            drop(state);
-            let written = {
-                let mut file = lock(&self.file);
-                let written = file.write_all(&buffer).and_then(|()| file.sync_data());
-                if written.is_err() {
-                    // Cut what part of the write landed: the trail ends
-                    // with its last durable record again.
-                    let _ = file.set_len(durable_bytes).and_then(|()| file.sync_all());
-                }
-                written
-            };
-            state = lock(&self.state);
-            state.syncing = false;
-            match written {
-                Ok(()) => {
-                    state.durable = upto;
-                    state.durable_bytes += buffer.len() as u64;
-                    state.durable_head = head;
-                    state.failed = None;
-                }
-                Err(e) => {
-                    // Not a latch: the records of this write, and those
-                    // chained after them meanwhile, are dropped (their
-                    // appenders are told), and the next append starts
-                    // again from the last durable record. A full disk
-                    // refuses work while it is full, not until a restart.
-                    let failure = AuditError::io(&self.dir.join(TRAIL_FILE), e).to_string();
-                    tracing::error!(error = %failure, "audit records not written");
-                    state.failed = Some(failure);
-                    state.failures += 1;
-                    state.buffer.clear();
-                    state.next = state.durable;
-                    state.prev = state.durable_head.clone();
-                }
+            if state.closing && state.buffer.is_empty() {
+                return;
             }
-            self.synced.notify_all();
+            state = self.pending.wait(state).unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// Writes the buffer (the caller holds `state` and found it not empty).
+    fn write_pending<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        state.syncing = true;
+        let buffer = std::mem::take(&mut state.buffer);
+        let (upto, head) = (state.next, state.prev.clone());
+        let durable_bytes = state.durable_bytes;
+        drop(state);
+        let written = {
+            let mut file = lock(&self.file);
+            let written = file.write_all(&buffer).and_then(|()| file.sync_data());
+            if written.is_err() {
+                // Cut what part of the write landed: the trail ends
+                // with its last durable record again.
+                let _ = file.set_len(durable_bytes).and_then(|()| file.sync_all());
+            }
+            written
+        };
+        let mut state = lock(&self.state);
+        state.syncing = false;
+        let told: Vec<(Notify, Result<(), String>)> = match written {
+            Ok(()) => {
+                state.durable = upto;
+                state.durable_bytes += buffer.len() as u64;
+                state.durable_head = head;
+                state.failed = None;
+                let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.waiters)
+                    .into_iter()
+                    .partition(|(end, _)| *end <= upto);
+                state.waiters = waiting;
+                done.into_iter()
+                    .map(|(_, notify)| (notify, Ok(())))
+                    .collect()
+            }
+            Err(e) => {
+                // Not a latch: the records of this write, and those
+                // chained after them meanwhile, are dropped (their
+                // appenders are told), and the next append starts
+                // again from the last durable record. A full disk
+                // refuses work while it is full, not until a restart.
+                let failure = AuditError::io(&self.dir.join(TRAIL_FILE), e).to_string();
+                tracing::error!(error = %failure, "audit records not written");
+                state.failed = Some(failure.clone());
+                state.failures += 1;
+                state.buffer.clear();
+                state.next = state.durable;
+                state.prev = state.durable_head.clone();
+                std::mem::take(&mut state.waiters)
+                    .into_iter()
+                    .map(|(_, notify)| (notify, Err(failure.clone())))
+                    .collect()
+            }
+        };
+        self.synced.notify_all();
         let durable = state.durable;
         drop(state);
+        for (notify, result) in told {
+            let _ = notify.send(result);
+        }
         if durable.saturating_sub(self.covered.load(Ordering::Relaxed))
             >= self.options.checkpoint_records
         {
-            self.checkpoint()?;
+            if let Err(e) = self.checkpoint() {
+                tracing::error!(error = %e, "audit checkpoint failed");
+            }
         } else if durable.saturating_sub(self.segment_start.load(Ordering::Relaxed))
             >= self.options.segment_records
         {
@@ -541,7 +656,7 @@ impl Inner {
                 self.seal(&mut signer);
             }
         }
-        Ok(range)
+        lock(&self.state)
     }
 
     fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
@@ -577,9 +692,18 @@ impl Inner {
     /// appended meanwhile wait in the buffer and go to the new segment.
     fn seal(&self, signer: &mut Signer) {
         let mut state = lock(&self.state);
+        state.hold = true;
         while state.syncing {
             state = self.synced.wait(state).unwrap_or_else(|e| e.into_inner());
         }
+        self.seal_held(signer, &mut state);
+        state.hold = false;
+        drop(state);
+        self.pending.notify_all();
+    }
+
+    /// [`Inner::seal`] once no write is in flight and none can start.
+    fn seal_held(&self, signer: &mut Signer, state: &mut State) {
         if state.durable > signer.last.records {
             let last = sign(
                 &self.key,
