@@ -9,11 +9,7 @@ use std::sync::{Arc, OnceLock};
 /// evaluating a small expression), and no variables yet.
 pub fn context() -> cel::Context<'static, 'static> {
     static STDLIB: OnceLock<Arc<cel::Env>> = OnceLock::new();
-    cel::Context::with_env(
-        STDLIB
-            .get_or_init(|| Arc::new(cel::Env::stdlib()))
-            .clone(),
-    )
+    cel::Context::with_env(STDLIB.get_or_init(|| Arc::new(cel::Env::stdlib())).clone())
 }
 
 /// A compiled CEL expression with its source.
