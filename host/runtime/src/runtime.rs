@@ -83,6 +83,14 @@ impl Runtime {
             .epoch_interruption(true)
             .max_wasm_stack(limits.max_wasm_stack)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // Linear memory starts as zeroed anonymous pages with the data
+        // segments copied in, not as a copy-on-write mapping of the
+        // component's image: under load, every first write to an image
+        // page was a copy-on-write fault that flushed the TLB of every
+        // core running the host (a process-wide shootdown), which cost
+        // about 8% of the host's CPU per request (BENCHMARKS.md). Alone,
+        // a call is as fast either way.
+        config.memory_init_cow(false);
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         let mut linker = Linker::new(&engine);
         platform::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
