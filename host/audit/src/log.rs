@@ -101,8 +101,6 @@ type Notify = tokio::sync::oneshot::Sender<Result<(), String>>;
 struct Signer {
     file: File,
     last: Checkpoint,
-    /// The first record of the open segment.
-    segment_start: u64,
 }
 
 struct Inner {
@@ -119,7 +117,8 @@ struct Inner {
     file: Mutex<File>,
     signer: Mutex<Signer>,
     covered: AtomicU64,
-    /// The first record of the open segment (as the signer has it).
+    /// The first record of the open segment; changed by a seal, under the
+    /// signer's lock.
     segment_start: AtomicU64,
     /// Held while the writer lives: one writer per trail.
     _lock: File,
@@ -390,7 +389,6 @@ impl AuditLog {
             signer: Mutex::new(Signer {
                 file: checkpoints_file,
                 last,
-                segment_start,
             }),
             _lock: lock,
         });
@@ -644,16 +642,10 @@ impl Inner {
         }
         if durable.saturating_sub(self.covered.load(Ordering::Relaxed))
             >= self.options.checkpoint_records
+            || self.segment_due(durable)
         {
             if let Err(e) = self.checkpoint() {
                 tracing::error!(error = %e, "audit checkpoint failed");
-            }
-        } else if durable.saturating_sub(self.segment_start.load(Ordering::Relaxed))
-            >= self.options.segment_records
-        {
-            let mut signer = lock(&self.signer);
-            if durable.saturating_sub(signer.segment_start) >= self.options.segment_records {
-                self.seal(&mut signer);
             }
         }
         lock(&self.state)
@@ -669,9 +661,35 @@ impl Inner {
                 state.durable_head.clone(),
             )
         };
-        if records <= signer.last.records {
-            return Ok(None);
+        let written = if records > signer.last.records {
+            Some(self.sign_and_write(&mut signer, records, bytes, head)?)
+        } else {
+            None
+        };
+        // Also when no checkpoint was due: a seal that could not start
+        // before is tried again.
+        if self.segment_due(signer.last.records) {
+            self.seal(&mut signer);
         }
+        Ok(written)
+    }
+
+    /// Whether the open segment, with `records` records in the trail, is
+    /// due to be sealed.
+    fn segment_due(&self, records: u64) -> bool {
+        records.saturating_sub(self.segment_start.load(Ordering::Relaxed))
+            >= self.options.segment_records
+    }
+
+    /// Signs a checkpoint of `records` records ending with `head`, `bytes`
+    /// into the open segment, writes it, and publishes it.
+    fn sign_and_write(
+        &self,
+        signer: &mut Signer,
+        records: u64,
+        bytes: u64,
+        head: String,
+    ) -> Result<Checkpoint, AuditError> {
         let checkpoint = sign(&self.key, records, bytes, head);
         let path = self.dir.join(CHECKPOINTS_FILE);
         write_checkpoint(&mut signer.file, &path, &checkpoint)?;
@@ -680,10 +698,7 @@ impl Inner {
         if let Some(publish) = &self.options.publish {
             (publish.0)(&checkpoint);
         }
-        if records - signer.segment_start >= self.options.segment_records {
-            self.seal(&mut signer);
-        }
-        Ok(Some(checkpoint))
+        Ok(checkpoint)
     }
 
     /// Seals the open segment: waits for the write in flight, signs a
@@ -705,27 +720,19 @@ impl Inner {
     /// [`Inner::seal`] once no write is in flight and none can start.
     fn seal_held(&self, signer: &mut Signer, state: &mut State) {
         if state.durable > signer.last.records {
-            let last = sign(
-                &self.key,
-                state.durable,
-                state.durable_bytes,
-                state.durable_head.clone(),
-            );
-            let path = self.dir.join(CHECKPOINTS_FILE);
-            if let Err(error) = write_checkpoint(&mut signer.file, &path, &last) {
+            let head = state.durable_head.clone();
+            if let Err(error) =
+                self.sign_and_write(signer, state.durable, state.durable_bytes, head)
+            {
                 tracing::warn!(error = %error, "the audit segment could not be sealed; it stays open for now");
                 return;
             }
-            self.covered.store(last.records, Ordering::Relaxed);
-            if let Some(publish) = &self.options.publish {
-                (publish.0)(&last);
-            }
-            signer.last = last;
         }
         let mut file = lock(&self.file);
         let sealed = signer.last.clone();
         let opening = sign(&self.key, sealed.records, 0, sealed.head.clone());
-        match segment::seal(&self.dir, signer.segment_start, &opening) {
+        let first = self.segment_start.load(Ordering::Relaxed);
+        match segment::seal(&self.dir, first, &opening) {
             Ok(()) => {}
             Err(SealError::NotStarted(error)) => {
                 tracing::warn!(error = %error, "the audit segment could not be sealed; it stays open for now");
@@ -750,7 +757,6 @@ impl Inner {
                 *file = trail;
                 signer.file = checkpoints;
                 signer.last = opening;
-                signer.segment_start = sealed.records;
                 self.segment_start.store(sealed.records, Ordering::Relaxed);
                 state.durable_bytes = 0;
                 tracing::info!(

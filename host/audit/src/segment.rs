@@ -101,6 +101,24 @@ pub fn segments(dir: &Path) -> Result<Vec<Segment>, AuditError> {
     Ok(found)
 }
 
+/// [`segments`], or, when there are none, the error that `dir` holds no
+/// trail.
+pub(crate) fn listed(dir: &Path) -> Result<Vec<Segment>, AuditError> {
+    let listed = segments(dir)?;
+    if listed.is_empty() {
+        return Err(no_trail(&dir.join(TRAIL_FILE)));
+    }
+    Ok(listed)
+}
+
+/// The error for a trail file `path` that is not there.
+pub(crate) fn no_trail(path: &Path) -> AuditError {
+    AuditError::Io {
+        path: path.display().to_string(),
+        message: "no audit trail here (expected trail.jsonl and checkpoints.jsonl)".into(),
+    }
+}
+
 /// Where a segment's records start: the number of the first and the hash
 /// of the record before it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::record::{Record, split_lines};
-use crate::segment::{Segment, segments};
+use crate::segment::{listed, no_trail};
 use crate::{AuditError, CHECKPOINTS_FILE, TRAIL_FILE};
 
 /// A trail's two files — its open segment's, for a trail long enough to
@@ -29,11 +29,7 @@ impl Trail {
             let path = dir.join(name);
             match fs::read(&path) {
                 Ok(bytes) => Ok(bytes),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(AuditError::Io {
-                    path: path.display().to_string(),
-                    message: "no audit trail here (expected trail.jsonl and checkpoints.jsonl)"
-                        .into(),
-                }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(no_trail(&path)),
                 Err(e) => Err(AuditError::io(&path, e)),
             }
         };
@@ -117,19 +113,6 @@ pub struct Page {
 /// (`verify` names them), and so is a last record still being written.
 pub fn latest(dir: &Path, filter: &Filter, before: Option<u64>) -> Result<Page, AuditError> {
     latest_in_blocks(dir, filter, before, BLOCK_BYTES)
-}
-
-/// The segments of the trail in `dir`, or why there is no trail there.
-fn listed(dir: &Path) -> Result<Vec<Segment>, AuditError> {
-    let listed = segments(dir)?;
-    if listed.is_empty() {
-        let path = dir.join(TRAIL_FILE);
-        return Err(AuditError::io(
-            &path,
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        ));
-    }
-    Ok(listed)
 }
 
 /// [`latest`], reading `block` bytes at a time.
