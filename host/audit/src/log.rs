@@ -640,13 +640,11 @@ impl Inner {
         for (notify, result) in told {
             let _ = notify.send(result);
         }
-        if durable.saturating_sub(self.covered.load(Ordering::Relaxed))
+        let due = durable.saturating_sub(self.covered.load(Ordering::Relaxed))
             >= self.options.checkpoint_records
-            || self.segment_due(durable)
-        {
-            if let Err(e) = self.checkpoint() {
-                tracing::error!(error = %e, "audit checkpoint failed");
-            }
+            || self.segment_due(durable);
+        if due && let Err(e) = self.checkpoint() {
+            tracing::error!(error = %e, "audit checkpoint failed");
         }
         lock(&self.state)
     }
