@@ -31,20 +31,41 @@ struct Served {
 }
 
 fn serve() -> Served {
+    serve_with(RuntimeLimits::default(), &["civil-affairs"], |host| host)
+}
+
+/// A host serving `departments`, each with the manifest of civil affairs,
+/// under `limits`, set up further by `setup`.
+fn serve_with(
+    limits: RuntimeLimits,
+    departments: &[&str],
+    setup: impl FnOnce(Host) -> Host,
+) -> Served {
     let registry_dir = tempfile::tempdir().unwrap();
     let registry = Arc::new(support::sampler_registry(registry_dir.path()));
-    let (runtime, state) = support::runtime(RuntimeLimits::default(), HostConfig::default());
+    let (runtime, state) = support::runtime(limits, HostConfig::default());
     let runtime = Arc::new(runtime);
-    let checked = zhongtai_manifest::parse(MANIFEST, "civil-affairs.toml").unwrap();
-    let deployment = zhongtai_api::deploy(
-        checked,
-        "civil-affairs.toml",
-        None,
-        registry.as_ref(),
-        &TrustPolicy::default(),
-        &runtime,
-    )
-    .unwrap();
+    let deploy = |text: &str, file: &str| {
+        let checked = zhongtai_manifest::parse(text, file).unwrap();
+        zhongtai_api::deploy(
+            checked,
+            file,
+            None,
+            registry.as_ref(),
+            &TrustPolicy::default(),
+            &runtime,
+        )
+        .unwrap()
+    };
+    let deployments: Vec<_> = departments
+        .iter()
+        .map(|department| {
+            deploy(
+                &MANIFEST.replace("\"civil-affairs\"", &format!("{department:?}")),
+                &format!("{department}.toml"),
+            )
+        })
+        .collect();
     let trail = tempfile::tempdir().unwrap();
     let audit = Arc::new(AuditLog::open(trail.path(), None, AuditOptions::default()).unwrap());
     let tokens = zhongtai_api::admin::AdminTokens::parse(
@@ -53,8 +74,10 @@ fn serve() -> Served {
     )
     .unwrap();
     let admin = Admin::new(registry, TrustPolicy::default(), tokens);
-    let host = Host::with_admin(runtime, Some(admin)).with_audit(audit);
-    host.install(deployment).unwrap();
+    let host = setup(Host::with_admin(runtime, Some(admin)).with_audit(audit));
+    for deployment in deployments {
+        host.install(deployment).unwrap();
+    }
     Served {
         host: Arc::new(host),
         _dirs: vec![registry_dir, state, trail],
@@ -465,4 +488,69 @@ fn a_body_is_converted_only_where_the_service_reads_it() {
         request("POST", "/civil-affairs/count", "{not json"),
     );
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// A department at its limit of requests in progress is answered `busy`
+/// at once; another department is served meanwhile, and the department
+/// itself again once its requests end.
+#[test]
+fn a_department_at_its_limit_is_refused_while_others_are_served() {
+    let limits = RuntimeLimits {
+        deadline: std::time::Duration::from_millis(1_500),
+        ..RuntimeLimits::default()
+    };
+    let served = serve_with(limits, &["civil-affairs", "education"], |host| {
+        host.with_department_limit(2)
+    });
+    let host = served.host.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let spin = || {
+            let app = zhongtai_api::app(host.clone());
+            tokio::spawn(async move {
+                app.oneshot(request("POST", "/civil-affairs/spin", ""))
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        };
+        let spinning = [spin(), spin()];
+        while host.gates().in_progress("civil-affairs") < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let sum = |department: &str| {
+            request("POST", &format!("/{department}/sum"), r#"{"a": 2, "b": 3}"#)
+        };
+        let refused = zhongtai_api::app(host.clone())
+            .oneshot(sum("civil-affairs"))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers()["retry-after"], "1");
+        let body = refused.into_body().collect().await.unwrap().to_bytes();
+        let body: Json = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "department-busy", "{body}");
+        assert_eq!(
+            body["error"]["message"],
+            "civil-affairs already has 2 requests in progress, the most one department may have at once; try again shortly"
+        );
+        let other = zhongtai_api::app(host.clone())
+            .oneshot(sum("education"))
+            .await
+            .unwrap();
+        assert_eq!(other.status(), StatusCode::OK);
+        for spinning in spinning {
+            assert_eq!(spinning.await.unwrap(), StatusCode::GATEWAY_TIMEOUT);
+        }
+        assert_eq!(host.gates().in_progress("civil-affairs"), 0);
+        let again = zhongtai_api::app(host.clone())
+            .oneshot(sum("civil-affairs"))
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::OK);
+    });
 }

@@ -64,6 +64,63 @@ fn a_looping_guest_is_stopped_at_its_deadline_and_the_next_call_succeeds() {
     assert_eq!(sum, json!(5));
 }
 
+/// The scheduling policies of this process's threads named `name`
+/// (5 is `SCHED_IDLE`), from `/proc/self/task/*/stat`.
+fn policies_of_threads_named(name: &str) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.trim_end() == name)
+        })
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // Fields after the command's closing parenthesis start at the
+            // third; the policy is the 41st.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            rest.split_whitespace().nth(41 - 3)?.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn a_call_running_past_demote_after_goes_on_at_idle_priority() {
+    let limits = RuntimeLimits {
+        demote_after: Some(Duration::from_millis(20)),
+        ..limits()
+    };
+    let (runtime, _dir) = runtime(limits, HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    std::thread::scope(|scope| {
+        let started = Instant::now();
+        let spinning = scope.spawn(|| antics(&runtime, &sampler, "spin", &json!({})));
+        let mut seen = Vec::new();
+        while seen.is_empty() && started.elapsed() < Duration::from_millis(250) {
+            std::thread::sleep(Duration::from_millis(5));
+            seen = policies_of_threads_named("zhongtai-idle");
+        }
+        assert!(
+            !seen.is_empty() && seen.iter().all(|&policy| policy == 5),
+            "a spinning guest's thread at {seen:?}, not SCHED_IDLE (5)"
+        );
+        // A short call meanwhile runs as before.
+        assert_eq!(add(&runtime, &sampler, 2, 3).unwrap().json, json!(5));
+        // The demoted call still ends at its deadline, as a timeout.
+        let error = spinning.join().unwrap().unwrap_err();
+        assert!(matches!(error, CallError::Timeout { .. }), "{error}");
+        let elapsed = started.elapsed();
+        assert!(
+            (Duration::from_millis(300)..Duration::from_millis(1_000)).contains(&elapsed),
+            "{elapsed:?}"
+        );
+    });
+    // Its instance went back to the pool: a call after it succeeds.
+    assert_eq!(add(&runtime, &sampler, 1, 1).unwrap().json, json!(2));
+}
+
 #[test]
 fn a_guest_growing_memory_past_its_limit_fails_that_call_only() {
     let (runtime, _dir) = runtime(limits(), HostConfig::default());

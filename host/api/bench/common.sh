@@ -18,7 +18,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start STATE N: N hosts on BASE_PORT.., all on STATE (embedded or postgres)
+# start STATE N: N hosts on BASE_PORT.., all on STATE (embedded or postgres).
+# UP_ARGS (an array) is passed on to `zhongtai up`; a function before_up,
+# when defined, is called with each host's data directory before it starts.
+UP_ARGS=()
 start() {
   local state=$1 count=$2 args=()
   if [ "$state" = postgres ]; then
@@ -30,7 +33,8 @@ start() {
     local dir port=$((BASE_PORT + n))
     dir=$(mktemp -d ${DATA_DIR:+-p "$DATA_DIR"})
     DIRS+=("$dir")
-    "$BIN" up --data-dir "$dir" --registry "$dir/registry" --addr 127.0.0.1:$port --admin-addr 127.0.0.1:$((port + 1000)) "${args[@]}" >"$dir/up.log" 2>&1 &
+    if declare -F before_up >/dev/null; then before_up "$dir"; fi
+    "$BIN" up --data-dir "$dir" --registry "$dir/registry" --addr 127.0.0.1:$port --admin-addr 127.0.0.1:$((port + 1000)) "${args[@]}" ${UP_ARGS[@]+"${UP_ARGS[@]}"} >"$dir/up.log" 2>&1 &
     PIDS+=($!)
     URLS+=("http://127.0.0.1:$port")
     for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 1; done

@@ -70,6 +70,8 @@ pub struct Host {
     shared: Option<Arc<crate::shared::SharedDeployments>>,
     /// Free space where the host writes, when watched.
     storage: Option<crate::storage::StorageWatch>,
+    /// Requests in progress per department, each held to a limit.
+    gates: crate::admission::DepartmentGates,
 }
 
 /// Who an operator action is recorded as: whoever holds the admin token or
@@ -90,7 +92,20 @@ impl Host {
             trusted_proxies: Vec::new(),
             shared: None,
             storage: None,
+            gates: crate::admission::DepartmentGates::default(),
         }
+    }
+
+    /// Holds each department to `limit` requests in progress at once; the
+    /// next is answered `503 department-busy`.
+    pub fn with_department_limit(mut self, limit: usize) -> Self {
+        self.gates = crate::admission::DepartmentGates::new(limit);
+        self
+    }
+
+    /// Requests in progress per department.
+    pub fn gates(&self) -> &crate::admission::DepartmentGates {
+        &self.gates
     }
 
     /// Deploys through the admin API are checked against `policy` (whose

@@ -10,7 +10,8 @@
 //! their history, the admin settings and the audit trail. [`server`] serves
 //! every department under `/<department>/…` on axum, and [`admin`] deploys,
 //! upgrades and rolls back departments while serving, on an address of its
-//! own; [`connections`] bounds what clients of either address may hold. Every refusal is an
+//! own; [`connections`] bounds what clients of either address may hold, and
+//! [`admission`] how many requests of one department are handled at once. Every refusal is an
 //! [`error::ApiError`]. [`audited`] says what the audit record of a call
 //! holds; the workflow and the host append them to the trail before
 //! answering.
@@ -21,6 +22,7 @@
 //! depends on it but the CLI.
 
 pub mod admin;
+pub mod admission;
 pub mod audited;
 pub mod body;
 pub mod connections;

@@ -238,6 +238,7 @@ async fn service(
     if method != Method::GET && method != Method::HEAD {
         host.check_storage()?;
     }
+    let _admitted = host.gates().admit(&department)?;
     let client = host.request_client(&extensions, &headers);
     let fields = &deployment.body_fields[index];
     let request = request_data(params, &uri, &headers, &body, fields, client)?;

@@ -75,6 +75,10 @@ pub struct HostArgs {
     /// Wall-clock time one call may run, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub deadline_ms: u64,
+    /// A call still running after this many milliseconds goes on at idle
+    /// CPU priority, using only what shorter calls leave; 0: never.
+    #[arg(long, default_value_t = 20)]
+    pub demote_after_ms: u64,
     /// The Ed25519 key (from `zhongtai keygen`) that signs audit
     /// checkpoints; default `<data-dir>/audit/host.key`, made on first use.
     #[arg(long, env = "ZHONGTAI_AUDIT_KEY")]
@@ -132,6 +136,8 @@ impl HostArgs {
         RuntimeLimits {
             memory_bytes: self.memory_mib.saturating_mul(1024 * 1024),
             deadline: Duration::from_millis(self.deadline_ms),
+            demote_after: (self.demote_after_ms > 0)
+                .then(|| Duration::from_millis(self.demote_after_ms)),
             ..RuntimeLimits::default()
         }
     }
@@ -284,6 +290,10 @@ pub struct LimitArgs {
     /// Requests handled at once; more are answered 503 with Retry-After.
     #[arg(long, default_value_t = 512)]
     pub max_in_flight: usize,
+    /// Requests of one department handled at once; more are answered 503
+    /// `department-busy`, and other departments are served as before.
+    #[arg(long, default_value_t = 64)]
+    pub department_max_in_flight: usize,
     /// Open connections from one client address.
     #[arg(long, default_value_t = 256)]
     pub max_connections_per_client: usize,

@@ -150,7 +150,8 @@ pub fn deploy_all(
     let mut host = zhongtai_api::Host::with_admin(runtime, Some(admin))
         .with_audit(audit.clone())
         .with_policy(policy_text, policy)
-        .with_trusted_proxies(args.trusted_proxies.clone());
+        .with_trusted_proxies(args.trusted_proxies.clone())
+        .with_department_limit(args.limits.department_max_in_flight);
     if args.min_free_mib > 0 {
         host = host.with_storage_watch(zhongtai_api::storage::StorageWatch::new(
             vec![data_dir.to_owned(), audit.dir().to_owned()],

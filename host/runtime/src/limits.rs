@@ -1,10 +1,13 @@
-//! Limits on what one call may use: memory, time and stack.
+//! Limits on what one call may use: memory, time, stack and CPU priority.
 //!
 //! Memory is enforced per store by `CallLimiter`, which fails the call with
 //! [`MemoryLimitExceeded`] the moment a guest asks for more than its share;
-//! time by epoch interruption (a ticker thread advances the engine's epoch,
-//! and each store gets a deadline in ticks); stack by wasmtime's
-//! `max_wasm_stack`.
+//! time by epoch interruption (a ticker thread advances the engine's epoch
+//! every [`EPOCH_TICK`], and at each tick a running guest's store looks at
+//! its wall-clock deadline); stack by wasmtime's `max_wasm_stack`. A call
+//! still running after [`RuntimeLimits::demote_after`] goes on at idle CPU
+//! priority (see `crate::runtime`), so that long calls — a looping guest
+//! above all — use only the CPU that short calls leave.
 
 use std::time::Duration;
 
@@ -19,6 +22,10 @@ pub struct RuntimeLimits {
     pub max_wasm_stack: usize,
     /// Most instances alive at once; calls beyond it are refused as busy.
     pub max_concurrent_instances: u32,
+    /// A call still running after this long goes on at idle CPU priority
+    /// (Linux `SCHED_IDLE`): it runs only when no normal thread of the
+    /// machine wants the CPU. `None` keeps every call at normal priority.
+    pub demote_after: Option<Duration>,
 }
 
 impl Default for RuntimeLimits {
@@ -28,20 +35,15 @@ impl Default for RuntimeLimits {
             deadline: Duration::from_secs(5),
             max_wasm_stack: 512 * 1024,
             max_concurrent_instances: 256,
+            demote_after: Some(Duration::from_millis(20)),
         }
     }
 }
 
-/// How often the epoch advances; deadlines are rounded up to whole ticks.
+/// How often the epoch advances: a running guest is stopped at most this
+/// long after its deadline, and demoted at most this long after
+/// [`RuntimeLimits::demote_after`].
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
-
-impl RuntimeLimits {
-    /// The deadline in epoch ticks, at least one.
-    pub(crate) fn deadline_ticks(&self) -> u64 {
-        let ticks = self.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros());
-        u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
-    }
-}
 
 /// The error a call fails with when its guest asks for too much memory.
 #[derive(Debug, thiserror::Error)]

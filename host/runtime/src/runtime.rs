@@ -6,6 +6,13 @@
 //! deadline: the epoch interrupts wasm code, the timer a guest that waits
 //! in `wasi:io/poll` (a sleep, a clock subscription). Either way the call
 //! ends at its deadline, its writes are dropped and its locks released.
+//!
+//! At every epoch tick a running guest's store looks at the clock: past its
+//! deadline the guest is interrupted; past [`RuntimeLimits::demote_after`]
+//! it yields once, and the thread driving the call hands the rest of it to
+//! a thread of its own at idle CPU priority (`SCHED_IDLE` on Linux) and
+//! waits for it. Short calls never meet a tick, and a looping guest then
+//! takes only the CPU nobody else wants until its deadline ends it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -202,8 +209,7 @@ impl Runtime {
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(self.limits.deadline_ticks());
-        store.epoch_deadline_trap();
+        watch_epochs(&mut store, self.limits.demote_after);
         let pre = &component.inner.pre;
         let instance = within_deadline(self.limits.deadline, pre.instantiate_async(&mut store))
             .map_err(|e| classify_instantiate(e, &self.limits))?;
@@ -250,7 +256,7 @@ impl LiveInstance {
             .get_func(&mut self.store, export.index)
             .ok_or_else(|| CallError::Instantiate(format!("export {name} is not a function")))?;
         let mut results = vec![Val::Bool(false); export.results.len()];
-        self.store.set_epoch_deadline(self.limits.deadline_ticks());
+        self.store.set_epoch_deadline(1);
         self.store
             .data_mut()
             .set_deadline(Instant::now() + self.limits.deadline);
@@ -279,13 +285,42 @@ impl LiveInstance {
     }
 }
 
+/// Has `store` look at the clock at every epoch tick while a guest runs:
+/// past the call's deadline the guest is interrupted (and the call ends as
+/// a timeout); past `demote_after` it yields once, asking [`block_on`] to
+/// go on at idle priority.
+fn watch_epochs(store: &mut Store<HostState>, demote_after: Option<Duration>) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |mut context| {
+        let state = context.data_mut();
+        let now = Instant::now();
+        if now >= state.deadline_at {
+            return Ok(wasmtime::UpdateDeadline::Interrupt);
+        }
+        match demote_after {
+            Some(after) if !state.demoted && now >= state.started_at + after => {
+                state.demoted = true;
+                DEMOTE.set(true);
+                Ok(wasmtime::UpdateDeadline::Yield(1))
+            }
+            _ => Ok(wasmtime::UpdateDeadline::Continue(1)),
+        }
+    });
+}
+
+thread_local! {
+    /// Set by a guest's epoch callback on the thread driving it: the call
+    /// has run past `demote_after` and should go on at idle priority.
+    static DEMOTE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Runs `call` (an instantiation or a call on a fiber) to completion, or
 /// stops it at `deadline` wherever it waits: a timer for a guest blocked in
 /// `wasi:io/poll`, where the epoch (which interrupts wasm code) cannot reach
 /// it. A call stopped so ends as an epoch interrupt does.
-fn within_deadline<T>(
+fn within_deadline<T: Send>(
     deadline: Duration,
-    call: impl Future<Output = wasmtime::Result<T>>,
+    call: impl Future<Output = wasmtime::Result<T>> + Send,
 ) -> wasmtime::Result<T> {
     // A little later than the epoch, so that wasm code still ends by the
     // epoch and only a waiting guest by the timer.
@@ -296,12 +331,16 @@ fn within_deadline<T>(
     let handle = tokio::runtime::Handle::try_current()
         .unwrap_or_else(|_| fallback_runtime().handle().clone());
     let _entered = handle.enter();
-    block_on(async move {
-        match tokio::time::timeout(limit, call).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(wasmtime::Error::from(Trap::Interrupt)),
-        }
-    })
+    DEMOTE.set(false);
+    block_on(
+        async move {
+            match tokio::time::timeout(limit, call).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(wasmtime::Error::from(Trap::Interrupt)),
+            }
+        },
+        &handle,
+    )
 }
 
 /// The Tokio runtime for calls made outside one (the CLI, tests).
@@ -331,7 +370,45 @@ impl std::task::Wake for Unpark {
 }
 
 /// Polls `future` on this thread until it is ready, parking in between.
-fn block_on<F: Future>(future: F) -> F::Output {
+/// When the guest it drives asks to be demoted, the rest of it runs on a
+/// thread of idle priority (entered into `handle`, the Tokio runtime its
+/// timers use) while this one waits.
+fn block_on<F: Future + Send>(future: F, handle: &tokio::runtime::Handle) -> F::Output
+where
+    F::Output: Send,
+{
+    let mut future = std::pin::pin!(future);
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        if DEMOTE.replace(false) {
+            let mut rest = future.as_mut();
+            let finished = std::thread::scope(|scope| {
+                let idle = std::thread::Builder::new()
+                    .name("zhongtai-idle".into())
+                    .spawn_scoped(scope, move || {
+                        let _entered = handle.enter();
+                        lower_priority();
+                        drive(rest.as_mut())
+                    });
+                // Without a thread to spare, the call goes on here.
+                idle.ok().map(|idle| idle.join())
+            });
+            match finished {
+                Some(Ok(output)) => return output,
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                None => continue,
+            }
+        }
+        std::thread::park();
+    }
+}
+
+/// Polls `future` on this thread until it is ready, parking in between.
+fn drive<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
     let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut context = std::task::Context::from_waker(&waker);
@@ -340,6 +417,25 @@ fn block_on<F: Future>(future: F) -> F::Output {
             return output;
         }
         std::thread::park();
+    }
+}
+
+/// Puts the calling thread at idle CPU priority: it runs only when no
+/// normal thread wants the CPU. A thread cannot be raised back without
+/// privileges, so only threads made for one long call are lowered.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread; `param` is a valid
+        // `sched_param` for SCHED_IDLE, whose priority must be 0.
+        let status = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        if status != 0 {
+            tracing::debug!(
+                error = %std::io::Error::last_os_error(),
+                "a long call goes on at normal priority"
+            );
+        }
     }
 }
 

@@ -123,6 +123,10 @@ pub struct HostState {
     /// When lock waits give up: a little before the deadline, so that a
     /// guest told "timeout" has time to return before the epoch ends it.
     pub(crate) lock_wait_until: Instant,
+    /// When the call (or instantiation) in progress began.
+    pub(crate) started_at: Instant,
+    /// Whether the call in progress already runs at idle priority.
+    pub(crate) demoted: bool,
 }
 
 /// When the lock waits of a call ending at `deadline_at` give up: a fifth
@@ -172,13 +176,18 @@ impl HostState {
             released_locks: Vec::new(),
             deadline_at,
             lock_wait_until: lock_wait_until(deadline_at),
+            started_at: Instant::now(),
+            demoted: false,
         }
     }
 
-    /// Sets when the call must end (and so when its lock waits give up).
+    /// Starts a call that must end at `deadline_at` (and so sets when its
+    /// lock waits give up).
     pub(crate) fn set_deadline(&mut self, deadline_at: Instant) {
         self.deadline_at = deadline_at;
         self.lock_wait_until = lock_wait_until(deadline_at);
+        self.started_at = Instant::now();
+        self.demoted = false;
     }
 
     /// The call's pending writes and its session with the store, which is

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Isolation under load, in one run: whoami (public security) loaded by wrk
+# while another department misbehaves — civil affairs, serving the fixture
+# component example:sampler (tests/manifests/sampler/civil-affairs.toml).
+#   baseline  whoami alone;
+#   loop      whoami while 10,000 requests (64 at a time) call a guest that
+#             loops until its deadline (250 ms here) ends it;
+#   count     whoami while another client loads civil affairs with a call
+#             that returns (`antics.count`);
+#   trap      the same with a call that traps (`antics.boom`): a department
+#             whose calls all trap should cost others no more than one
+#             whose calls succeed.
+# Each against two hosts started the same way but for --demote-after-ms:
+# 20 (the default: a call running longer goes on at idle CPU priority) and
+# 0 (never), alternating, twice. Prints req/s and p50/p99 of whoami, the
+# loop's outcomes, and the host's resident memory before, at most during
+# and after the loop.
+# Usage: host/api/bench/isolation.sh   (needs wrk: apt-get install wrk)
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+cargo build --quiet --profile guest --target wasm32-wasip2 -p fixture-sampler
+SAMPLER=target/wasm32-wasip2/guest/fixture_sampler.wasm
+source host/api/bench/common.sh
+ROUNDS=${ROUNDS:-2}
+SPINS=${SPINS:-10000}
+
+DEPARTMENTS=$(mktemp -d)
+trap 'cleanup; rm -rf "$DEPARTMENTS"' EXIT
+cp -r examples/* "$DEPARTMENTS/"
+mkdir "$DEPARTMENTS/civil-affairs"
+cp tests/manifests/sampler/civil-affairs.toml "$DEPARTMENTS/civil-affairs/zhongtai.toml"
+cat >>"$DEPARTMENTS/policy.toml" <<'TOML'
+
+[departments.civil-affairs]
+"example:sampler" = ["antics.*", "shapes.*"]
+TOML
+
+before_up() {
+  "$BIN" publish --registry "$1/registry" --package example:sampler --version 1.0.0 "$SAMPLER" >/dev/null
+}
+
+rss() { awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/${PIDS[0]}/status"; }
+
+# whoami NAME SECONDS: wrk on whoami; prints req/s, p50, p99.
+whoami() {
+  wrk -t2 -c64 -d"$2"s --latency -s host/api/bench/whoami.lua "${URLS[0]}" \
+    | awk -v name="$1" '/^Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {e=$NF}
+        END {printf "  %-9s whoami %6.0f req/s  p50 %-8s p99 %-8s%s\n", name, r, p50, p99, e ? "  (" e " non-2xx)" : ""}'
+}
+
+# spin: SPINS POSTs to the looping service, 64 at a time; prints statuses.
+spin() {
+  python3 - "${URLS[0]}" "$SPINS" <<'PY'
+import collections, http.client, sys, threading, urllib.parse
+base, total = urllib.parse.urlparse(sys.argv[1]), int(sys.argv[2])
+statuses, lock, left = collections.Counter(), threading.Lock(), [total]
+def client():
+    connection = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
+    while True:
+        with lock:
+            if left[0] == 0:
+                return
+            left[0] -= 1
+        try:
+            connection.request("POST", "/civil-affairs/spin", body=b"")
+            response = connection.getresponse()
+            response.read()
+            status = response.status
+        except Exception as error:
+            status = type(error).__name__
+            connection = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
+        with lock:
+            statuses[status] += 1
+threads = [threading.Thread(target=client) for _ in range(64)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+print("  loop      " + ", ".join(f"{n} x {s}" for s, n in sorted(statuses.items(), key=str)))
+PY
+}
+
+# other PATH NAME: whoami (48 connections) and civil affairs' PATH (16)
+# loaded together for 10 s; prints whoami's figures.
+other() {
+  wrk -t1 -c16 -d10s -s <(printf 'wrk.method = "POST"\n') "${URLS[0]}$1" >/dev/null 2>&1 &
+  local loader=$!
+  wrk -t1 -c48 -d10s --latency -s host/api/bench/whoami.lua "${URLS[0]}" \
+    | awk -v name="$2" '/^Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
+        END {printf "  %-9s whoami %6.0f req/s  p50 %-8s p99 %-8s (48 connections; 16 on civil affairs)\n", name, r, p50, p99}'
+  wait $loader
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  for demote in 20 0; do
+    echo "== round $round, --demote-after-ms $demote"
+    UP_ARGS=(--dir "$DEPARTMENTS" --deadline-ms 250 --demote-after-ms "$demote")
+    start embedded 1
+    tokens
+    whoami baseline 10
+    before=$(rss)
+    most=$before
+    spin >"${DIRS[-1]}/spin.out" &
+    spinner=$!
+    ( while kill -0 $spinner 2>/dev/null; do rss; sleep 0.5; done ) >"${DIRS[-1]}/rss" &
+    sampler=$!
+    started=$(date +%s)
+    whoami loop 20
+    wait $spinner
+    wait $sampler || true
+    cat "${DIRS[-1]}/spin.out"
+    most=$(sort -n "${DIRS[-1]}/rss" | tail -1)
+    echo "  loop      $SPINS calls in $(( $(date +%s) - started )) s; host RSS ${before} MB before, ${most:-$before} MB at most during, $(rss) MB after"
+    other /civil-affairs/count count
+    other /civil-affairs/boom trap
+    cleanup
+  done
+done
