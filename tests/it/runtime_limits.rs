@@ -106,8 +106,15 @@ fn a_call_running_past_demote_after_goes_on_at_idle_priority() {
             !seen.is_empty() && seen.iter().all(|&policy| policy == 5),
             "a spinning guest's thread at {seen:?}, not SCHED_IDLE (5)"
         );
-        // A short call meanwhile runs as before.
-        assert_eq!(add(&runtime, &sampler, 2, 3).unwrap().json, json!(5));
+        // A short call of another service meanwhile runs as before.
+        let other = zhongtai_runtime::CallContext::new(
+            zhongtai_runtime::Slug::parse("department", "tests").unwrap(),
+            zhongtai_runtime::Slug::parse("service", "elsewhere").unwrap(),
+        );
+        let demoted = runtime.demoted_calls();
+        let sum = runtime.call(&sampler, other, "shapes", "add", &json!({"a": 2, "b": 3}));
+        assert_eq!(sum.unwrap().json, json!(5));
+        assert_eq!(runtime.demoted_calls(), demoted);
         // The demoted call still ends at its deadline, as a timeout.
         let error = spinning.join().unwrap().unwrap_err();
         assert!(matches!(error, CallError::Timeout { .. }), "{error}");
@@ -117,8 +124,11 @@ fn a_call_running_past_demote_after_goes_on_at_idle_priority() {
             "{elapsed:?}"
         );
     });
-    // Its instance went back to the pool: a call after it succeeds.
+    // Its instance went back to the pool: a call after it succeeds. Its
+    // service ran long a moment ago, so the call starts at idle priority.
+    let demoted = runtime.demoted_calls();
     assert_eq!(add(&runtime, &sampler, 1, 1).unwrap().json, json!(2));
+    assert_eq!(runtime.demoted_calls(), demoted + 1);
 }
 
 #[test]

@@ -75,9 +75,11 @@ pub struct HostArgs {
     /// Wall-clock time one call may run, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub deadline_ms: u64,
-    /// A call still running after this many milliseconds goes on at idle
-    /// CPU priority, using only what shorter calls leave; 0: never.
-    #[arg(long, default_value_t = 20)]
+    /// A call that has used this many milliseconds of CPU goes on at idle
+    /// CPU priority, using only what shorter calls leave; its service's
+    /// calls (as after one that timed out) start there for the next
+    /// second. 0: never.
+    #[arg(long, default_value_t = 200)]
     pub demote_after_ms: u64,
     /// The Ed25519 key (from `zhongtai keygen`) that signs audit
     /// checkpoints; default `<data-dir>/audit/host.key`, made on first use.

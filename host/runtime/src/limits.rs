@@ -7,7 +7,15 @@
 //! its wall-clock deadline); stack by wasmtime's `max_wasm_stack`. A call
 //! still running after [`RuntimeLimits::demote_after`] goes on at idle CPU
 //! priority (see `crate::runtime`), so that long calls — a looping guest
-//! above all — use only the CPU that short calls leave.
+//! above all — use only the CPU that short calls leave; and [`LongCalls`]
+//! remembers which services made such calls, so that their next calls
+//! start at idle priority rather than each taking its first
+//! `demote_after` at normal priority.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 use std::time::Duration;
 
@@ -22,9 +30,11 @@ pub struct RuntimeLimits {
     pub max_wasm_stack: usize,
     /// Most instances alive at once; calls beyond it are refused as busy.
     pub max_concurrent_instances: u32,
-    /// A call still running after this long goes on at idle CPU priority
-    /// (Linux `SCHED_IDLE`): it runs only when no normal thread of the
-    /// machine wants the CPU. `None` keeps every call at normal priority.
+    /// A call that has used this much CPU time goes on at idle CPU
+    /// priority (Linux `SCHED_IDLE`): it runs only when no normal thread
+    /// of the machine wants the CPU; and, as after a call that ran until
+    /// its deadline, its service's calls start there for the next second.
+    /// `None` keeps every call at normal priority.
     pub demote_after: Option<Duration>,
 }
 
@@ -35,7 +45,7 @@ impl Default for RuntimeLimits {
             deadline: Duration::from_secs(5),
             max_wasm_stack: 512 * 1024,
             max_concurrent_instances: 256,
-            demote_after: Some(Duration::from_millis(20)),
+            demote_after: Some(Duration::from_millis(200)),
         }
     }
 }
@@ -44,6 +54,71 @@ impl Default for RuntimeLimits {
 /// long after its deadline, and demoted at most this long after
 /// [`RuntimeLimits::demote_after`].
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The CPU time the calling thread has used.
+pub(crate) fn thread_cpu_time() -> Duration {
+    #[cfg(target_os = "linux")]
+    {
+        let mut time = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `time` is a valid timespec to write into.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) } == 0 {
+            return Duration::new(
+                u64::try_from(time.tv_sec).unwrap_or(0),
+                u32::try_from(time.tv_nsec).unwrap_or(0),
+            );
+        }
+        Duration::ZERO
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Duration::ZERO
+    }
+}
+
+/// How long a service whose call ran past `demote_after` has its calls
+/// start at idle priority.
+pub(crate) const LONG_CALL_MEMORY: Duration = Duration::from_secs(1);
+
+/// The services (department and service) whose calls lately ran past
+/// `demote_after`, with when they last did.
+#[derive(Default)]
+pub(crate) struct LongCalls {
+    /// By department, then service.
+    marks: RwLock<HashMap<String, HashMap<String, Instant>>>,
+    /// Calls that went on (or started) at idle priority.
+    pub(crate) demoted: AtomicU64,
+}
+
+impl LongCalls {
+    /// Remembers that a call of `department`'s `service` ran long.
+    pub(crate) fn mark(&self, department: &str, service: &str) {
+        let mut marks = self.marks.write().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if marks.values().map(HashMap::len).sum::<usize>() >= 4096 {
+            for services in marks.values_mut() {
+                services.retain(|_, at| now.duration_since(*at) < LONG_CALL_MEMORY);
+            }
+            marks.retain(|_, services| !services.is_empty());
+        }
+        marks
+            .entry(department.to_owned())
+            .or_default()
+            .insert(service.to_owned(), now);
+    }
+
+    /// Whether a call of `department`'s `service` ran long within the last
+    /// [`LONG_CALL_MEMORY`].
+    pub(crate) fn lately(&self, department: &str, service: &str) -> bool {
+        let marks = self.marks.read().unwrap_or_else(|e| e.into_inner());
+        marks
+            .get(department)
+            .and_then(|services| services.get(service))
+            .is_some_and(|at| at.elapsed() < LONG_CALL_MEMORY)
+    }
+}
 
 /// The error a call fails with when its guest asks for too much memory.
 #[derive(Debug, thiserror::Error)]

@@ -109,6 +109,7 @@ impl Runtime {
             shared: Shared {
                 kv: options.store,
                 lock_table: Arc::new(LockTable::default()),
+                long_calls: Arc::default(),
             },
             config: options.config,
             limits,
@@ -125,6 +126,12 @@ impl Runtime {
     /// The limits every call runs under.
     pub fn limits(&self) -> &RuntimeLimits {
         &self.limits
+    }
+
+    /// How many calls (or instantiations) have gone on, or started, at
+    /// idle priority since the runtime was built.
+    pub fn demoted_calls(&self) -> u64 {
+        self.shared.long_calls.demoted.load(Ordering::Relaxed)
     }
 
     /// Whether loading `bytes` will take its compiled form from the cache
@@ -210,9 +217,19 @@ impl Runtime {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         watch_epochs(&mut store, self.limits.demote_after);
+        let demoted = store.data_mut().begin(
+            Instant::now() + self.limits.deadline,
+            self.limits.demote_after,
+            false,
+        );
         let pre = &component.inner.pre;
-        let instance = within_deadline(self.limits.deadline, pre.instantiate_async(&mut store))
-            .map_err(|e| classify_instantiate(e, &self.limits))?;
+        let instance = within_deadline(
+            self.limits.deadline,
+            demoted,
+            pre.instantiate_async(&mut store),
+        );
+        store.data_mut().end(timed_out(&instance));
+        let instance = instance.map_err(|e| classify_instantiate(e, &self.limits))?;
         Ok(LiveInstance {
             store,
             instance,
@@ -257,13 +274,17 @@ impl LiveInstance {
             .ok_or_else(|| CallError::Instantiate(format!("export {name} is not a function")))?;
         let mut results = vec![Val::Bool(false); export.results.len()];
         self.store.set_epoch_deadline(1);
-        self.store
-            .data_mut()
-            .set_deadline(Instant::now() + self.limits.deadline);
+        let demoted = self.store.data_mut().begin(
+            Instant::now() + self.limits.deadline,
+            self.limits.demote_after,
+            true,
+        );
         let outcome = within_deadline(
             self.limits.deadline,
+            demoted,
             func.call_async(&mut self.store, params, &mut results),
         );
+        self.store.data_mut().end(timed_out(&outcome));
         // A call that returned commits its writes, durably, before anyone
         // is told anything; one that trapped leaves nothing behind.
         match &outcome {
@@ -287,8 +308,9 @@ impl LiveInstance {
 
 /// Has `store` look at the clock at every epoch tick while a guest runs:
 /// past the call's deadline the guest is interrupted (and the call ends as
-/// a timeout); past `demote_after` it yields once, asking [`block_on`] to
-/// go on at idle priority.
+/// a timeout); past `demote_after` of CPU time its service is remembered as one whose
+/// calls run long and, unless it already runs at idle priority, it yields
+/// once, asking [`block_on`] to go on there.
 fn watch_epochs(store: &mut Store<HostState>, demote_after: Option<Duration>) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut context| {
@@ -297,14 +319,13 @@ fn watch_epochs(store: &mut Store<HostState>, demote_after: Option<Duration>) {
         if now >= state.deadline_at {
             return Ok(wasmtime::UpdateDeadline::Interrupt);
         }
-        match demote_after {
-            Some(after) if !state.demoted && now >= state.started_at + after => {
-                state.demoted = true;
-                DEMOTE.set(true);
-                Ok(wasmtime::UpdateDeadline::Yield(1))
-            }
-            _ => Ok(wasmtime::UpdateDeadline::Continue(1)),
+        if let Some(after) = demote_after
+            && state.ran_past(after)
+        {
+            DEMOTE.set(true);
+            return Ok(wasmtime::UpdateDeadline::Yield(1));
         }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
     });
 }
 
@@ -318,8 +339,10 @@ thread_local! {
 /// stops it at `deadline` wherever it waits: a timer for a guest blocked in
 /// `wasi:io/poll`, where the epoch (which interrupts wasm code) cannot reach
 /// it. A call stopped so ends as an epoch interrupt does.
+/// With `demoted`, the call runs at idle priority from its start.
 fn within_deadline<T: Send>(
     deadline: Duration,
+    demoted: bool,
     call: impl Future<Output = wasmtime::Result<T>> + Send,
 ) -> wasmtime::Result<T> {
     // A little later than the epoch, so that wasm code still ends by the
@@ -331,14 +354,25 @@ fn within_deadline<T: Send>(
     let handle = tokio::runtime::Handle::try_current()
         .unwrap_or_else(|_| fallback_runtime().handle().clone());
     let _entered = handle.enter();
-    DEMOTE.set(false);
+    // The timer is registered here, at normal priority: registering takes
+    // a lock of the Tokio runtime every request needs, which a thread at
+    // idle priority must never hold.
+    let mut timer = std::pin::pin!(tokio::time::sleep(limit));
+    let _ = timer
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+    let mut call = std::pin::pin!(call);
+    DEMOTE.set(demoted);
     block_on(
-        async move {
-            match tokio::time::timeout(limit, call).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(wasmtime::Error::from(Trap::Interrupt)),
+        std::future::poll_fn(move |context| {
+            if let std::task::Poll::Ready(outcome) = call.as_mut().poll(context) {
+                return std::task::Poll::Ready(outcome);
             }
-        },
+            timer
+                .as_mut()
+                .poll(context)
+                .map(|()| Err(wasmtime::Error::from(Trap::Interrupt)))
+        }),
         &handle,
     )
 }
@@ -370,9 +404,10 @@ impl std::task::Wake for Unpark {
 }
 
 /// Polls `future` on this thread until it is ready, parking in between.
-/// When the guest it drives asks to be demoted, the rest of it runs on a
-/// thread of idle priority (entered into `handle`, the Tokio runtime its
-/// timers use) while this one waits.
+/// When the guest it drives asks to be demoted (or [`DEMOTE`] is set
+/// before it starts), the rest of it runs on a thread of idle priority
+/// (entered into `handle`, the Tokio runtime its timers use) while this
+/// one waits.
 fn block_on<F: Future + Send>(future: F, handle: &tokio::runtime::Handle) -> F::Output
 where
     F::Output: Send,
@@ -381,18 +416,20 @@ where
     let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut context = std::task::Context::from_waker(&waker);
     loop {
-        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
         if DEMOTE.replace(false) {
             let mut rest = future.as_mut();
+            // The guest's log lines go where they went on this thread.
+            let dispatch = tracing::dispatcher::get_default(Clone::clone);
+            let span = tracing::Span::current();
             let finished = std::thread::scope(|scope| {
                 let idle = std::thread::Builder::new()
                     .name("zhongtai-idle".into())
                     .spawn_scoped(scope, move || {
                         let _entered = handle.enter();
                         lower_priority();
-                        drive(rest.as_mut())
+                        tracing::dispatcher::with_default(&dispatch, || {
+                            span.in_scope(|| drive(rest.as_mut()))
+                        })
                     });
                 // Without a thread to spare, the call goes on here.
                 idle.ok().map(|idle| idle.join())
@@ -400,10 +437,16 @@ where
             match finished {
                 Some(Ok(output)) => return output,
                 Some(Err(panic)) => std::panic::resume_unwind(panic),
-                None => continue,
+                None => {}
             }
         }
-        std::thread::park();
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        // A guest that yielded to be demoted goes on at once.
+        if !DEMOTE.get() {
+            std::thread::park();
+        }
     }
 }
 
@@ -506,6 +549,15 @@ fn arguments(name: &str, export: &ExportedFunction, args: &Json) -> Result<Vec<V
     }
 }
 
+/// Whether a call or instantiation ended at its deadline.
+fn timed_out<T>(outcome: &wasmtime::Result<T>) -> bool {
+    outcome
+        .as_ref()
+        .err()
+        .and_then(|error| error.downcast_ref::<Trap>())
+        .is_some_and(|trap| *trap == Trap::Interrupt)
+}
+
 fn classify_instantiate(error: wasmtime::Error, limits: &RuntimeLimits) -> CallError {
     if error
         .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
@@ -519,6 +571,12 @@ fn classify_instantiate(error: wasmtime::Error, limits: &RuntimeLimits) -> CallE
         return CallError::MemoryLimit {
             function: "instantiation".into(),
             detail: memory.to_string(),
+        };
+    }
+    if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
+        return CallError::Timeout {
+            function: "instantiation".into(),
+            deadline: limits.deadline,
         };
     }
     CallError::Instantiate(format!("{error:#}"))

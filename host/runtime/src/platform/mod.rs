@@ -16,6 +16,7 @@ mod transaction;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
@@ -123,10 +124,15 @@ pub struct HostState {
     /// When lock waits give up: a little before the deadline, so that a
     /// guest told "timeout" has time to return before the epoch ends it.
     pub(crate) lock_wait_until: Instant,
-    /// When the call (or instantiation) in progress began.
-    pub(crate) started_at: Instant,
+    /// The CPU time of the thread running the call (or instantiation) in
+    /// progress when it began.
+    pub(crate) started_cpu: std::time::Duration,
     /// Whether the call in progress already runs at idle priority.
     pub(crate) demoted: bool,
+    /// Whether the call in progress has run past `demote_after`.
+    pub(crate) ran_long: bool,
+    /// The services whose calls lately ran long.
+    pub(crate) long_calls: Arc<crate::limits::LongCalls>,
 }
 
 /// When the lock waits of a call ending at `deadline_at` give up: a fifth
@@ -140,6 +146,7 @@ fn lock_wait_until(deadline_at: Instant) -> Instant {
 pub(crate) struct Shared {
     pub(crate) kv: Arc<dyn KeyValueStore>,
     pub(crate) lock_table: Arc<LockTable>,
+    pub(crate) long_calls: Arc<crate::limits::LongCalls>,
 }
 
 impl HostState {
@@ -176,18 +183,87 @@ impl HostState {
             released_locks: Vec::new(),
             deadline_at,
             lock_wait_until: lock_wait_until(deadline_at),
-            started_at: Instant::now(),
+            started_cpu: std::time::Duration::ZERO,
             demoted: false,
+            ran_long: false,
+            long_calls: shared.long_calls.clone(),
         }
     }
 
-    /// Starts a call that must end at `deadline_at` (and so sets when its
-    /// lock waits give up).
-    pub(crate) fn set_deadline(&mut self, deadline_at: Instant) {
+    /// Starts a call (or the instantiation) that must end at `deadline_at`,
+    /// and so sets when its lock waits give up. Returns whether it should
+    /// start at idle priority: when calls may be demoted (`demote_after`),
+    /// it is a call (`is_call`; an instantiation is short unless its guest
+    /// misbehaves, and is then demoted like any call) and one of its
+    /// service's lately ran long.
+    pub(crate) fn begin(
+        &mut self,
+        deadline_at: Instant,
+        demote_after: Option<std::time::Duration>,
+        is_call: bool,
+    ) -> bool {
         self.deadline_at = deadline_at;
         self.lock_wait_until = lock_wait_until(deadline_at);
-        self.started_at = Instant::now();
-        self.demoted = false;
+        self.started_cpu = crate::limits::thread_cpu_time();
+        self.ran_long = false;
+        self.demoted = is_call
+            && demote_after.is_some()
+            && self.long_calls.lately(
+                self.context.department.as_str(),
+                self.context.service.as_str(),
+            );
+        if self.demoted {
+            self.long_calls.demoted.fetch_add(1, Ordering::Relaxed);
+        }
+        self.demoted
+    }
+
+    /// Ends what [`HostState::begin`] began, on the thread that began it
+    /// (at normal priority, so that no lock other calls need is taken at
+    /// idle priority): a call that ran long, or until its deadline
+    /// (`timed_out`), has its service remembered as one whose calls run
+    /// long.
+    pub(crate) fn end(&mut self, timed_out: bool) {
+        if self.ran_long || timed_out {
+            self.long_calls.mark(
+                self.context.department.as_str(),
+                self.context.service.as_str(),
+            );
+        }
+    }
+
+    /// At an epoch tick of a call that may be demoted after `after` of
+    /// CPU time (not wall-clock time: a short call waiting for a busy CPU
+    /// is not a long call): notes whether it has now used that much, and
+    /// returns whether it should now go on at idle priority (it does not
+    /// already, and its service is then remembered at once).
+    pub(crate) fn ran_past(&mut self, after: std::time::Duration) -> bool {
+        if self.ran_long {
+            return false;
+        }
+        let now = crate::limits::thread_cpu_time();
+        // A call demoted from its start runs on a thread of its own.
+        let used = if self.demoted {
+            now
+        } else {
+            now.saturating_sub(self.started_cpu)
+        };
+        if used < after {
+            return false;
+        }
+        self.ran_long = true;
+        if !self.demoted {
+            // Still on the thread that began the call, at normal priority.
+            self.long_calls.mark(
+                self.context.department.as_str(),
+                self.context.service.as_str(),
+            );
+        }
+        let demote = !std::mem::replace(&mut self.demoted, true);
+        if demote {
+            self.long_calls.demoted.fetch_add(1, Ordering::Relaxed);
+        }
+        demote
     }
 
     /// The call's pending writes and its session with the store, which is
