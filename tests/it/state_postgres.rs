@@ -140,6 +140,9 @@ fn limits() -> RuntimeLimits {
     RuntimeLimits {
         memory_bytes: 32 * 1024 * 1024,
         deadline: Duration::from_secs(2),
+        // How calls end is tested here, not their priority (see
+        // runtime_limits.rs).
+        demote_after: None,
         ..RuntimeLimits::default()
     }
 }

@@ -17,6 +17,7 @@ pub mod component;
 pub mod config;
 pub mod context;
 pub mod error;
+mod idle;
 pub mod limits;
 pub mod outcome;
 pub mod platform;

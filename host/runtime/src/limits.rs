@@ -3,11 +3,11 @@
 //! Memory is enforced per store by `CallLimiter`, which fails the call with
 //! [`MemoryLimitExceeded`] the moment a guest asks for more than its share;
 //! time by epoch interruption (a ticker thread advances the engine's epoch
-//! every [`EPOCH_TICK`], and at each tick a running guest's store looks at
+//! every 5 ms, and at each tick a running guest's store looks at
 //! its wall-clock deadline); stack by wasmtime's `max_wasm_stack`. A call
 //! still running after [`RuntimeLimits::demote_after`] goes on at idle CPU
 //! priority (see `crate::runtime`), so that long calls — a looping guest
-//! above all — use only the CPU that short calls leave; and [`LongCalls`]
+//! above all — use only the CPU that short calls leave; and `LongCalls`
 //! remembers which services made such calls, so that their next calls
 //! start at idle priority rather than each taking its first
 //! `demote_after` at normal priority.

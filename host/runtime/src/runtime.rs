@@ -421,22 +421,16 @@ where
             // The guest's log lines go where they went on this thread.
             let dispatch = tracing::dispatcher::get_default(Clone::clone);
             let span = tracing::Span::current();
-            let finished = std::thread::scope(|scope| {
-                let idle = std::thread::Builder::new()
-                    .name("zhongtai-idle".into())
-                    .spawn_scoped(scope, move || {
-                        let _entered = handle.enter();
-                        lower_priority();
-                        tracing::dispatcher::with_default(&dispatch, || {
-                            span.in_scope(|| drive(rest.as_mut()))
-                        })
-                    });
-                // Without a thread to spare, the call goes on here.
-                idle.ok().map(|idle| idle.join())
+            let finished = crate::idle::run(move || {
+                let _entered = handle.enter();
+                tracing::dispatcher::with_default(&dispatch, || {
+                    span.in_scope(|| drive(rest.as_mut()))
+                })
             });
             match finished {
                 Some(Ok(output)) => return output,
                 Some(Err(panic)) => std::panic::resume_unwind(panic),
+                // Without a thread to spare, the call goes on here.
                 None => {}
             }
         }
@@ -460,25 +454,6 @@ fn drive<F: Future>(future: F) -> F::Output {
             return output;
         }
         std::thread::park();
-    }
-}
-
-/// Puts the calling thread at idle CPU priority: it runs only when no
-/// normal thread wants the CPU. A thread cannot be raised back without
-/// privileges, so only threads made for one long call are lowered.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: pid 0 is the calling thread; `param` is a valid
-        // `sched_param` for SCHED_IDLE, whose priority must be 0.
-        let status = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-        if status != 0 {
-            tracing::debug!(
-                error = %std::io::Error::last_os_error(),
-                "a long call goes on at normal priority"
-            );
-        }
     }
 }
 

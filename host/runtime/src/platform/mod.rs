@@ -241,12 +241,11 @@ impl HostState {
         if self.ran_long {
             return false;
         }
-        let now = crate::limits::thread_cpu_time();
-        // A call demoted from its start runs on a thread of its own.
+        // A call demoted from its start runs on an idle thread's job.
         let used = if self.demoted {
-            now
+            crate::idle::job_cpu_time()
         } else {
-            now.saturating_sub(self.started_cpu)
+            crate::limits::thread_cpu_time().saturating_sub(self.started_cpu)
         };
         if used < after {
             return false;
