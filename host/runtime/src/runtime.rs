@@ -9,10 +9,12 @@
 //!
 //! At every epoch tick a running guest's store looks at the clock: past its
 //! deadline the guest is interrupted; past [`RuntimeLimits::demote_after`]
-//! it yields once, and the thread driving the call hands the rest of it to
-//! a thread of its own at idle CPU priority (`SCHED_IDLE` on Linux) and
-//! waits for it. Short calls never meet a tick, and a looping guest then
-//! takes only the CPU nobody else wants until its deadline ends it.
+//! of CPU time it yields once, and the thread driving the call hands the
+//! rest of it to a thread at idle CPU priority (`SCHED_IDLE` on Linux; the
+//! threads are kept for reuse, see `crate::idle`) and waits for it. Its
+//! service's next calls, as after a call that timed out, start there for a
+//! second. Short calls rarely meet a tick, and a looping guest takes only
+//! the CPU nobody else wants until its deadline ends it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -308,9 +310,9 @@ impl LiveInstance {
 
 /// Has `store` look at the clock at every epoch tick while a guest runs:
 /// past the call's deadline the guest is interrupted (and the call ends as
-/// a timeout); past `demote_after` of CPU time its service is remembered as one whose
-/// calls run long and, unless it already runs at idle priority, it yields
-/// once, asking [`block_on`] to go on there.
+/// a timeout); past `demote_after` of CPU time its service is remembered as
+/// one whose calls run long and, unless it already runs at idle priority,
+/// it yields once, asking [`block_on`] to go on there.
 fn watch_epochs(store: &mut Store<HostState>, demote_after: Option<Duration>) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut context| {
