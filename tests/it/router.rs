@@ -536,7 +536,7 @@ fn a_department_at_its_limit_is_refused_while_others_are_served() {
         assert_eq!(body["error"]["code"], "department-busy", "{body}");
         assert_eq!(
             body["error"]["message"],
-            "civil-affairs already has 2 requests in progress, the most one department may have at once; try again shortly"
+            "civil-affairs already has as many requests in progress as one department may have at once (2); try again shortly"
         );
         let other = zhongtai_api::app(host.clone())
             .oneshot(sum("education"))

@@ -71,7 +71,7 @@ impl DepartmentGates {
                 503,
                 "department-busy",
                 format!(
-                    "{department} already has {} requests in progress, the most one department may have at once; try again shortly",
+                    "{department} already has as many requests in progress as one department may have at once ({}); try again shortly",
                     self.limit
                 ),
             ));
@@ -108,10 +108,9 @@ mod tests {
         let refused = gates.admit("taxation").unwrap_err();
         assert_eq!(refused.status.as_u16(), 503);
         assert_eq!(refused.code, "department-busy");
-        assert!(
-            refused
-                .message
-                .starts_with("taxation already has 2 requests in progress")
+        assert_eq!(
+            refused.message,
+            "taxation already has as many requests in progress as one department may have at once (2); try again shortly"
         );
         let _other = gates.admit("public-security").unwrap();
         assert_eq!(gates.in_progress("taxation"), 2);
