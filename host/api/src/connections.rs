@@ -388,13 +388,9 @@ async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Re
     }
 }
 
-/// `503` with `code` and `Retry-After: 1`.
+/// `503` with `code`, and so (as every `503` answer) `Retry-After: 1`.
 fn retry_soon(code: &str, message: String) -> Response {
-    let mut response = ApiError::new(503, code, message).into_response();
-    response
-        .headers_mut()
-        .insert("retry-after", HeaderValue::from_static("1"));
-    response
+    ApiError::new(503, code, message).into_response()
 }
 
 fn with_connection_close(mut response: Response) -> Response {
