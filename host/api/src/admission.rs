@@ -16,6 +16,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::ApiError;
 
+/// The most requests one department may have in progress unless the
+/// operator says otherwise: a quarter of the runtime's default instance
+/// pool.
+pub const DEFAULT_LIMIT: usize = 64;
+
 /// Requests in progress per department, each department held to a limit.
 #[derive(Debug)]
 pub struct DepartmentGates {
@@ -90,9 +95,9 @@ impl DepartmentGates {
 }
 
 impl Default for DepartmentGates {
-    /// A quarter of the runtime's default instance pool per department.
+    /// [`DEFAULT_LIMIT`] per department.
     fn default() -> Self {
-        Self::new(64)
+        Self::new(DEFAULT_LIMIT)
     }
 }
 

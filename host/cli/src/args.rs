@@ -294,7 +294,7 @@ pub struct LimitArgs {
     pub max_in_flight: usize,
     /// Requests of one department handled at once; more are answered 503
     /// `department-busy`, and other departments are served as before.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = zhongtai_api::admission::DEFAULT_LIMIT)]
     pub department_max_in_flight: usize,
     /// Open connections from one client address.
     #[arg(long, default_value_t = 256)]

@@ -80,7 +80,7 @@ pub(crate) fn thread_cpu_time() -> Duration {
 
 /// How long a service whose call ran past `demote_after` has its calls
 /// start at idle priority.
-pub(crate) const LONG_CALL_MEMORY: Duration = Duration::from_secs(1);
+const LONG_CALL_MEMORY: Duration = Duration::from_secs(1);
 
 /// The services (department and service) whose calls lately ran past
 /// `demote_after`, with when they last did.

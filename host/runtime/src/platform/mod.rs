@@ -204,10 +204,13 @@ impl HostState {
     ) -> bool {
         self.deadline_at = deadline_at;
         self.lock_wait_until = lock_wait_until(deadline_at);
-        self.started_cpu = crate::limits::thread_cpu_time();
         self.ran_long = false;
+        if demote_after.is_none() {
+            self.demoted = false;
+            return false;
+        }
+        self.started_cpu = crate::limits::thread_cpu_time();
         self.demoted = is_call
-            && demote_after.is_some()
             && self.long_calls.lately(
                 self.context.department.as_str(),
                 self.context.service.as_str(),
