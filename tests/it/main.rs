@@ -19,6 +19,7 @@ mod generic_invocation;
 mod license_component;
 mod manifest_deploy;
 mod manifest_golden;
+mod metrics_http;
 mod payment_component;
 mod registry_crash;
 mod registry_http;

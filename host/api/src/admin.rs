@@ -11,6 +11,7 @@
 //! | `GET /admin/v1/audit/verify` | the whole trail checked against the host key: a summary, or the first problem (409) |
 //! | `GET /admin/v1/audit/files` | the trail's files and their sizes: `host.pub`, then each segment's `checkpoints.jsonl` and `trail.jsonl`, oldest first |
 //! | `GET /admin/v1/audit/files/{path}` | one of them (`trail.jsonl`, `segments/<first record>/trail.jsonl`, …), for an auditor to verify offline |
+//! | `GET /metrics` | Prometheus metrics ([`crate::metrics`]); the operator's token or the metrics token, which opens nothing else |
 //!
 //! The admin API is served on an address of its own (loopback unless the
 //! operator says otherwise), never beside the departments' services.
@@ -55,6 +56,7 @@ use crate::shared::Change;
 pub struct AdminTokens {
     operator: Option<String>,
     departments: BTreeMap<Slug, String>,
+    metrics: Option<String>,
 }
 
 impl std::fmt::Debug for AdminTokens {
@@ -63,6 +65,7 @@ impl std::fmt::Debug for AdminTokens {
         f.debug_struct("AdminTokens")
             .field("operator", &self.operator.is_some())
             .field("departments", &self.departments.keys().collect::<Vec<_>>())
+            .field("metrics", &self.metrics.is_some())
             .finish()
     }
 }
@@ -72,6 +75,7 @@ impl std::fmt::Debug for AdminTokens {
 #[serde(deny_unknown_fields)]
 struct TokensFile {
     operator: Option<String>,
+    metrics: Option<String>,
     #[serde(default)]
     departments: BTreeMap<String, String>,
 }
@@ -83,6 +87,7 @@ impl AdminTokens {
         Ok(Self {
             operator: Some(token.to_owned()),
             departments: BTreeMap::new(),
+            metrics: None,
         })
     }
 
@@ -90,6 +95,7 @@ impl AdminTokens {
     ///
     /// ```toml
     /// operator = "…"            # everything
+    /// metrics = "…"             # GET /metrics only (for a scraper)
     /// [departments]
     /// market-regulation = "…"   # deploy and roll back market-regulation
     /// ```
@@ -101,6 +107,7 @@ impl AdminTokens {
         let mut tokens = Self {
             operator: None,
             departments: BTreeMap::new(),
+            metrics: None,
         };
         if let Some(token) = parsed.operator {
             check_strength(&token).map_err(|p| format!("{file}: operator: the token {p}"))?;
@@ -120,7 +127,24 @@ impl AdminTokens {
             }
             tokens.departments.insert(slug, token);
         }
+        if let Some(token) = parsed.metrics {
+            tokens = tokens
+                .with_metrics(&token)
+                .map_err(|problem| format!("{file}: metrics: {problem}"))?;
+        }
         Ok(tokens)
+    }
+
+    /// Adds the token that reads `/metrics` and nothing else; refused
+    /// when it is weak or another holder's.
+    pub fn with_metrics(mut self, token: &str) -> Result<Self, String> {
+        check_strength(token).map_err(|problem| format!("the metrics token {problem}"))?;
+        if self.operator.as_deref() == Some(token) || self.departments.values().any(|t| t == token)
+        {
+            return Err("the metrics token is also another holder's; give it its own".into());
+        }
+        self.metrics = Some(token.to_owned());
+        Ok(self)
     }
 
     /// Adds the operator's `token` (from the environment, say) to these;
@@ -130,13 +154,30 @@ impl AdminTokens {
         if self.departments.values().any(|t| t == token) {
             return Err("the operator's admin token is also a department's".into());
         }
+        if self.metrics.as_deref() == Some(token) {
+            return Err("the operator's admin token is also the metrics token".into());
+        }
         self.operator = Some(token.to_owned());
         Ok(self)
     }
 
     /// Whether any token opens the admin API.
     pub fn is_empty(&self) -> bool {
-        self.operator.is_none() && self.departments.is_empty()
+        self.operator.is_none() && self.departments.is_empty() && self.metrics.is_none()
+    }
+
+    /// Whether `given` may read `/metrics`: the operator's token or the
+    /// metrics token, compared in constant time.
+    fn reads_metrics(&self, given: &str) -> bool {
+        let operator = self
+            .operator
+            .as_deref()
+            .is_some_and(|t| same_secret(t, given));
+        let metrics = self
+            .metrics
+            .as_deref()
+            .is_some_and(|t| same_secret(t, given));
+        operator | metrics
     }
 
     /// The holder of `given`, comparing every token in constant time.
@@ -376,6 +417,34 @@ impl FromRequestParts<Arc<Host>> for Caller {
     }
 }
 
+/// `GET /metrics`: the host's metrics, for the operator's token or the
+/// metrics token.
+pub async fn metrics(
+    State(host): State<Arc<Host>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let allowed = host
+        .admin()
+        .zip(given)
+        .is_some_and(|(admin, given)| admin.tokens.reads_metrics(given));
+    if !allowed {
+        return Err(ApiError::new(
+            401,
+            "unauthorized",
+            "/metrics needs the operator's admin token or the metrics token (Authorization: Bearer …)",
+        ));
+    }
+    Ok((
+        [("content-type", crate::metrics::CONTENT_TYPE)],
+        host.metrics().encode(),
+    )
+        .into_response())
+}
+
 /// `GET /admin/v1/departments`: every department for the operator, its
 /// own for a department's token.
 pub async fn list(State(host): State<Arc<Host>>, caller: Caller) -> axum::Json<Json> {
@@ -462,7 +531,15 @@ pub(crate) fn deploy_text(
     by: &str,
 ) -> Result<u64, DeployRefusal> {
     let file = format!("{department}/zhongtai.toml");
-    let checked = zhongtai_manifest::parse(text, &file).map_err(DeployRefusal::Invalid)?;
+    // Refusals from here on are counted by the host; these two here (the
+    // department is named only when it is a valid name).
+    let counted = |refusal: ManifestErrors| {
+        let label =
+            Slug::parse("department", department).map_or_else(|_| "-".into(), |d| d.to_string());
+        host.metrics().refused_deploy(&label, "invalid");
+        DeployRefusal::Invalid(refusal)
+    };
+    let checked = zhongtai_manifest::parse(text, &file).map_err(counted)?;
     if checked.department != department {
         let problem = checked.department_place.error(
             &file,
@@ -472,7 +549,7 @@ pub(crate) fn deploy_text(
                 checked.department.as_str()
             ),
         );
-        return Err(DeployRefusal::Invalid(ManifestErrors(vec![problem])));
+        return Err(counted(ManifestErrors(vec![problem])));
     }
     host.deploy_manifest_by(checked, &file, None, source_hash, by)
 }

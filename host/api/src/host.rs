@@ -72,6 +72,8 @@ pub struct Host {
     storage: Option<crate::storage::StorageWatch>,
     /// Requests in progress per department, each held to a limit.
     gates: crate::admission::DepartmentGates,
+    /// What `/metrics` serves.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Who an operator action is recorded as: whoever holds the admin token or
@@ -82,7 +84,10 @@ impl Host {
     /// A host with nothing deployed yet; with `admin`, its admin API
     /// deploys from `admin.registry`.
     pub fn with_admin(runtime: Arc<Runtime>, admin: Option<Admin>) -> Self {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        metrics.watch_runtime(&runtime);
         Self {
+            metrics,
             runtime,
             deployments: RwLock::new(BTreeMap::new()),
             revisions: AtomicU64::new(0),
@@ -101,6 +106,20 @@ impl Host {
     pub fn with_department_limit(mut self, limit: usize) -> Self {
         self.gates = crate::admission::DepartmentGates::new(limit);
         self
+    }
+
+    /// Counts into `metrics` (made beforehand, so that the audit trail
+    /// and the state store could be given to it) instead of metrics of
+    /// its own.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        metrics.watch_runtime(&self.runtime);
+        self.metrics = metrics;
+        self
+    }
+
+    /// The host's metrics.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// Requests in progress per department.
@@ -249,6 +268,27 @@ impl Host {
         source_hash: String,
         by: &str,
     ) -> Result<u64, DeployRefusal> {
+        let department = manifest.department.to_string();
+        let deployed = self.try_deploy(manifest, file, lock, source_hash, by);
+        if let Err(refusal) = &deployed {
+            let reason = match refusal {
+                DeployRefusal::Invalid(_) => "invalid",
+                DeployRefusal::Unrecorded(_) => "unrecorded",
+                DeployRefusal::NoRegistry => "no-registry",
+            };
+            self.metrics.refused_deploy(&department, reason);
+        }
+        deployed
+    }
+
+    fn try_deploy(
+        &self,
+        manifest: Checked,
+        file: &str,
+        lock: Option<&Lock>,
+        source_hash: String,
+        by: &str,
+    ) -> Result<u64, DeployRefusal> {
         let admin = self.admin.as_ref().ok_or(DeployRefusal::NoRegistry)?;
         self.policy()
             .1
@@ -283,16 +323,15 @@ impl Host {
             .iter()
             .map(|(alias, c)| format!("{alias}={}@{} ({})", c.spec.package, c.version, c.digest))
             .collect();
-        let mut entry = admin_entry(
-            if replaces { "upgrade" } else { "deploy" },
-            Some(department.as_str()),
-        );
+        let action = if replaces { "upgrade" } else { "deploy" };
+        let mut entry = admin_entry(action, Some(department.as_str()));
         entry.detail = Some(format!("revision {revision}: {}", pins.join(", ")));
         entry.args = deployment.source_hash.clone();
         if let Some(by) = &deployment.deployed_by {
             entry.subject = Some(by.clone());
         }
         self.record(entry)?;
+        self.metrics.changed(department.as_str(), action);
         let history = deployments.entry(department).or_default();
         history.push((revision, Arc::new(deployment)));
         if history.len() > KEPT_DEPLOYMENTS {
@@ -322,6 +361,7 @@ impl Host {
         entry.subject = Some(by.to_owned());
         entry.detail = Some(format!("revision {from} back to revision {to}"));
         self.record(entry)?;
+        self.metrics.changed(department, "rollback");
         history.pop();
         Ok(Some(to))
     }

@@ -16,6 +16,9 @@
 //! holds; the workflow and the host append them to the trail before
 //! answering.
 //!
+//! [`metrics`] counts requests, component calls, deploys, audit syncs and
+//! state commits for `/metrics` on the admin address.
+//!
 //! Modules depend one way: `server` → `connections`, `admin` → `host` → `deploy`;
 //! `server` → `workflow` → `audited`, `deploy`; everything → `error`.
 //! The crate depends on manifest, runtime, registry and audit; nothing
@@ -29,6 +32,7 @@ pub mod connections;
 pub mod deploy;
 pub mod error;
 pub mod host;
+pub mod metrics;
 pub mod server;
 pub mod shared;
 pub mod storage;

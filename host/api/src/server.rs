@@ -42,10 +42,11 @@ pub fn app(host: Arc<Host>) -> Router {
         .with_state(host)
 }
 
-/// The admin API's routes (see [`crate::admin`]), and health.
+/// The admin API's routes (see [`crate::admin`]), health and metrics.
 pub fn admin_app(host: Arc<Host>) -> Router {
     Router::new()
         .route("/healthz", healthy())
+        .route("/metrics", get(admin::metrics))
         .route("/admin/v1/departments", get(admin::list))
         .route(
             "/admin/v1/departments/{department}/manifest",
@@ -214,13 +215,59 @@ fn request_data(
     })
 }
 
-/// Every department's services: `/<department>/<service path>`.
+/// The service a request matched, for its metrics.
+struct Served {
+    department: String,
+    service: String,
+    components: std::time::Duration,
+}
+
+/// Every department's services: `/<department>/<service path>`. Each
+/// request is counted in the host's metrics: by department, service and
+/// status once it matched a service, by status alone before.
 async fn service(
     State(host): State<Arc<Host>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     extensions: Extensions,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let mut served = None;
+    let response = answer(
+        &host,
+        &mut served,
+        started,
+        (method, uri, headers, extensions),
+        body,
+    )
+    .await
+    .unwrap_or_else(IntoResponse::into_response);
+    let status = response.status().as_u16();
+    match served {
+        Some(served) => host.metrics().observe_request(
+            &served.department,
+            &served.service,
+            status,
+            started.elapsed(),
+            served.components,
+        ),
+        None => host.metrics().observe_unmatched(status),
+    }
+    response
+}
+
+/// The request's parts besides its body.
+type Parts = (Method, Uri, HeaderMap, Extensions);
+
+/// Answers one request of a department's service; `served` says which
+/// once one matched.
+async fn answer(
+    host: &Arc<Host>,
+    served: &mut Option<Served>,
+    started: Instant,
+    (method, uri, headers, extensions): Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let path = uri.path();
@@ -235,17 +282,24 @@ async fn service(
         .deployment(&department)
         .ok_or_else(|| ApiError::not_found(format!("no department {department:?} is deployed")))?;
     let (index, params) = find_service(&deployment, &method, &rest)?;
+    let served = served.insert(Served {
+        department: department.clone(),
+        service: deployment.manifest.services[index].name.to_string(),
+        components: std::time::Duration::ZERO,
+    });
     if method != Method::GET && method != Method::HEAD {
         host.check_storage()?;
     }
-    let _admitted = host.gates().admit(&department)?;
+    let _admitted = host
+        .gates()
+        .admit(&department)
+        .inspect_err(|_| host.metrics().department_busy(&department))?;
     let client = host.request_client(&extensions, &headers);
     let fields = &deployment.body_fields[index];
     let request = request_data(params, &uri, &headers, &body, fields, client)?;
     let request_id = request.request_id.clone();
     let runtime = host.runtime().clone();
     let audit = host.audit().cloned();
-    let started = Instant::now();
     // The steps run on a blocking thread (component calls may wait on
     // locks and the state store); the audit write is awaited here, so no
     // thread waits for the trail's sync.
@@ -257,6 +311,8 @@ async fn service(
         (ran, request)
     })
     .await?;
+    served.components = ran.components;
+    host.metrics().observe_calls(&ran.records);
     let mut timings = Timings {
         components: ran.components,
         ..Timings::default()

@@ -53,7 +53,7 @@ use std::path::Path;
 
 pub use digest::{DIGEST_KEY_FILE, DIGEST_PREFIX, DigestKey, RequestKey};
 pub use key::{HostKey, VerifyKey, same_secret};
-pub use log::{AuditLog, AuditOptions, CheckpointSink};
+pub use log::{AuditLog, AuditOptions, CheckpointSink, SyncObserver, SyncReport};
 pub use problem::Problem;
 pub use record::{
     Checkpoint, Entry, GENESIS, Kind, MAX_FIELD_BYTES, Record, hash_json, sha256_hex,

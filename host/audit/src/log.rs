@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::chain::check_links;
 use crate::digest::{DIGEST_KEY_FILE, DigestKey};
@@ -31,6 +31,31 @@ impl std::fmt::Debug for CheckpointSink {
     }
 }
 
+/// What one write of the trail did: how long the write and its sync took,
+/// how many records and bytes it made durable, and whether it succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncReport {
+    /// From the start of the write to the end of its `fdatasync`.
+    pub duration: Duration,
+    /// Records the write made durable (or, when it failed, dropped).
+    pub records: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Whether the records are durable.
+    pub ok: bool,
+}
+
+/// Told of every write of the trail (for metrics), on the writer's thread
+/// once the write's appenders have been answered.
+#[derive(Clone)]
+pub struct SyncObserver(pub Arc<dyn Fn(SyncReport) + Send + Sync>);
+
+impl std::fmt::Debug for SyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncObserver")
+    }
+}
+
 /// How often the host signs a checkpoint, and who it is.
 #[derive(Debug, Clone)]
 pub struct AuditOptions {
@@ -46,6 +71,8 @@ pub struct AuditOptions {
     pub host: Option<String>,
     /// Also publishes each checkpoint here.
     pub publish: Option<CheckpointSink>,
+    /// Told of every write and sync of the trail.
+    pub observe: Option<SyncObserver>,
 }
 
 impl Default for AuditOptions {
@@ -56,6 +83,7 @@ impl Default for AuditOptions {
             segment_records: 1_000_000,
             host: None,
             publish: None,
+            observe: None,
         }
     }
 }
@@ -588,7 +616,9 @@ impl Inner {
         let buffer = std::mem::take(&mut state.buffer);
         let (upto, head) = (state.next, state.prev.clone());
         let durable_bytes = state.durable_bytes;
+        let records = upto.saturating_sub(state.durable);
         drop(state);
+        let started = Instant::now();
         let written = {
             let mut file = lock(&self.file);
             let written = file.write_all(&buffer).and_then(|()| file.sync_data());
@@ -598,6 +628,12 @@ impl Inner {
                 let _ = file.set_len(durable_bytes).and_then(|()| file.sync_all());
             }
             written
+        };
+        let report = SyncReport {
+            duration: started.elapsed(),
+            records,
+            bytes: buffer.len() as u64,
+            ok: written.is_ok(),
         };
         let mut state = lock(&self.state);
         state.syncing = false;
@@ -639,6 +675,9 @@ impl Inner {
         drop(state);
         for (notify, result) in told {
             let _ = notify.send(result);
+        }
+        if let Some(observe) = &self.options.observe {
+            (observe.0)(report);
         }
         let due = durable.saturating_sub(self.covered.load(Ordering::Relaxed))
             >= self.options.checkpoint_records

@@ -147,6 +147,15 @@ impl HostArgs {
     /// A runtime over the state and compile cache in the data directory,
     /// which is owner-only (0700), as is the state in it.
     pub fn runtime(&self) -> anyhow::Result<Runtime> {
+        self.measured_runtime(None)
+    }
+
+    /// [`HostArgs::runtime`], with its state commits counted in `metrics`
+    /// when given.
+    pub fn measured_runtime(
+        &self,
+        metrics: Option<&Arc<zhongtai_api::metrics::Metrics>>,
+    ) -> anyhow::Result<Runtime> {
         zhongtai_audit::private_dir(&self.data_dir)
             .with_context(|| format!("creating data directory {}", self.data_dir.display()))?;
         let config_path = self
@@ -166,6 +175,10 @@ impl HostArgs {
                 "--state {other:?}: expected a postgres:// URL (leave it out for the embedded store)"
             ),
             (None, None) => Arc::new(open_state(&self.data_dir)?),
+        };
+        let store = match metrics {
+            Some(metrics) => metrics.measure_store(store),
+            None => store,
         };
         Runtime::new(RuntimeOptions {
             limits: self.limits(),
@@ -250,10 +263,12 @@ pub struct UpArgs {
     /// Loopback by default: only this machine reaches it.
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub admin_addr: String,
-    /// Admin tokens (TOML, owner-only): `operator = "…"` and
-    /// `[departments]` with a token per department. The operator's token
-    /// may instead come from `ZHONGTAI_ADMIN_TOKEN`. Without any, the admin
-    /// API refuses everything.
+    /// Admin tokens (TOML, owner-only): `operator = "…"`, `metrics = "…"`
+    /// (reads `/metrics` only, for a scraper) and `[departments]` with a
+    /// token per department. The operator's token may instead come from
+    /// `ZHONGTAI_ADMIN_TOKEN`, the metrics token from
+    /// `ZHONGTAI_METRICS_TOKEN`. Without any, the admin API refuses
+    /// everything.
     #[arg(long, env = "ZHONGTAI_ADMIN_TOKENS")]
     pub admin_tokens: Option<PathBuf>,
     /// Not accepted: a token on the command line is visible to every user
@@ -342,17 +357,27 @@ impl UpArgs {
                 .with_operator(&token)
                 .map_err(|e| anyhow::anyhow!("ZHONGTAI_ADMIN_TOKEN: {e}"))?;
         }
+        if let Some(token) = env_secret("ZHONGTAI_METRICS_TOKEN")? {
+            tokens = tokens
+                .with_metrics(&token)
+                .map_err(|e| anyhow::anyhow!("ZHONGTAI_METRICS_TOKEN: {e}"))?;
+        }
         Ok(tokens)
     }
 }
 
 /// `ZHONGTAI_ADMIN_TOKEN`, when set and not empty.
 fn env_token() -> anyhow::Result<Option<String>> {
-    match std::env::var("ZHONGTAI_ADMIN_TOKEN") {
+    env_secret("ZHONGTAI_ADMIN_TOKEN")
+}
+
+/// The environment variable `name`, trimmed, when set and not empty.
+fn env_secret(name: &str) -> anyhow::Result<Option<String>> {
+    match std::env::var(name) {
         Ok(token) if !token.trim().is_empty() => Ok(Some(token.trim().to_owned())),
         Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(_)) => {
-            anyhow::bail!("ZHONGTAI_ADMIN_TOKEN is not valid UTF-8")
+            anyhow::bail!("{name} is not valid UTF-8")
         }
     }
 }

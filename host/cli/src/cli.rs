@@ -173,10 +173,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => registry_commands::fetch(&package, &requirement, &out, &trust, &registry),
         Command::Registry(command) => registry_commands::serve(command),
         Command::Up { up, host } => {
-            let runtime = Arc::new(host.runtime()?);
+            let metrics = Arc::new(zhongtai_api::metrics::Metrics::new());
+            let runtime = Arc::new(host.measured_runtime(Some(&metrics))?);
             let shared = host.shared_deployments()?;
             let segments = zhongtai_audit::AuditOptions {
                 segment_records: host.audit_segment_records,
+                observe: Some(metrics.audit_observer()),
                 ..Default::default()
             };
             let options = match &shared {
@@ -192,8 +194,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 host.audit_key.as_deref(),
                 options,
             )?);
-            let deployed =
-                platform_commands::deploy_all(runtime, audit, &up, &host.data_dir, shared.clone())?;
+            let deployed = platform_commands::deploy_all(
+                runtime,
+                audit,
+                metrics,
+                &up,
+                &host.data_dir,
+                shared.clone(),
+            )?;
             if let Some(shared) = shared {
                 eprintln!(
                     "Following deployments shared through the state database as {}",

@@ -124,6 +124,7 @@ fn read_policy(
 pub fn deploy_all(
     runtime: Arc<Runtime>,
     audit: Arc<zhongtai_audit::AuditLog>,
+    metrics: Arc<zhongtai_api::metrics::Metrics>,
     args: &UpArgs,
     data_dir: &Path,
     shared: Option<Arc<zhongtai_api::SharedDeployments>>,
@@ -149,6 +150,7 @@ pub fn deploy_all(
     eprintln!("Platform policy {}", policy_path.display());
     let mut host = zhongtai_api::Host::with_admin(runtime, Some(admin))
         .with_audit(audit.clone())
+        .with_metrics(metrics)
         .with_policy(policy_text, policy)
         .with_trusted_proxies(args.trusted_proxies.clone())
         .with_department_limit(args.limits.department_max_in_flight);

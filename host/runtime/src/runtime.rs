@@ -136,6 +136,14 @@ impl Runtime {
         self.shared.long_calls.demoted.load(Ordering::Relaxed)
     }
 
+    /// Component instances alive now (each call's fresh instance, and any
+    /// [`LiveInstance`]), out of [`RuntimeLimits::max_concurrent_instances`].
+    pub fn instances_in_use(&self) -> u64 {
+        self.engine
+            .pooling_allocator_metrics()
+            .map_or(0, |metrics| metrics.component_instances())
+    }
+
     /// Whether loading `bytes` will take its compiled form from the cache
     /// (and so be quick) rather than compile it.
     pub fn is_compiled(&self, bytes: &[u8]) -> bool {

@@ -174,6 +174,38 @@ impl Platform {
 }
 
 impl Platform {
+    /// Sends a request to the admin address with `token`; returns the
+    /// status and the body's text.
+    pub fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, String) {
+        let url = format!("{}{path}", self.admin_url);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut response = match method {
+            "GET" => {
+                let mut request = self.agent.get(&url);
+                if let Some(auth) = &auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.call()
+            }
+            _ => {
+                let mut request = self.agent.post(&url);
+                if let Some(auth) = &auth {
+                    request = request.header("Authorization", auth);
+                }
+                request.send(body.unwrap_or_default())
+            }
+        }
+        .expect("admin request");
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    }
+
     /// Registers a citizen at public security and returns its session
     /// token.
     pub fn register_and_login(&self, path: &str, id: &str, name: &str, password: &str) -> String {
