@@ -29,4 +29,5 @@ mod runtime_limits;
 mod several_hosts;
 mod state_crash;
 mod state_postgres;
+mod traces_http;
 mod workflow_http;

@@ -83,9 +83,17 @@ impl std::error::Error for ApiError {}
 
 /// Every `503` is a passing state (busy, storage low, the trail
 /// unavailable): it says when to try again.
+/// The [`ApiError::code`] of an error response, kept in its extensions
+/// for the request's metrics and trace.
+#[derive(Debug, Clone)]
+pub struct ErrorCode(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
+        response
+            .extensions_mut()
+            .insert(ErrorCode(self.code.clone()));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

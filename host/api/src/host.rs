@@ -74,6 +74,8 @@ pub struct Host {
     gates: crate::admission::DepartmentGates,
     /// What `/metrics` serves.
     metrics: Arc<crate::metrics::Metrics>,
+    /// Where spans go, when traces are on.
+    traces: Option<Arc<crate::traces::Traces>>,
 }
 
 /// Who an operator action is recorded as: whoever holds the admin token or
@@ -88,6 +90,7 @@ impl Host {
         metrics.watch_runtime(&runtime);
         Self {
             metrics,
+            traces: None,
             runtime,
             deployments: RwLock::new(BTreeMap::new()),
             revisions: AtomicU64::new(0),
@@ -115,6 +118,17 @@ impl Host {
         metrics.watch_runtime(&self.runtime);
         self.metrics = metrics;
         self
+    }
+
+    /// Traces each request, its steps and its calls into `traces`.
+    pub fn with_traces(mut self, traces: Arc<crate::traces::Traces>) -> Self {
+        self.traces = Some(traces);
+        self
+    }
+
+    /// Where spans go, when traces are on.
+    pub fn traces(&self) -> Option<&Arc<crate::traces::Traces>> {
+        self.traces.as_ref()
     }
 
     /// The host's metrics.

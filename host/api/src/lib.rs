@@ -17,7 +17,8 @@
 //! answering.
 //!
 //! [`metrics`] counts requests, component calls, deploys, audit syncs and
-//! state commits for `/metrics` on the admin address.
+//! state commits for `/metrics` on the admin address; [`traces`] exports
+//! a span per request, step and component call over OTLP when asked to.
 //!
 //! Modules depend one way: `server` → `connections`, `admin` → `host` → `deploy`;
 //! `server` → `workflow` → `audited`, `deploy`; everything → `error`.
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod server;
 pub mod shared;
 pub mod storage;
+pub mod traces;
 pub mod workflow;
 
 pub use connections::ServeLimits;

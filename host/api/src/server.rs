@@ -23,7 +23,9 @@ use crate::connections::{ServeLimits, serve_limited};
 use crate::deploy::Deployment;
 use crate::error::ApiError;
 use crate::host::Host;
+use crate::traces::Trace;
 use crate::workflow::{RequestData, Timings, answer_if_recorded, run_steps};
+use opentelemetry::KeyValue;
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -212,6 +214,7 @@ fn request_data(
         request_id: zhongtai_runtime::context::new_request_id(),
         client_request_id: client_request_id(headers),
         client,
+        trace: None,
     })
 }
 
@@ -235,9 +238,19 @@ async fn service(
 ) -> Response {
     let started = Instant::now();
     let mut served = None;
-    let response = answer(
+    let trace = host.traces().map(|traces| {
+        traces.request(
+            &headers,
+            method.to_string(),
+            vec![
+                KeyValue::new("http.request.method", method.to_string()),
+                KeyValue::new("url.path", uri.path().to_owned()),
+            ],
+        )
+    });
+    let mut response = answer(
         &host,
-        &mut served,
+        (&mut served, trace.clone()),
         started,
         (method, uri, headers, extensions),
         body,
@@ -245,6 +258,24 @@ async fn service(
     .await
     .unwrap_or_else(IntoResponse::into_response);
     let status = response.status().as_u16();
+    if let Some(trace) = trace {
+        let code = response
+            .extensions()
+            .get::<crate::error::ErrorCode>()
+            .map(|code| code.0.clone());
+        trace.set(vec![KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        )]);
+        let failed = (status >= 500).then(|| code.as_deref().unwrap_or("error"));
+        trace.end(code.as_deref().unwrap_or("ok"), failed);
+        if let Some(value) = trace
+            .traceparent()
+            .and_then(|v| axum::http::HeaderValue::from_str(&v).ok())
+        {
+            response.headers_mut().insert("traceparent", value);
+        }
+    }
     match served {
         Some(served) => host.metrics().observe_request(
             &served.department,
@@ -265,7 +296,7 @@ type Parts = (Method, Uri, HeaderMap, Extensions);
 /// once one matched.
 async fn answer(
     host: &Arc<Host>,
-    served: &mut Option<Served>,
+    (served, trace): (&mut Option<Served>, Option<Trace>),
     started: Instant,
     (method, uri, headers, extensions): Parts,
     body: Bytes,
@@ -282,11 +313,20 @@ async fn answer(
         .deployment(&department)
         .ok_or_else(|| ApiError::not_found(format!("no department {department:?} is deployed")))?;
     let (index, params) = find_service(&deployment, &method, &rest)?;
+    let service = &deployment.manifest.services[index];
     let served = served.insert(Served {
         department: department.clone(),
-        service: deployment.manifest.services[index].name.to_string(),
+        service: service.name.to_string(),
         components: std::time::Duration::ZERO,
     });
+    if let Some(trace) = &trace {
+        trace.rename(format!("{method} /{department}{}", service.path));
+        trace.set(vec![
+            KeyValue::new("http.route", format!("/{department}{}", service.path)),
+            KeyValue::new("zhongtai.department", department.clone()),
+            KeyValue::new("zhongtai.service", served.service.clone()),
+        ]);
+    }
     if method != Method::GET && method != Method::HEAD {
         host.check_storage()?;
     }
@@ -296,8 +336,15 @@ async fn answer(
         .inspect_err(|_| host.metrics().department_busy(&department))?;
     let client = host.request_client(&extensions, &headers);
     let fields = &deployment.body_fields[index];
-    let request = request_data(params, &uri, &headers, &body, fields, client)?;
+    let mut request = request_data(params, &uri, &headers, &body, fields, client)?;
     let request_id = request.request_id.clone();
+    if let Some(trace) = trace {
+        trace.set(vec![KeyValue::new(
+            "zhongtai.request_id",
+            request_id.clone(),
+        )]);
+        request.trace = Some(trace);
+    }
     let runtime = host.runtime().clone();
     let audit = host.audit().cloned();
     // The steps run on a blocking thread (component calls may wait on

@@ -19,6 +19,8 @@ use zhongtai_runtime::{CallContext, Outcome, Returned, Runtime};
 use crate::audited::{CallTarget, call_entry, context_entry};
 use crate::deploy::{AUTHENTICATE, Deployment, cel_value};
 use crate::error::ApiError;
+use crate::traces::Trace;
+use opentelemetry::KeyValue;
 
 /// What a service sees of an HTTP request.
 #[derive(Debug, Clone, Default)]
@@ -39,6 +41,9 @@ pub struct RequestData {
     /// proxy, the nearest untrusted address of `x-forwarded-for`. Empty
     /// when unknown (a request made in process).
     pub client: String,
+    /// The request's span, when traces are on: the steps and calls are
+    /// traced under it.
+    pub trace: Option<crate::traces::Trace>,
 }
 
 impl RequestData {
@@ -203,6 +208,7 @@ pub fn run_steps(
         subject: None,
         in_components: Duration::ZERO,
         records: Vec::new(),
+        step: None,
     };
     // The request becomes a CEL value once, after the caller is admitted.
     let outcome = run
@@ -248,6 +254,8 @@ struct Run<'a> {
     subject: Option<String>,
     in_components: Duration,
     records: Vec<Entry>,
+    /// The span of the step running, when traces are on.
+    step: Option<Trace>,
 }
 
 /// The step name refusals of a service's caller carry.
@@ -281,6 +289,17 @@ impl Run<'_> {
     /// the caller is then the subject of every call, and its claims are
     /// returned for `request.caller`. Refusals are recorded.
     fn admit(&mut self) -> Result<Option<Json>, ApiError> {
+        if !matches!(self.service.caller, Caller::Authenticated { .. }) {
+            return Ok(None);
+        }
+        self.step = self.span_under_request(ADMIT_STEP);
+        let admitted = self.authenticate();
+        self.end_step(&admitted);
+        admitted
+    }
+
+    /// The `admit` of an authenticated service.
+    fn authenticate(&mut self) -> Result<Option<Json>, ApiError> {
         let Caller::Authenticated { alias, require } = &self.service.caller else {
             return Ok(None);
         };
@@ -301,13 +320,7 @@ impl Run<'_> {
             interface: AUTHENTICATE.0,
             function: AUTHENTICATE.1,
         };
-        let (result, entry) = crate::audited::call(
-            self.runtime,
-            target,
-            self.context(),
-            &json!({ "token": token }),
-            self.digests,
-        );
+        let (result, entry) = self.traced_call(target, self.context(), &json!({ "token": token }));
         self.in_components += Duration::from_micros(entry.duration_us);
         self.records.push(entry);
         let returned = result.map_err(|e| ApiError::from(e).at_step(at))?;
@@ -327,30 +340,116 @@ impl Run<'_> {
     fn steps(&mut self, mut scope: Scope) -> Result<(u16, Json), ApiError> {
         for step in &self.service.steps {
             let name = step.name.as_str();
-            if let Some(condition) = &step.condition
-                && scope.evaluate(condition, Some(name))? != Json::Bool(true)
-            {
-                scope.record(name, Json::Null);
-                continue;
-            }
-            let answer = match &step.action {
-                Action::Check {
-                    condition,
-                    status,
-                    message,
-                } => {
-                    if scope.evaluate(condition, Some(name))? != Json::Bool(true) {
-                        return Err(ApiError::new(*status, "check-failed", message.clone())
-                            .at_step(Some(name)));
-                    }
-                    Json::Bool(true)
-                }
-                Action::Call(call) => self.call(&scope, name, call)?,
-            };
-            scope.record(name, answer);
+            self.step = self.span_under_request(name);
+            let answer = self.step(&scope, step);
+            self.end_step(&answer);
+            scope.record(name, answer?);
         }
         let body = scope.evaluate(&self.service.body, None)?;
         Ok((self.service.status, body))
+    }
+
+    /// Runs one step; its answer (`null` when its condition is false).
+    fn step(
+        &mut self,
+        scope: &Scope,
+        step: &zhongtai_manifest::CheckedStep,
+    ) -> Result<Json, ApiError> {
+        let name = step.name.as_str();
+        if let Some(condition) = &step.condition
+            && scope.evaluate(condition, Some(name))? != Json::Bool(true)
+        {
+            if let Some(span) = &self.step {
+                span.set(vec![KeyValue::new("zhongtai.skipped", true)]);
+            }
+            return Ok(Json::Null);
+        }
+        match &step.action {
+            Action::Check {
+                condition,
+                status,
+                message,
+            } => {
+                if scope.evaluate(condition, Some(name))? != Json::Bool(true) {
+                    return Err(
+                        ApiError::new(*status, "check-failed", message.clone()).at_step(Some(name))
+                    );
+                }
+                Ok(Json::Bool(true))
+            }
+            Action::Call(call) => self.call(scope, name, call),
+        }
+    }
+
+    /// The attributes every span of the run carries.
+    fn span_attributes(&self) -> Vec<KeyValue> {
+        vec![
+            KeyValue::new(
+                "zhongtai.department",
+                self.deployment.manifest.department.to_string(),
+            ),
+            KeyValue::new("zhongtai.service", self.service.name.to_string()),
+            KeyValue::new("zhongtai.request_id", self.request.request_id.clone()),
+        ]
+    }
+
+    /// The span of step `name` under the request's, when traces are on.
+    fn span_under_request(&self, name: &str) -> Option<Trace> {
+        let request = self.request.trace.as_ref()?;
+        let mut attributes = self.span_attributes();
+        attributes.push(KeyValue::new("zhongtai.step", name.to_owned()));
+        Some(request.child(format!("step {name}"), attributes))
+    }
+
+    /// Ends the running step's span with how the step ended.
+    fn end_step<T>(&mut self, result: &Result<T, ApiError>) {
+        if let Some(span) = self.step.take() {
+            match result {
+                Ok(_) => span.end("ok", None),
+                Err(e) => span.end(&e.code, (e.status.as_u16() >= 500).then_some(&*e.message)),
+            }
+        }
+    }
+
+    /// Calls `target` as [`crate::audited::call`] does, in a span under
+    /// the running step's when traces are on.
+    fn traced_call(
+        &self,
+        target: CallTarget<'_>,
+        context: CallContext,
+        args: &Json,
+    ) -> (Result<Returned, zhongtai_runtime::CallError>, Entry) {
+        let span = self.step.as_ref().map(|step| {
+            let mut attributes = self.span_attributes();
+            attributes.extend([
+                KeyValue::new("zhongtai.package", target.component.package().to_owned()),
+                KeyValue::new(
+                    "zhongtai.version",
+                    target.version.map(ToString::to_string).unwrap_or_default(),
+                ),
+                KeyValue::new("zhongtai.interface", target.interface.to_owned()),
+                KeyValue::new("zhongtai.function", target.function.to_owned()),
+            ]);
+            step.child(
+                format!(
+                    "call {}/{}.{}",
+                    target.component.package(),
+                    target.interface,
+                    target.function
+                ),
+                attributes,
+            )
+        });
+        let (result, entry) =
+            crate::audited::call(self.runtime, target, context, args, self.digests);
+        if let Some(span) = span {
+            if let Some(case) = &entry.case {
+                span.set(vec![KeyValue::new("zhongtai.case", case.clone())]);
+            }
+            let failed = result.as_ref().err().map(ToString::to_string);
+            span.end(&entry.outcome, failed.as_deref());
+        }
+        (result, entry)
     }
 
     /// Runs the call of step `name`; its answer, or the refusal its error
@@ -399,13 +498,7 @@ impl Run<'_> {
         for (param, expression) in args {
             arguments.insert(param.clone(), scope.evaluate(expression, Some(name))?);
         }
-        let (result, entry) = crate::audited::call(
-            self.runtime,
-            target,
-            context,
-            &Json::Object(arguments),
-            self.digests,
-        );
+        let (result, entry) = self.traced_call(target, context, &Json::Object(arguments));
         self.in_components += Duration::from_micros(entry.duration_us);
         self.records.push(entry);
         let returned = result.map_err(|e| ApiError::from(e).at_step(Some(name)))?;

@@ -282,6 +282,12 @@ pub struct UpArgs {
     /// audit trail; reads go on. 0 turns the watch off.
     #[arg(long, default_value_t = 128)]
     pub min_free_mib: u64,
+    /// Export traces (a span per request, step and component call) over
+    /// OTLP/HTTP to this collector's base URL, e.g. `http://127.0.0.1:4318`
+    /// (`/v1/traces` is added). Off unless this, or the standard
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (a full URL), is set.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// A load balancer or proxy in front of the host (an IP address,
     /// repeatable): its `X-Forwarded-For` names the client. From anyone
     /// else the header is ignored.
@@ -338,6 +344,18 @@ impl LimitArgs {
 const TOKEN_ON_COMMAND_LINE: &str = "--admin-token is not accepted: every user of this machine can read a command line (ps); put the token in ZHONGTAI_ADMIN_TOKEN, or in a file (--admin-tokens for `up`, --admin-token-file for `deploy` and `rollback`)";
 
 impl UpArgs {
+    /// The trace exporter, when a collector is configured.
+    pub fn traces(&self) -> anyhow::Result<Option<Arc<zhongtai_api::traces::Traces>>> {
+        let by_environment =
+            std::env::var_os("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some_and(|v| !v.is_empty());
+        let endpoint = self.otlp_endpoint.as_deref().filter(|e| !e.is_empty());
+        if endpoint.is_none() && !by_environment {
+            return Ok(None);
+        }
+        let traces = zhongtai_api::traces::Traces::otlp(endpoint)?;
+        Ok(Some(Arc::new(traces)))
+    }
+
     /// The admin tokens: the file's, and the operator's from
     /// `ZHONGTAI_ADMIN_TOKEN`; every one checked for strength.
     pub fn admin_tokens(&self) -> anyhow::Result<zhongtai_api::admin::AdminTokens> {

@@ -194,10 +194,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 host.audit_key.as_deref(),
                 options,
             )?);
+            let traces = up.traces()?;
             let deployed = platform_commands::deploy_all(
                 runtime,
                 audit,
-                metrics,
+                (metrics, traces.clone()),
                 &up,
                 &host.data_dir,
                 shared.clone(),
@@ -209,7 +210,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 shared.follow(deployed.clone());
             }
-            platform_commands::serve(deployed, &up)
+            let served = platform_commands::serve(deployed, &up);
+            if let Some(traces) = traces {
+                traces.shutdown();
+            }
+            served
         }
         Command::Audit(command) => audit_commands::run(command),
         Command::Lock { dir, registry } => platform_commands::lock(&dir, &registry),

@@ -119,12 +119,18 @@ fn read_policy(
     Ok((path, text, policy))
 }
 
+/// The host's metrics, and its trace exporter when traces are on.
+pub type Telemetry = (
+    Arc<zhongtai_api::metrics::Metrics>,
+    Option<Arc<zhongtai_api::traces::Traces>>,
+);
+
 /// Deploys every manifest under `args.dir` into a new host, each checked
 /// against the platform policy.
 pub fn deploy_all(
     runtime: Arc<Runtime>,
     audit: Arc<zhongtai_audit::AuditLog>,
-    metrics: Arc<zhongtai_api::metrics::Metrics>,
+    (metrics, traces): Telemetry,
     args: &UpArgs,
     data_dir: &Path,
     shared: Option<Arc<zhongtai_api::SharedDeployments>>,
@@ -162,6 +168,10 @@ pub fn deploy_all(
     }
     if let Some(shared) = shared {
         host = host.with_shared(shared);
+    }
+    if let Some(traces) = traces {
+        eprintln!("Exporting traces over OTLP");
+        host = host.with_traces(traces);
     }
     let host = Arc::new(host);
     eprintln!(

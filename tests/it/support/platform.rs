@@ -86,6 +86,16 @@ impl Platform {
 
     /// [`Platform::start`] with extra `up` arguments.
     pub fn start_with(departments: &Path, data: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(departments, data, extra, &[])
+    }
+
+    /// [`Platform::start_with`], with extra environment variables.
+    pub fn start_with_env(
+        departments: &Path,
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         write_config(data);
         let mut child = Command::new(env!("CARGO_BIN_EXE_zhongtai"))
             .args([
@@ -104,6 +114,7 @@ impl Platform {
             .args(extra)
             .env("RUST_LOG", "warn")
             .env("ZHONGTAI_ADMIN_TOKEN", OPERATOR_TOKEN)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting zhongtai up");
