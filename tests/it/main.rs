@@ -20,6 +20,7 @@ mod license_component;
 mod manifest_deploy;
 mod manifest_golden;
 mod metrics_http;
+mod openapi_http;
 mod payment_component;
 mod registry_crash;
 mod registry_http;

@@ -45,7 +45,7 @@ fn manifests_that_do_not_fit_their_components_are_refused_at_deploy() {
     let registry_dir = tempfile::tempdir().unwrap();
     let registry = registry_with_capabilities(registry_dir.path());
     let (runtime, _dir) = support::runtime(RuntimeLimits::default(), HostConfig::default());
-    support::assert_golden_dir("manifests/deploy-bad", 9, |file, text| {
+    support::assert_golden_dir("manifests/deploy-bad", 10, |file, text| {
         let checked = zhongtai_manifest::parse(text, file)
             .unwrap_or_else(|e| panic!("{file} should pass structural checks: {e}"));
         match zhongtai_api::deploy(

@@ -151,9 +151,6 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
     let application = json!({
         "application-id": "APP-2026-0001",
         "business-scope": "wholesale of tea",
-        "fields": [{"name": "registered-capital", "value": "1000000000 CNY"}],
-        "valid-from": "2026-01-01",
-        "valid-until": "2126-12-31",
     });
     let apply = |token: &str, body: &Json| {
         platform.send(
@@ -163,6 +160,19 @@ fn departments_serve_their_services_and_refuse_what_they_must() {
             Some(body.clone()),
         )
     };
+    // An applicant who tries to write the license's fields or validity
+    // themselves is refused before any step: the body's type has only
+    // the application id and the business scope.
+    let mut overreaching = application.clone();
+    overreaching["fields"] = json!([{"name": "registered-capital", "value": "1000000000 CNY"}]);
+    overreaching["valid-until"] = json!("2126-12-31");
+    let (status, refused) = apply(&company, &overreaching);
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["code"], "invalid-body");
+    assert_eq!(
+        refused["error"]["message"],
+        "`body.fields`: expected no field by this name (the fields are: application-id, business-scope), found array of 1 elements"
+    );
     let (status, granted) = apply(&company, &application);
     assert_eq!(status, 201, "{granted}");
     let license = &granted["license"];

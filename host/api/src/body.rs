@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value as Json;
+use zhongtai_manifest::WitType;
 use zhongtai_manifest::expr::BodyFields;
 
 use crate::error::ApiError;
@@ -53,6 +54,24 @@ pub fn parse(bytes: &[u8], fields: &BodyFields) -> Result<Json, ApiError> {
     let mut budget = MAX_BODY_VALUES;
     within_bounds(&body, 1, &mut budget)?;
     Ok(body)
+}
+
+/// The body `bytes` checked against its declared type `ty` and read as
+/// the type says (see [`WitType::check`]); 400 `invalid-body` naming the
+/// place when it is not JSON, is too large or deep, or does not match.
+pub fn parse_typed(bytes: &[u8], ty: &WitType) -> Result<Json, ApiError> {
+    let invalid = |message: String| ApiError::new(400, "invalid-body", message);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(invalid(format!(
+            "the service takes a body of type {ty}, and the request has none"
+        )));
+    }
+    let body = serde_json::from_slice::<Json>(bytes)
+        .map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
+    let mut budget = MAX_BODY_VALUES;
+    within_bounds(&body, 1, &mut budget)?;
+    ty.check(&body)
+        .map_err(|mismatch| invalid(mismatch.to_string()))
 }
 
 /// Refuses `value` (at `depth`) when it is nested too deep or, with what

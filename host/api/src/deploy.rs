@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 use zhongtai_manifest::lock::Lock;
 use zhongtai_manifest::{
-    Action, Call, Caller, Checked, CheckedService, CheckedStep, ManifestError, ManifestErrors,
+    Action, BodyType, Call, Caller, Checked, CheckedService, CheckedStep, ManifestError,
+    ManifestErrors, WitType,
 };
 use zhongtai_registry::name::parse_requirement;
 use zhongtai_registry::{PackageName, Registry, TrustPolicy};
@@ -36,6 +37,10 @@ pub struct Deployment {
     pub components: BTreeMap<String, DeployedComponent>,
     /// What of the request body each service (by index) reads.
     pub body_fields: Vec<zhongtai_manifest::expr::BodyFields>,
+    /// The declared type of each service's (by index) request body.
+    pub body_types: Vec<Option<WitType>>,
+    /// The department's OpenAPI document (`/<department>/openapi.json`).
+    pub openapi: axum::body::Bytes,
     /// sha256 (hex) of the manifest text, when the deployer knows it; the
     /// audit record of the deployment carries it.
     pub source_hash: Option<String>,
@@ -59,13 +64,65 @@ pub fn deploy(
 ) -> Result<Deployment, DeployError> {
     let mut problems = Vec::new();
     let mut components = BTreeMap::new();
+    let mut exported = BTreeMap::new();
     for (alias, spec) in &manifest.components {
-        match deploy_component(alias, spec, lock, registry, trust, runtime) {
-            Ok(component) => {
+        let wanted: Vec<(&str, &str)> = manifest
+            .services
+            .iter()
+            .filter_map(|s| match &s.body_type {
+                Some((
+                    BodyType::Component {
+                        alias: a,
+                        interface,
+                        name,
+                    },
+                    _,
+                )) if a == alias => Some((interface.as_str(), name.as_str())),
+                _ => None,
+            })
+            .collect();
+        match deploy_component(alias, spec, lock, registry, trust, runtime, &wanted) {
+            Ok((component, types)) => {
                 components.insert(alias.clone(), component);
+                for ((interface, name), ty) in types {
+                    exported.insert((alias.clone(), interface, name), ty);
+                }
             }
             Err(problem) => problems.push(spec.place.error(file, "", problem)),
         }
+    }
+    let mut body_types = Vec::new();
+    for service in &manifest.services {
+        let ty = match &service.body_type {
+            None => None,
+            Some((BodyType::Declared(ty), _)) => Some(ty.clone()),
+            Some((
+                BodyType::Component {
+                    alias,
+                    interface,
+                    name,
+                },
+                place,
+            )) => {
+                match exported.get(&(alias.clone(), interface.clone(), name.clone())) {
+                    Some(Ok(ty)) => Some(ty.clone()),
+                    Some(Err(problem)) => {
+                        problems.push(place.error(
+                            file,
+                            "",
+                            format!("`{alias}.{interface}.{name}`: {problem}"),
+                        ));
+                        None
+                    }
+                    // The component itself failed to deploy: said above.
+                    None => None,
+                }
+            }
+        };
+        if let (Some(ty), Some((_, place))) = (&ty, &service.body_type) {
+            problems.extend(check_body_reads(service, ty, place, file));
+        }
+        body_types.push(ty);
     }
     for service in &manifest.services {
         if let Caller::Authenticated { alias, .. } = &service.caller
@@ -87,10 +144,15 @@ pub fn deploy(
             .iter()
             .map(CheckedService::body_fields)
             .collect();
+        let openapi = crate::openapi::document(&manifest, &body_types);
         Ok(Deployment {
             manifest,
             components,
             body_fields,
+            body_types,
+            openapi: serde_json::to_vec_pretty(&openapi)
+                .expect("a JSON value serialises")
+                .into(),
             source_hash: None,
             deployed_by: None,
         })
@@ -214,6 +276,45 @@ fn check_call(
     problems
 }
 
+/// The types a component exports, by interface and name, as a deploy
+/// reads them for the services' bodies.
+type ExportedTypes = BTreeMap<(String, String), Result<WitType, String>>;
+
+/// Refuses expressions that read fields of the body its type does not
+/// have: `request.body.x` of a record without `x`, or any field of a body
+/// that is not a record.
+fn check_body_reads(
+    service: &CheckedService,
+    ty: &WitType,
+    place: &zhongtai_manifest::Place,
+    file: &str,
+) -> Vec<ManifestError> {
+    let zhongtai_manifest::expr::BodyFields::Named(read) = service.body_fields() else {
+        return Vec::new();
+    };
+    let fields: Vec<&str> = ty
+        .record_fields()
+        .map(|f| f.iter().map(|(n, _)| n.as_str()).collect())
+        .unwrap_or_default();
+    read.iter()
+        .filter(|name| !fields.contains(&name.as_str()))
+        .map(|name| {
+            let has = if ty.record_fields().is_some() {
+                format!("its fields are {}", fields.join(", "))
+            } else {
+                "it is not a record".to_owned()
+            };
+            place.error(
+                file,
+                "",
+                format!("the service's expressions read `request.body.{name}`, but the body is a {ty}, which has no field `{name}` ({has})"),
+            )
+        })
+        .collect()
+}
+
+/// Deploys one component, and reads the types `wanted` of it
+/// (`(interface, type)`).
 fn deploy_component(
     alias: &str,
     spec: &zhongtai_manifest::ComponentSpec,
@@ -221,7 +322,8 @@ fn deploy_component(
     registry: &dyn Registry,
     trust: &TrustPolicy,
     runtime: &Runtime,
-) -> Result<DeployedComponent, String> {
+    wanted: &[(&str, &str)],
+) -> Result<(DeployedComponent, ExportedTypes), String> {
     let package = PackageName::parse(&spec.package).map_err(|e| e.to_string())?;
     let pin = lock.and_then(|l| l.pin(alias, &spec.package, &spec.requirement.to_string()));
     let requirement = match pin {
@@ -249,12 +351,21 @@ fn deploy_component(
     let loaded = runtime
         .load_as(&bytes, Some(package.as_str()))
         .map_err(|e| format!("{}@{}: {e}", record.package, record.version))?;
-    Ok(DeployedComponent {
+    let types = wanted
+        .iter()
+        .map(|&(interface, name)| {
+            let ty = crate::wit_types::exported_type(&bytes, package.as_str(), interface, name)
+                .map_err(|e| format!("{}@{}: {e}", record.package, record.version));
+            ((interface.to_owned(), name.to_owned()), ty)
+        })
+        .collect();
+    let deployed = DeployedComponent {
         spec: spec.clone(),
         version: record.version,
         digest: record.digest.to_string(),
         loaded,
-    })
+    };
+    Ok((deployed, types))
 }
 
 /// A lock for `manifest` (from `file`): each alias resolved to an exact

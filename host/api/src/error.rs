@@ -23,6 +23,8 @@ pub struct ApiError {
     pub message: String,
     /// The workflow step that failed, if one did.
     pub step: Option<String>,
+    /// For a 405: the methods the path accepts (the `Allow` header).
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -33,6 +35,7 @@ impl ApiError {
             code: code.to_owned(),
             message: message.into(),
             step: None,
+            allow: None,
         }
     }
 
@@ -94,6 +97,15 @@ impl IntoResponse for ApiError {
         response
             .extensions_mut()
             .insert(ErrorCode(self.code.clone()));
+        if let Some(allow) = self
+            .allow
+            .as_deref()
+            .and_then(|a| axum::http::HeaderValue::from_str(a).ok())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::ALLOW, allow);
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -34,10 +34,12 @@ pub mod deploy;
 pub mod error;
 pub mod host;
 pub mod metrics;
+pub mod openapi;
 pub mod server;
 pub mod shared;
 pub mod storage;
 pub mod traces;
+pub mod wit_types;
 pub mod workflow;
 
 pub use connections::ServeLimits;

@@ -107,11 +107,13 @@ fn find_service(
             deployment.manifest.department
         )));
     }
-    Err(ApiError::new(
+    let mut refused = ApiError::new(
         405,
         "method-not-allowed",
         format!("{rest} accepts {}", allowed.join(", ")),
-    ))
+    );
+    refused.allow = Some(allowed.join(", "));
+    Err(refused)
 }
 
 /// Matches `path` against a service's pattern, returning path parameters.
@@ -188,17 +190,15 @@ fn client_request_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// What the workflow sees of a request.
+/// What the workflow sees of a request whose body reads as `body`.
 fn request_data(
     params: BTreeMap<String, String>,
     uri: &Uri,
     headers: &HeaderMap,
-    body: &[u8],
-    fields: &zhongtai_manifest::expr::BodyFields,
+    body: Json,
     client: String,
-) -> Result<RequestData, ApiError> {
-    let body = crate::body::parse(body, fields)?;
-    Ok(RequestData {
+) -> RequestData {
+    RequestData {
         path: params,
         query: query_params(uri),
         headers: headers
@@ -215,7 +215,7 @@ fn request_data(
         client_request_id: client_request_id(headers),
         client,
         trace: None,
-    })
+    }
 }
 
 /// The service a request matched, for its metrics.
@@ -312,6 +312,13 @@ async fn answer(
     let deployment = host
         .deployment(&department)
         .ok_or_else(|| ApiError::not_found(format!("no department {department:?} is deployed")))?;
+    if rest == crate::openapi::PATH && method == Method::GET {
+        return Ok((
+            [("content-type", "application/json")],
+            deployment.openapi.clone(),
+        )
+            .into_response());
+    }
     let (index, params) = find_service(&deployment, &method, &rest)?;
     let service = &deployment.manifest.services[index];
     let served = served.insert(Served {
@@ -335,8 +342,11 @@ async fn answer(
         .admit(&department)
         .inspect_err(|_| host.metrics().department_busy(&department))?;
     let client = host.request_client(&extensions, &headers);
-    let fields = &deployment.body_fields[index];
-    let mut request = request_data(params, &uri, &headers, &body, fields, client)?;
+    let body = match &deployment.body_types[index] {
+        Some(ty) => crate::body::parse_typed(&body, ty)?,
+        None => crate::body::parse(&body, &deployment.body_fields[index])?,
+    };
+    let mut request = request_data(params, &uri, &headers, body, client);
     let request_id = request.request_id.clone();
     if let Some(trace) = trace {
         trace.set(vec![KeyValue::new(

@@ -5,7 +5,8 @@
 //! file and turns TOML and type errors into [`ManifestError`]s naming file,
 //! line, column and field; [`validate::check`] checks everything that needs
 //! no component (versions, ids, routes declared twice, CEL expressions and
-//! the steps they refer to) and compiles the expressions; [`lock`] is the
+//! the steps they refer to) and compiles the expressions; [`types`] holds
+//! the request body types a manifest declares; [`lock`] is the
 //! lock file pinning each alias to an exact version and digest. This crate
 //! knows nothing of wasmtime: checks against WIT signatures happen where the
 //! components are loaded.
@@ -16,12 +17,14 @@ pub mod expr;
 pub mod lock;
 pub mod model;
 pub mod policy;
+pub mod types;
 pub mod validate;
 
 pub use caller::{Caller, Requirement};
 pub use error::{ManifestError, ManifestErrors, Place};
 pub use policy::Policy;
-pub use validate::{Action, Call, Checked, CheckedService, CheckedStep, ComponentSpec};
+pub use types::WitType;
+pub use validate::{Action, BodyType, Call, Checked, CheckedService, CheckedStep, ComponentSpec};
 
 use error::Locator;
 

@@ -42,9 +42,41 @@ pub struct Manifest {
     /// Capabilities used, by alias.
     #[serde(default)]
     pub components: BTreeMap<String, Spanned<ComponentRef>>,
+    /// Record types request bodies may be declared as, by name: each a
+    /// table of field names and their types (`id = "string"`,
+    /// `tags = "list<string>"`, `note = "option<string>"`).
+    #[serde(default)]
+    pub types: BTreeMap<String, Spanned<Fields>>,
     /// HTTP services.
     #[serde(default)]
     pub services: Vec<Service>,
+}
+
+/// The fields of a record type as written, in the order written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table of field names and types, e.g. `id = \"string\"`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
+                let mut fields = Vec::new();
+                while let Some((name, ty)) = map.next_entry::<String, String>()? {
+                    fields.push((name, ty));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
 }
 
 /// A capability the department uses: a registry package, a semver range,
@@ -84,6 +116,13 @@ pub struct Service {
     /// `true`: anyone may call the service, on purpose.
     #[serde(default)]
     pub public: Option<Spanned<bool>>,
+    /// The type of the request body: a name under `[types]`, a type such
+    /// as `list<string>`, or a type a component exports,
+    /// `<alias>.<interface>.<type>`. The host checks every body against it
+    /// before any step runs (400 naming the place), and the department's
+    /// OpenAPI document describes it.
+    #[serde(default)]
+    pub body: Option<Spanned<String>>,
     /// Run in order.
     #[serde(default)]
     pub steps: Vec<Step>,

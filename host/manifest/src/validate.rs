@@ -12,6 +12,7 @@ use crate::caller::{Caller, KINDS, Requirement};
 use crate::error::{Locator, ManifestError, Place};
 use crate::expr::Expression;
 use crate::model::{Manifest, Step};
+use crate::types::WitType;
 
 /// HTTP methods a service may use.
 pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
@@ -28,6 +29,26 @@ pub struct Checked {
     pub components: BTreeMap<String, ComponentSpec>,
     /// Services in file order.
     pub services: Vec<CheckedService>,
+    /// The record types of `[types]`, by name.
+    pub types: BTreeMap<String, WitType>,
+}
+
+/// The declared type of a service's request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyType {
+    /// A type the manifest spells out: a name under `[types]` or a type
+    /// expression.
+    Declared(WitType),
+    /// A type a component's interface exports, read from its WIT at
+    /// deploy.
+    Component {
+        /// The component's alias.
+        alias: String,
+        /// The interface, as written.
+        interface: String,
+        /// The type's name.
+        name: String,
+    },
 }
 
 /// A component as the manifest asks for it.
@@ -88,6 +109,8 @@ pub struct CheckedService {
     pub subject: Option<Expression>,
     /// Who may call it.
     pub caller: Caller,
+    /// The declared type of its request body, if any, and where.
+    pub body_type: Option<(BodyType, Place)>,
     /// Where the manifest declares it (`services[i]`).
     pub place: Place,
 }
@@ -423,6 +446,13 @@ impl Checker<'_> {
                 format!("{path:?} must start with '/'; segments are words or {{parameter}}"),
             );
         }
+        if path.trim_end_matches('/') == "/openapi.json" {
+            self.fail(
+                &service.path,
+                &format!("{field}.path"),
+                "/openapi.json is where the host serves the department's OpenAPI document; choose another path",
+            );
+        }
         let shape = path
             .split('/')
             .map(|s| if s.starts_with('{') { "{}" } else { s })
@@ -547,16 +577,172 @@ impl Checker<'_> {
         })
     }
 
+    /// The record types of `[types]`: names checked, fields resolved
+    /// (a field may be of another declared type, but not of its own).
+    fn types(
+        &mut self,
+        types: &BTreeMap<String, Spanned<crate::model::Fields>>,
+    ) -> BTreeMap<String, WitType> {
+        let mut resolved = BTreeMap::new();
+        let mut pending: Vec<(&String, &Spanned<crate::model::Fields>)> = Vec::new();
+        for (name, fields) in types {
+            let field = format!("types.{name}");
+            if Slug::parse("type", name).is_err() {
+                self.fail(
+                    fields,
+                    &field,
+                    format!("{name:?} must be 1 to 64 lowercase letters, digits or '-'"),
+                );
+            } else if fields.get_ref().0.is_empty() {
+                self.fail(fields, &field, "a record type has at least one field");
+            } else {
+                pending.push((name, fields));
+            }
+        }
+        // Each pass resolves the types whose fields name only types
+        // resolved before; what is left refers to a missing type or to
+        // itself.
+        loop {
+            let before = pending.len();
+            let mut left = Vec::new();
+            for (name, fields) in pending {
+                match record(name, &fields.get_ref().0, &resolved) {
+                    Ok(record) => {
+                        resolved.insert(name.clone(), record);
+                    }
+                    Err(problem) => left.push((name, fields, problem)),
+                }
+            }
+            if left.len() == before || left.is_empty() {
+                // Which unresolved types each unresolved type names.
+                let names = |fields: &crate::model::Fields| -> BTreeSet<String> {
+                    fields
+                        .0
+                        .iter()
+                        .flat_map(|(_, ty)| {
+                            ty.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                                .map(str::to_owned)
+                                .collect::<Vec<_>>()
+                        })
+                        .filter(|word| left.iter().any(|(n, _, _)| *n == word))
+                        .collect()
+                };
+                let graph: BTreeMap<&String, BTreeSet<String>> = left
+                    .iter()
+                    .map(|(n, f, _)| (*n, names(f.get_ref())))
+                    .collect();
+                let reaches = |from: &String, to: &String| {
+                    let mut seen = BTreeSet::new();
+                    let mut stack = vec![from.clone()];
+                    while let Some(next) = stack.pop() {
+                        if &next == to {
+                            return true;
+                        }
+                        if seen.insert(next.clone()) {
+                            stack.extend(graph.get(&next).into_iter().flatten().cloned());
+                        }
+                    }
+                    false
+                };
+                for (name, fields, (field, message)) in &left {
+                    let written = fields
+                        .get_ref()
+                        .0
+                        .iter()
+                        .find(|(f, _)| f == field)
+                        .map_or("", |(_, ty)| ty.as_str());
+                    let other = graph[name]
+                        .iter()
+                        .find(|other| written.contains(other.as_str()));
+                    let message = match other {
+                        Some(other) if reaches(other, name) => format!(
+                            "`{written}` refers to type `{other}`, which contains `{name}`: a type cannot contain itself"
+                        ),
+                        Some(other) => format!(
+                            "`{written}` refers to type `{other}`, which has a problem of its own"
+                        ),
+                        None => with_declared(message, types.keys()),
+                    };
+                    self.fail(*fields, &format!("types.{name}.{field}"), message);
+                }
+                return resolved;
+            }
+            pending = left.into_iter().map(|(n, f, _)| (n, f)).collect();
+        }
+    }
+
+    /// A service's declared body type.
+    fn body_type(
+        &mut self,
+        body: &Spanned<String>,
+        field: &str,
+        aliases: &BTreeSet<String>,
+        (types, declared): (&BTreeMap<String, WitType>, &[&String]),
+    ) -> Option<(BodyType, Place)> {
+        let text = body.get_ref().trim();
+        let place = self.at.place(body.span().start, field);
+        let mut parts = text.splitn(3, '.');
+        if let (Some(alias), Some(interface), Some(name)) =
+            (parts.next(), parts.next(), parts.next())
+        {
+            if !aliases.contains(alias) {
+                let known = aliases.iter().cloned().collect::<Vec<_>>().join(", ");
+                let known = if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known
+                };
+                self.fail(
+                    body,
+                    field,
+                    format!("`{text}`: unknown component alias `{alias}`; a body type is a name under [types], a type such as list<string>, or <alias>.<interface>.<type> ([components] declares {known})"),
+                );
+                return None;
+            }
+            return Some((
+                BodyType::Component {
+                    alias: alias.to_owned(),
+                    interface: interface.to_owned(),
+                    name: name.to_owned(),
+                },
+                place,
+            ));
+        }
+        match WitType::parse(text, types) {
+            Ok(ty) => Some((BodyType::Declared(ty), place)),
+            Err(message) => {
+                self.fail(
+                    body,
+                    field,
+                    with_declared(&message, declared.iter().copied()),
+                );
+                None
+            }
+        }
+    }
+
     fn service(
         &mut self,
         index: usize,
         service: &crate::model::Service,
         aliases: &BTreeSet<String>,
         declared: &mut Declared,
+        types: (&BTreeMap<String, WitType>, &[&String]),
     ) -> Option<CheckedService> {
         let field = format!("services[{index}]");
         let (name, method, path) = self.route(service, &field, declared);
         let caller = self.caller(service, &field, aliases);
+        let body_type = service
+            .body
+            .as_ref()
+            .and_then(|body| self.body_type(body, &format!("{field}.body"), aliases, types));
+        if body_type.is_some() && (method == "GET" || method == "DELETE") {
+            self.fail(
+                &service.method,
+                &format!("{field}.body"),
+                format!("a {method} request has no body to declare a type for"),
+            );
+        }
         let mut earlier = BTreeSet::new();
         let mut steps = Vec::new();
         for (step_index, step) in service.steps.iter().enumerate() {
@@ -592,9 +778,48 @@ impl Checker<'_> {
             body: body?,
             subject,
             caller: caller?,
+            body_type,
             place: self.at.place(service.name.span().start, &field),
         })
     }
+}
+
+/// `message`, with the names `[types]` declares when it says a type is
+/// unknown.
+fn with_declared<'a>(message: &str, declared: impl Iterator<Item = &'a String>) -> String {
+    if !message.contains("is not a type") {
+        return message.to_owned();
+    }
+    let names: Vec<&str> = declared.map(String::as_str).collect();
+    if names.is_empty() {
+        format!("{message} (none are declared)")
+    } else {
+        format!("{message} (declared: {})", names.join(", "))
+    }
+}
+
+/// The record `name` of `fields`, each of a type `resolved` knows; else
+/// the first field that is not, and why.
+fn record(
+    name: &str,
+    fields: &[(String, String)],
+    resolved: &BTreeMap<String, WitType>,
+) -> Result<WitType, (String, String)> {
+    let mut checked = Vec::new();
+    for (field, ty) in fields {
+        if Slug::parse("field", field).is_err() {
+            return Err((
+                field.clone(),
+                format!("field name {field:?} must be 1 to 64 lowercase letters, digits or '-'"),
+            ));
+        }
+        let ty = WitType::parse(ty, resolved).map_err(|message| (field.clone(), message))?;
+        checked.push((field.clone(), ty));
+    }
+    Ok(WitType::Record {
+        name: name.to_owned(),
+        fields: checked,
+    })
 }
 
 /// Checks a parsed manifest; every problem found is reported, in file order.
@@ -627,12 +852,22 @@ pub fn check(manifest: &Manifest, file: &str, text: &str) -> Result<Checked, Vec
         .filter_map(|(alias, component)| Some((alias.clone(), c.component(alias, component)?)))
         .collect();
     let aliases: BTreeSet<String> = manifest.components.keys().cloned().collect();
+    let types = c.types(&manifest.types);
+    let declared_types: Vec<&String> = manifest.types.keys().collect();
     let mut declared = Declared::default();
     let services: Vec<CheckedService> = manifest
         .services
         .iter()
         .enumerate()
-        .filter_map(|(index, service)| c.service(index, service, &aliases, &mut declared))
+        .filter_map(|(index, service)| {
+            c.service(
+                index,
+                service,
+                &aliases,
+                &mut declared,
+                (&types, &declared_types),
+            )
+        })
         .collect();
     match department {
         Ok(department) if c.errors.is_empty() => Ok(Checked {
@@ -640,6 +875,7 @@ pub fn check(manifest: &Manifest, file: &str, text: &str) -> Result<Checked, Vec
             department_place: c.at.place(manifest.department.span().start, "department"),
             components,
             services,
+            types,
         }),
         _ => {
             c.errors.sort_by_key(|e| (e.line, e.column));
