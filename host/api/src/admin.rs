@@ -181,7 +181,7 @@ impl AdminTokens {
     }
 
     /// The holder of `given`, comparing every token in constant time.
-    fn holder(&self, given: &str) -> Option<Caller> {
+    pub(crate) fn holder(&self, given: &str) -> Option<Caller> {
         let mut found = None;
         if let Some(operator) = &self.operator
             && same_secret(operator, given)
@@ -263,7 +263,7 @@ impl Caller {
     }
 
     /// Refuses a department's token for an operator-only route.
-    fn operator_only(&self) -> Result<(), ApiError> {
+    pub(crate) fn operator_only(&self) -> Result<(), ApiError> {
         match self {
             Self::Operator => Ok(()),
             Self::Department(department) => Err(ApiError::new(
@@ -277,7 +277,7 @@ impl Caller {
     }
 
     /// Refuses a department's token for another department.
-    fn may_change(&self, department: &str) -> Result<(), ApiError> {
+    pub(crate) fn may_change(&self, department: &str) -> Result<(), ApiError> {
         match self {
             Self::Department(own) if own.as_str() != department => Err(ApiError::new(
                 403,
@@ -467,6 +467,20 @@ pub async fn deploy(
     Path(department): Path<String>,
     body: Bytes,
 ) -> Result<axum::Json<Json>, ApiError> {
+    let revision = deploy_as(&host, &caller, department, body).await?;
+    Ok(axum::Json(json!({"deployed": revision})))
+}
+
+/// Deploys the manifest `body` for `department` on behalf of `caller`
+/// (who may change it: the extractor or the console checked), tells the
+/// other hosts, and records a refused manifest; the revision. The admin
+/// API and the console deploy through here.
+pub(crate) async fn deploy_as(
+    host: &Arc<Host>,
+    caller: &Caller,
+    department: String,
+    body: Bytes,
+) -> Result<u64, ApiError> {
     host.check_storage()?;
     let text = String::from_utf8_lossy(&body).into_owned();
     let by = caller.name();
@@ -486,7 +500,7 @@ pub async fn deploy(
         Ok((revision, announced)) => {
             tracing::info!(revision, "deployed");
             announced.map_err(|e| not_shared(revision, e))?;
-            Ok(axum::Json(json!({"deployed": revision})))
+            Ok(revision)
         }
         Err(DeployRefusal::Invalid(problems)) => {
             let mut entry = admin_entry("deploy", Some(&department));
@@ -583,6 +597,18 @@ pub async fn rollback(
     caller: Caller,
     Path(department): Path<String>,
 ) -> Result<axum::Json<Json>, ApiError> {
+    let revision = rollback_as(&host, &caller, department).await?;
+    Ok(axum::Json(json!({"rolled-back-to": revision})))
+}
+
+/// Returns `department` to its previous deployment on behalf of `caller`
+/// (who may change it) and tells the other hosts; the revision in service
+/// now. The admin API and the console roll back through here.
+pub(crate) async fn rollback_as(
+    host: &Arc<Host>,
+    caller: &Caller,
+    department: String,
+) -> Result<u64, ApiError> {
     host.check_storage()?;
     match host.rollback_by(&department, &caller.name())? {
         Some(revision) => {
@@ -591,7 +617,7 @@ pub async fn rollback(
             tokio::task::spawn_blocking(move || announce(&worker_host, &change))
                 .await?
                 .map_err(|e| not_shared(revision, e))?;
-            Ok(axum::Json(json!({"rolled-back-to": revision})))
+            Ok(revision)
         }
         None => Err(ApiError::new(
             409,
@@ -602,30 +628,30 @@ pub async fn rollback(
 }
 
 /// The host's audit trail, or 404 when it keeps none.
-fn trail_of(host: &Host) -> Result<Arc<AuditLog>, ApiError> {
+pub(crate) fn trail_of(host: &Host) -> Result<Arc<AuditLog>, ApiError> {
     host.audit()
         .cloned()
         .ok_or_else(|| ApiError::new(404, "no-audit-trail", "this host keeps no audit trail"))
 }
 
 /// Query of `GET /admin/v1/audit`.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct AuditQuery {
-    department: Option<String>,
-    service: Option<String>,
-    subject: Option<String>,
-    request: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    limit: Option<usize>,
-    before: Option<u64>,
+    pub(crate) department: Option<String>,
+    pub(crate) service: Option<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) request: Option<String>,
+    pub(crate) since: Option<String>,
+    pub(crate) until: Option<String>,
+    pub(crate) limit: Option<usize>,
+    pub(crate) before: Option<u64>,
 }
 
 /// Most records one page of `GET /admin/v1/audit` holds.
 pub const MAX_AUDIT_PAGE: usize = 1000;
 
 impl AuditQuery {
-    fn filter(self) -> Result<Filter, ApiError> {
+    pub(crate) fn filter(self) -> Result<Filter, ApiError> {
         let time = |t: Option<String>, name: &str| {
             t.map(|t| parse_time(&t))
                 .transpose()

@@ -28,6 +28,8 @@ pub struct Admin {
     pub tokens: crate::admin::AdminTokens,
     /// Refused admin requests, recorded once per client and window.
     pub(crate) refusals: crate::admin::Refusals,
+    /// Logged-in sessions of the web console.
+    pub(crate) sessions: crate::console::Sessions,
 }
 
 impl Admin {
@@ -43,6 +45,7 @@ impl Admin {
             trust,
             tokens,
             refusals: crate::admin::Refusals::default(),
+            sessions: crate::console::Sessions::default(),
         }
     }
 }
@@ -410,6 +413,17 @@ impl Host {
             })
             .collect();
         json!({ "departments": departments })
+    }
+
+    /// The deployments kept for `department`, oldest first, with their
+    /// revisions; the last is in service.
+    pub fn history(&self, department: &str) -> Vec<(u64, Arc<Deployment>)> {
+        self.deployments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(department)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The deployment in service for `department`.

@@ -20,6 +20,9 @@
 //! state commits for `/metrics` on the admin address; [`traces`] exports
 //! a span per request, step and component call over OTLP when asked to.
 //!
+//! [`console`] is the operators' web console on the admin address, over
+//! the same tokens and code paths as [`admin`].
+//!
 //! Modules depend one way: `server` → `connections`, `admin` → `host` → `deploy`;
 //! `server` → `workflow` → `audited`, `deploy`; everything → `error`.
 //! The crate depends on manifest, runtime, registry and audit; nothing
@@ -30,6 +33,7 @@ pub mod admission;
 pub mod audited;
 pub mod body;
 pub mod connections;
+pub mod console;
 pub mod deploy;
 pub mod error;
 pub mod host;

@@ -20,6 +20,7 @@ use serde_json::{Value as Json, json};
 
 use crate::admin;
 use crate::connections::{ServeLimits, serve_limited};
+use crate::console;
 use crate::deploy::Deployment;
 use crate::error::ApiError;
 use crate::host::Host;
@@ -66,7 +67,32 @@ pub fn admin_app(host: Arc<Host>) -> Router {
         .route("/admin/v1/audit/verify", get(admin::audit_verify))
         .route("/admin/v1/audit/files", get(admin::audit_files))
         .route("/admin/v1/audit/files/{*file}", get(admin::audit_file))
-        .fallback(|| async { ApiError::not_found("the admin API is under /admin/v1/") })
+        .route("/console", get(console::overview))
+        .route(
+            "/console/login",
+            get(console::login_page).post(console::login),
+        )
+        .route("/console/logout", post(console::logout))
+        .route("/console/style.css", get(console::style))
+        .route(
+            "/console/departments/{department}",
+            get(console::department),
+        )
+        .route(
+            "/console/departments/{department}/rollback",
+            post(console::rollback),
+        )
+        .route(
+            "/console/departments/{department}/manifest",
+            post(console::deploy),
+        )
+        .route("/console/policy", get(console::policy))
+        .route("/console/audit", get(console::audit))
+        .route("/console/audit/verify", get(console::audit_verify))
+        .route("/console/registry", get(console::registry))
+        .fallback(|| async {
+            ApiError::not_found("the admin API is under /admin/v1/, the console at /console")
+        })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(host)
 }
