@@ -66,6 +66,28 @@ pub struct ServeLimits {
     /// Peers not held to the per-client cap: the load balancers in front
     /// of the host, whose connections carry many clients.
     pub uncapped_peers: Vec<IpAddr>,
+    /// Told the code of each refusal made here (`too-many-connections`,
+    /// `busy`, `request-timeout`, `body-timeout`, `body-too-large`), for
+    /// the metrics.
+    pub refused: Option<Refused>,
+}
+
+/// Counts the refusals of [`ServeLimits`] by their code.
+#[derive(Clone)]
+pub struct Refused(pub Arc<dyn Fn(&'static str) + Send + Sync>);
+
+impl std::fmt::Debug for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Refused")
+    }
+}
+
+impl Refused {
+    fn count(refused: &Option<Refused>, code: &'static str) {
+        if let Some(refused) = refused {
+            (refused.0)(code);
+        }
+    }
 }
 
 impl Default for ServeLimits {
@@ -80,6 +102,7 @@ impl Default for ServeLimits {
             max_connections_per_client: 256,
             max_connections: 16_384,
             uncapped_peers: Vec::new(),
+            refused: None,
         }
     }
 }
@@ -166,6 +189,7 @@ pub async fn serve_limited(
             () = &mut shutdown => break,
         };
         let Some(slot) = Slot::take(&open, peer.ip(), &limits) else {
+            Refused::count(&limits.refused, "too-many-connections");
             tokio::spawn(refuse(stream));
             continue;
         };
@@ -307,6 +331,7 @@ struct Gate {
     body_timeout: Duration,
     request_timeout: Duration,
     max_body_bytes: usize,
+    refused: Option<Refused>,
 }
 
 impl Gate {
@@ -317,6 +342,7 @@ impl Gate {
             body_timeout: limits.body_timeout,
             request_timeout: limits.request_timeout,
             max_body_bytes: limits.max_body_bytes,
+            refused: limits.refused.clone(),
         }
     }
 }
@@ -333,6 +359,7 @@ async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Re
     let bytes = match read {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) => {
+            Refused::count(&gate.refused, "body-too-large");
             return ApiError::new(
                 413,
                 "body-too-large",
@@ -344,6 +371,7 @@ async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Re
             .into_response();
         }
         Err(_) => {
+            Refused::count(&gate.refused, "body-timeout");
             return with_connection_close(
                 ApiError::new(
                     408,
@@ -364,6 +392,7 @@ async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Re
         match gate.in_flight.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
             Err(_) => {
+                Refused::count(&gate.refused, "busy");
                 return retry_soon(
                     "busy",
                     format!(
@@ -378,13 +407,16 @@ async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Re
     drop(permit);
     match answered {
         Ok(response) => response,
-        Err(_) => retry_soon(
-            "request-timeout",
-            format!(
-                "the request was not answered within {} s",
-                gate.request_timeout.as_secs()
-            ),
-        ),
+        Err(_) => {
+            Refused::count(&gate.refused, "request-timeout");
+            retry_soon(
+                "request-timeout",
+                format!(
+                    "the request was not answered within {} s",
+                    gate.request_timeout.as_secs()
+                ),
+            )
+        }
     }
 }
 
@@ -509,8 +541,13 @@ mod tests {
 
     #[tokio::test]
     async fn requests_beyond_the_limit_are_answered_503_at_once() {
+        let counted = Arc::new(Mutex::new(Vec::new()));
+        let counter = counted.clone();
         let address = start(ServeLimits {
             max_in_flight: 1,
+            refused: Some(Refused(Arc::new(move |code| {
+                counter.lock().unwrap().push(code)
+            }))),
             ..ServeLimits::default()
         })
         .await;
@@ -525,6 +562,7 @@ mod tests {
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
         assert!(answer.contains("retry-after: 1"), "{answer}");
         assert!(started.elapsed() < Duration::from_millis(400));
+        assert_eq!(*counted.lock().unwrap(), ["busy"], "the refusal is counted");
         assert!(
             read_for(&mut slow, Duration::from_secs(2))
                 .await

@@ -71,6 +71,12 @@ struct CallLabels {
     outcome: String,
 }
 
+/// A refusal of a connection or request before routing, by its code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
 /// A department.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DepartmentLabel {
@@ -114,6 +120,7 @@ pub struct Metrics {
     calls: Family<CallLabels, Counter>,
     call_seconds: Histograms<FunctionLabels>,
     department_busy: Family<DepartmentLabel, Counter>,
+    connection_refusals: Family<ReasonLabel, Counter>,
     changes: Family<ChangeLabels, Counter>,
     refused_deploys: Family<RefusalLabels, Counter>,
     audit_sync_seconds: Histogram,
@@ -186,6 +193,12 @@ impl Metrics {
             "Requests refused because their department had as many in progress as it may (503 department-busy)",
             department_busy.clone(),
         );
+        let connection_refusals = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "connection_refusals",
+            "Connections and requests refused before routing, by reason: too-many-connections, busy (requests in flight), request-timeout, body-timeout, body-too-large",
+            connection_refusals.clone(),
+        );
         let changes = Family::<ChangeLabels, Counter>::default();
         registry.register(
             "department_changes",
@@ -247,6 +260,7 @@ impl Metrics {
             calls,
             call_seconds,
             department_busy,
+            connection_refusals,
             changes,
             refused_deploys,
             audit_sync_seconds,
@@ -339,6 +353,20 @@ impl Metrics {
                 department: department.to_owned(),
             })
             .inc();
+    }
+
+    /// What to give [`crate::ServeLimits::refused`] so that its refusals
+    /// are counted here.
+    pub fn connection_refusals(self: &Arc<Self>) -> crate::connections::Refused {
+        let metrics = Arc::downgrade(self);
+        crate::connections::Refused(Arc::new(move |reason| {
+            if let Some(metrics) = metrics.upgrade() {
+                metrics
+                    .connection_refusals
+                    .get_or_create(&ReasonLabel { reason })
+                    .inc();
+            }
+        }))
     }
 
     /// Counts a deploy, upgrade or rollback (`action`) of `department`
