@@ -7,12 +7,13 @@
 # CPU time per request, read from /proc — steadier than req/s on a shared
 # machine. This is how the figures in BENCHMARKS.md's "Against its peers"
 # table were compared.
-# Usage: host/api/bench/ab.sh "BINARY [NAME=VALUE...]" "BINARY [NAME=VALUE...]"...
-#   e.g. host/api/bench/ab.sh "/tmp/zhongtai-before" "target/release/zhongtai"
+# Usage: host/api/bench/ab.sh "BINARY [NAME=VALUE...] [--up-flag=value...]" ...
+#   e.g. host/api/bench/ab.sh "/tmp/zhongtai-before --dir=/tmp/examples-before" "target/release/zhongtai"
+#   (words starting with -- go to `zhongtai up`, the others are environment)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-[ $# -ge 1 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
 PORT=${PORT:-18688}
 source host/api/bench/common.sh
 HZ=$(getconf CLK_TCK)
@@ -20,8 +21,12 @@ HZ=$(getconf CLK_TCK)
 # run BINARY [NAME=VALUE...]: one load of whoami; prints one line.
 run() {
   local bin=$1; shift
-  env "$@" "$bin" up --data-dir "$DATA" --registry "$DATA/registry" --addr "127.0.0.1:$PORT" \
-    --admin-addr "127.0.0.1:$((PORT + 1000))" >/dev/null 2>&1 &
+  local settings=() flags=() word
+  for word in "$@"; do
+    case $word in --*) flags+=("$word") ;; *) settings+=("$word") ;; esac
+  done
+  env ${settings[@]+"${settings[@]}"} "$bin" up --data-dir "$DATA" --registry "$DATA/registry" --addr "127.0.0.1:$PORT" \
+    --admin-addr "127.0.0.1:$((PORT + 1000))" ${flags[@]+"${flags[@]}"} >/dev/null 2>&1 &
   local pid=$! out
   for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
   out=$(mktemp)
