@@ -65,6 +65,30 @@ fn every_wit_shape_round_trips_through_json() {
 }
 
 #[test]
+fn an_option_inside_an_option_keeps_some_none_apart_from_none() {
+    let (runtime, _dir) = runtime(RuntimeLimits::default(), HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    for value in [
+        json!(null),
+        json!({"some": null}),
+        json!({"some": 0}),
+        json!({"some": 4294967295u64}),
+    ] {
+        let returned = runtime
+            .call(
+                &sampler,
+                context("tests"),
+                "shapes",
+                "nested",
+                &json!({ "value": value }),
+            )
+            .unwrap()
+            .json;
+        assert_eq!(returned, value);
+    }
+}
+
+#[test]
 fn a_missing_option_field_reads_as_none() {
     let (runtime, _dir) = runtime(RuntimeLimits::default(), HostConfig::default());
     let sampler = load(&runtime, "fixture-sampler");
@@ -164,6 +188,18 @@ fn mismatched_arguments_name_the_place_the_type_and_what_was_given() {
             v["colour"] = json!("red");
             json!({ "value": v })
         }),
+        (
+            "nested option without some",
+            "shapes",
+            "nested",
+            json!({"value": 5}),
+        ),
+        (
+            "nested option, inner value of the wrong type",
+            "shapes",
+            "nested",
+            json!({"value": {"some": "five"}}),
+        ),
         ("unknown function", "shapes", "multiply", json!({})),
         ("unknown interface", "geometry", "add", json!({})),
     ];

@@ -295,6 +295,18 @@ impl WitType {
                 }
                 Ok(Json::Object(out))
             }
+            // An option inside an option: `some(x)` is `{"some": x}`.
+            WitType::Option(inner) if matches!(**inner, WitType::Option(_)) => match value {
+                Json::Null => Ok(Json::Null),
+                Json::Object(map) if map.len() == 1 && map.contains_key("some") => {
+                    let checked = inner.check(&map["some"]).map_err(|e| e.at(".some"))?;
+                    Ok(json!({ "some": checked }))
+                }
+                _ => Err(Mismatch::new(
+                    format!("{self} (null, or {{\"some\": …}} holding the inner option)"),
+                    value,
+                )),
+            },
             WitType::Option(inner) => match value {
                 Json::Null => Ok(Json::Null),
                 present => inner.check(present),
@@ -423,6 +435,9 @@ impl WitType {
                 }
                 schema
             }
+            WitType::Option(inner) if matches!(**inner, WitType::Option(_)) => json!({
+                "anyOf": [{"type": "null"}, case_schema("some", Some(inner))],
+            }),
             WitType::Option(inner) => json!({"anyOf": [{"type": "null"}, inner.schema()]}),
             WitType::Result { ok, err } => json!({
                 "oneOf": [
@@ -682,6 +697,19 @@ mod tests {
                 .unwrap_err()
                 .contains("one type")
         );
+    }
+
+    #[test]
+    fn an_option_inside_an_option_says_some_at_the_outer_level() {
+        let nested = WitType::parse("option<option<u32>>", &BTreeMap::new()).unwrap();
+        for value in [json!(null), json!({"some": null}), json!({"some": 7})] {
+            assert_eq!(nested.check(&value).unwrap(), value);
+        }
+        assert_eq!(
+            nested.check(&json!(7)).unwrap_err().to_string(),
+            "`body`: expected option<option<u32>> (null, or {\"some\": …} holding the inner option), found number 7"
+        );
+        assert!(nested.check(&json!({"some": "x"})).unwrap_err().path == ".some");
     }
 
     #[test]

@@ -99,6 +99,20 @@ pub fn json_to_val(ty: &Type, json: &Json) -> Result<Val, ValueError> {
         Type::Variant(variant) => variant_val(ty, variant, json),
         Type::Enum(e) => enum_val(e, json).ok_or_else(shape),
         Type::Flags(flags) => flags_val(ty, flags, json.as_array().ok_or_else(shape)?),
+        Type::Option(option) if matches!(option.ty(), Type::Option(_)) => match json {
+            Json::Null => Ok(Val::Option(None)),
+            Json::Object(map) if map.len() == 1 && map.contains_key("some") => {
+                let inner = json_to_val(&option.ty(), &map["some"]).map_err(|e| e.at(".some"))?;
+                Ok(Val::Option(Some(Box::new(inner))))
+            }
+            other => Err(ValueError::new(
+                format!(
+                    "{} (null, or {{\"some\": …}} holding the inner option)",
+                    describe_type(ty)
+                ),
+                other,
+            )),
+        },
         Type::Option(option) => match json {
             Json::Null => Ok(Val::Option(None)),
             value => Ok(Val::Option(Some(Box::new(json_to_val(

@@ -82,6 +82,11 @@ pub fn val_to_json(val: &Val) -> Result<Json, UnrepresentableValue> {
         }
         Val::Flags(names) => Json::Array(names.iter().cloned().map(Json::String).collect()),
         Val::Option(None) => Json::Null,
+        // An option inside an option: `some(x)` of the outer is
+        // `{"some": x}`, so that `some(none)` differs from `none`.
+        Val::Option(Some(value)) if matches!(**value, Val::Option(_)) => {
+            serde_json::json!({ "some": val_to_json(value)? })
+        }
         Val::Option(Some(value)) => val_to_json(value)?,
         Val::Result(result) => {
             let (name, payload) = match result {
