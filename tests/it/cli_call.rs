@@ -285,3 +285,39 @@ fn a_component_from_the_registry_runs_only_when_its_publisher_is_trusted() {
     assert!(!unsigned.status.success());
     assert!(String::from_utf8_lossy(&unsigned.stderr).contains("is not signed"));
 }
+
+fn inspect(component: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zhongtai"))
+        .args(["inspect", component])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running zhongtai inspect")
+}
+
+#[test]
+fn inspect_prints_full_wit_types() {
+    let license = support::guests()["zhongtai-license"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let output = inspect(&license);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let (header, wit) = printed.split_once('\n').unwrap();
+    assert!(
+        header.starts_with("package zhongtai:license  sha256:"),
+        "{header}"
+    );
+    support::assert_golden("inspect-license.txt", wit);
+    // Not a component: said so, with why.
+    let cargo_toml = support::root().join("Cargo.toml");
+    let output = inspect(cargo_toml.to_str().unwrap());
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("Cargo.toml is not a component"), "{said}");
+    assert!(said.contains("wasm magic bytes"), "{said}");
+}

@@ -150,3 +150,173 @@ fn convert(resolve: &Resolve, ty: &Type, depth: usize) -> Result<WitType, String
 fn integer(name: &str) -> WitType {
     WitType::integer(name).expect("a WIT integer type")
 }
+
+/// The WIT the component `bytes` exports, as `zhongtai inspect` prints
+/// it: each interface of the packages it exports, with its types in full
+/// (record fields with their types, variant cases with their payloads,
+/// enum cases, flags) and its functions, types named as the WIT names
+/// them; and the first exported package's name (`namespace:name`).
+pub fn wit_text(bytes: &[u8]) -> Result<(String, String), String> {
+    let (resolve, world) = match decode(bytes) {
+        Ok(DecodedWasm::Component(resolve, world)) => (resolve, world),
+        Ok(DecodedWasm::WitPackage(..)) => {
+            return Err("it is a WIT package, not a component".into());
+        }
+        Err(e) => return Err(format!("its WIT cannot be read: {e:#}")),
+    };
+    let mut packages = Vec::new();
+    for item in resolve.worlds[world].exports.values() {
+        if let wit_parser::WorldItem::Interface { id, .. } = item
+            && let Some(package) = resolve.interfaces[*id].package
+            && !packages.contains(&package)
+        {
+            packages.push(package);
+        }
+    }
+    let package_name = packages
+        .first()
+        .map(|p| {
+            let name = &resolve.packages[*p].name;
+            format!("{}:{}", name.namespace, name.name)
+        })
+        .unwrap_or_default();
+    let mut out = String::new();
+    for (id, interface) in resolve.interfaces.iter() {
+        if !interface.package.is_some_and(|p| packages.contains(&p)) {
+            continue;
+        }
+        out.push_str(&resolve.id_of(id).unwrap_or_else(|| "(interface)".into()));
+        out.push('\n');
+        // Types this interface takes from another, by that interface.
+        let mut used: Vec<(String, Vec<&str>)> = Vec::new();
+        let mut defined = String::new();
+        for (name, type_id) in &interface.types {
+            let def = &resolve.types[*type_id];
+            if let TypeDefKind::Type(Type::Id(other)) = &def.kind
+                && let wit_parser::TypeOwner::Interface(from) = resolve.types[*other].owner
+                && from != id
+            {
+                let from = resolve.interfaces[from].name.clone().unwrap_or_default();
+                match used.iter_mut().find(|(i, _)| *i == from) {
+                    Some((_, names)) => names.push(name),
+                    None => used.push((from, vec![name])),
+                }
+                continue;
+            }
+            defined.push_str(&type_definition(&resolve, name, &def.kind));
+        }
+        for (from, names) in &used {
+            out.push_str(&format!("  use {from}.{{{}}};\n", names.join(", ")));
+        }
+        out.push_str(&defined);
+        for (name, function) in &interface.functions {
+            let params: Vec<String> = function
+                .params
+                .iter()
+                .map(|p| format!("{}: {}", p.name, type_name(&resolve, &p.ty)))
+                .collect();
+            let result = function
+                .result
+                .as_ref()
+                .map_or(String::new(), |t| format!(" -> {}", type_name(&resolve, t)));
+            out.push_str(&format!("  {name}: func({}){result};\n", params.join(", ")));
+        }
+    }
+    Ok((package_name, out))
+}
+
+/// A named type's WIT definition, indented under its interface.
+fn type_definition(resolve: &Resolve, name: &str, kind: &TypeDefKind) -> String {
+    let block = |keyword: &str, items: Vec<String>| {
+        if items.is_empty() {
+            return format!("  {keyword} {name} {{}}\n");
+        }
+        let lines: Vec<String> = items.iter().map(|i| format!("    {i},\n")).collect();
+        format!("  {keyword} {name} {{\n{}  }}\n", lines.concat())
+    };
+    match kind {
+        TypeDefKind::Record(record) => block(
+            "record",
+            record
+                .fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name, type_name(resolve, &f.ty)))
+                .collect(),
+        ),
+        TypeDefKind::Variant(variant) => block(
+            "variant",
+            variant
+                .cases
+                .iter()
+                .map(|c| match &c.ty {
+                    Some(ty) => format!("{}({})", c.name, type_name(resolve, ty)),
+                    None => c.name.clone(),
+                })
+                .collect(),
+        ),
+        TypeDefKind::Enum(e) => block("enum", e.cases.iter().map(|c| c.name.clone()).collect()),
+        TypeDefKind::Flags(flags) => block(
+            "flags",
+            flags.flags.iter().map(|f| f.name.clone()).collect(),
+        ),
+        TypeDefKind::Resource => format!("  resource {name};\n"),
+        TypeDefKind::Type(ty) => format!("  type {name} = {};\n", type_name(resolve, ty)),
+        other => format!("  type {name} = {};\n", anonymous(resolve, other)),
+    }
+}
+
+/// A type as a WIT signature names it.
+fn type_name(resolve: &Resolve, ty: &Type) -> String {
+    match ty {
+        Type::Bool => "bool".into(),
+        Type::U8 => "u8".into(),
+        Type::U16 => "u16".into(),
+        Type::U32 => "u32".into(),
+        Type::U64 => "u64".into(),
+        Type::S8 => "s8".into(),
+        Type::S16 => "s16".into(),
+        Type::S32 => "s32".into(),
+        Type::S64 => "s64".into(),
+        Type::F32 => "f32".into(),
+        Type::F64 => "f64".into(),
+        Type::Char => "char".into(),
+        Type::String => "string".into(),
+        Type::ErrorContext => "error-context".into(),
+        Type::Id(id) => {
+            let def = &resolve.types[*id];
+            match &def.name {
+                Some(name) => name.clone(),
+                None => anonymous(resolve, &def.kind),
+            }
+        }
+    }
+}
+
+/// An unnamed type: `list<T>`, `option<T>`, `result<T, E>`, ….
+fn anonymous(resolve: &Resolve, kind: &TypeDefKind) -> String {
+    let name = |ty: &Type| type_name(resolve, ty);
+    let side = |ty: &Option<Type>| ty.as_ref().map_or("_".to_owned(), name);
+    match kind {
+        TypeDefKind::List(ty) => format!("list<{}>", name(ty)),
+        TypeDefKind::FixedLengthList(ty, n) => format!("list<{}, {n}>", name(ty)),
+        TypeDefKind::Option(ty) => format!("option<{}>", name(ty)),
+        TypeDefKind::Result(r) => match (&r.ok, &r.err) {
+            (None, None) => "result".into(),
+            (ok, None) => format!("result<{}>", side(ok)),
+            (ok, err) => format!("result<{}, {}>", side(ok), side(err)),
+        },
+        TypeDefKind::Tuple(t) => format!(
+            "tuple<{}>",
+            t.types.iter().map(name).collect::<Vec<_>>().join(", ")
+        ),
+        TypeDefKind::Map(k, v) => format!("map<{}, {}>", name(k), name(v)),
+        TypeDefKind::Handle(wit_parser::Handle::Own(id)) => name(&Type::Id(*id)),
+        TypeDefKind::Handle(wit_parser::Handle::Borrow(id)) => {
+            format!("borrow<{}>", name(&Type::Id(*id)))
+        }
+        TypeDefKind::Future(ty) => format!("future<{}>", side(ty)),
+        TypeDefKind::Stream(ty) => format!("stream<{}>", side(ty)),
+        TypeDefKind::Type(ty) => name(ty),
+        other => other.as_str().to_owned(),
+    }
+}

@@ -3,16 +3,12 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Value as Json, json};
-use zhongtai_runtime::{
-    CallContext, HostConfig, LoadedComponent, Runtime, RuntimeLimits, RuntimeOptions, Slug,
-    SqliteStore,
-};
+use zhongtai_runtime::{CallContext, LoadedComponent, Runtime, Slug};
 
 use crate::args::{HostArgs, SourceArgs, trust_policy};
 use crate::audit_commands;
@@ -177,31 +173,27 @@ pub fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
 
 /// `zhongtai inspect`: the functions a component exports.
 pub fn inspect(component: &str, source: &SourceArgs) -> anyhow::Result<ExitCode> {
-    let runtime = Runtime::new(RuntimeOptions {
-        limits: RuntimeLimits::default(),
-        cache_dir: None,
-        config: HostConfig::default(),
-        store: Arc::new(SqliteStore::temporary()?),
-    })?;
-    let (component, _) = load_component(&runtime, component, source)?;
+    let bytes = if is_file(component) {
+        std::fs::read(component).with_context(|| format!("reading {component}"))?
+    } else {
+        let (package, requirement) = component.split_once('@').unwrap_or((component, "*"));
+        let package = zhongtai_registry::PackageName::parse(package)?;
+        let requirement = zhongtai_registry::name::parse_requirement(requirement)?;
+        let registry = source.registry.open()?;
+        let record = zhongtai_registry::resolve_version(registry.as_ref(), &package, &requirement)?;
+        let trust = trust_policy(&source.trust)?;
+        zhongtai_registry::fetch(registry.as_ref(), &record, &trust)
+            .with_context(|| format!("refusing to inspect {}@{}", record.package, record.version))?
+    };
+    zhongtai_registry::validate::inspect(&bytes)
+        .with_context(|| format!("{component} is not a component"))?;
+    let (package, text) = zhongtai_api::wit_types::wit_text(&bytes)
+        .map_err(|e| anyhow::anyhow!("{component}: {e}"))?;
     println!(
-        "package {}  sha256:{}",
-        component.package(),
-        component.digest()
+        "package {package}  {}",
+        zhongtai_registry::Digest::of(&bytes)
     );
-    for (interface, exported) in component.interfaces() {
-        println!(
-            "{}",
-            if interface.is_empty() {
-                "(root)"
-            } else {
-                interface
-            }
-        );
-        for (name, function) in &exported.functions {
-            println!("  {name}: {}", function.signature());
-        }
-    }
+    print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 
