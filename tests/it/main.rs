@@ -28,6 +28,7 @@ mod registry_http;
 mod registry_publish;
 mod router;
 mod runtime_limits;
+mod scaffold;
 mod several_hosts;
 mod state_crash;
 mod state_postgres;

@@ -123,6 +123,58 @@ fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(text[start..end].replace("\\\\", "\\")))
 }
 
+/// Builds the component crate in `dir` (its own workspace, as `zhongtai
+/// new capability` makes one) for wasm in release, and returns its package
+/// name and `.wasm` path.
+pub fn build_crate(dir: &Path) -> anyhow::Result<(String, PathBuf)> {
+    if !dir.join("Cargo.toml").is_file() {
+        bail!(
+            "{} holds no Cargo.toml: give a component crate's directory",
+            dir.display()
+        );
+    }
+    ensure_wasm_target()?;
+    let status = cargo()
+        .current_dir(dir)
+        .args(["build", "--target", WASM_TARGET, "--release"])
+        .status()
+        .context("running cargo to build the component")?;
+    if !status.success() {
+        bail!(
+            "building {} failed (see cargo's output above)",
+            dir.display()
+        );
+    }
+    let output = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(dir)
+        .output()
+        .context("running cargo metadata")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // The first package's `"name":"…"` — avoid a JSON dependency for one field.
+    let key = "\"packages\":[{\"name\":\"";
+    let start = text
+        .find(key)
+        .context("cargo metadata printed no package")?
+        + key.len();
+    let end = text[start..]
+        .find('"')
+        .context("malformed cargo metadata")?
+        + start;
+    let name = text[start..end].to_owned();
+    let path = target_dir(dir)?
+        .join(WASM_TARGET)
+        .join("release")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    if !path.is_file() {
+        bail!(
+            "cargo built {name} but {} is missing: is its crate-type cdylib?",
+            path.display()
+        );
+    }
+    Ok((name, path))
+}
+
 /// Builds `packages` for wasm and returns each package's `.wasm` path.
 ///
 /// With `quiet`, cargo prints only errors; otherwise its progress shows.

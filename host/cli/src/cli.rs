@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::args::{AdminArgs, HostArgs, RegistryArgs, SourceArgs, UpArgs};
 use crate::{
     admin_commands, audit_commands, component_commands, platform_commands, registry_commands,
+    scaffold_commands,
 };
 
 /// zhongtai: shared government capabilities as WebAssembly components.
@@ -31,8 +32,16 @@ enum Command {
         #[command(flatten)]
         source: SourceArgs,
     },
-    /// Build the platform's capability components for wasm32-wasip2.
-    Build,
+    /// Build components for wasm32-wasip2: the crate in DIR (one made by
+    /// `zhongtai new capability`), or without it the platform's
+    /// capability components.
+    Build {
+        /// A component crate's directory.
+        dir: Option<PathBuf>,
+    },
+    /// Start a new capability or department.
+    #[command(subcommand)]
+    New(scaffold_commands::New),
     /// Build the auth component and walk an identity through it:
     /// register, login, verify, logout, verify again.
     Demo(HostArgs),
@@ -141,7 +150,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Call(args) => component_commands::call(args),
         Command::Inspect { component, source } => component_commands::inspect(&component, &source),
-        Command::Build => {
+        Command::Build { dir: Some(dir) } => {
+            let (name, path) = zhongtai_build::build_crate(&dir)?;
+            println!("{name}: {}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::New(new) => scaffold_commands::run(new),
+        Command::Build { dir: None } => {
             let root = zhongtai_build::source_root()?;
             let built = zhongtai_build::build(&root, zhongtai_build::CAPABILITIES, false)?;
             for (package, path) in built {

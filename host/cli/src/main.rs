@@ -8,6 +8,7 @@ mod cli;
 mod component_commands;
 mod platform_commands;
 mod registry_commands;
+mod scaffold_commands;
 
 use clap::Parser;
 

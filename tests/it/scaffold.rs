@@ -1,0 +1,151 @@
+//! `zhongtai new`: a capability and a department, from an empty directory
+//! through build, publish, call, deploy and one HTTP request.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::json;
+
+use crate::support;
+use crate::support::platform::Platform;
+
+const CITIZEN: &str = "11010519491231002X";
+
+fn zhongtai(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zhongtai"))
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running zhongtai")
+}
+
+fn succeeded(output: Output) -> String {
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    printed
+}
+
+#[test]
+fn a_new_capability_and_department_answer_over_http() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    succeeded(zhongtai(
+        dir,
+        &["new", "capability", "greeter", "--namespace", "civic"],
+    ));
+    for file in ["Cargo.toml", "wit/world.wit", "src/lib.rs"] {
+        assert!(dir.join("greeter").join(file).is_file(), "{file}");
+    }
+    let again = zhongtai(
+        dir,
+        &["new", "capability", "greeter", "--namespace", "civic"],
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    let bad = zhongtai(dir, &["new", "capability", "Greeter"]);
+    assert!(!bad.status.success());
+
+    // Its native test passes as written.
+    let tested = Command::new(env!("CARGO"))
+        .args(["test", "--quiet", "--manifest-path"])
+        .arg(dir.join("greeter/Cargo.toml"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&tested.stdout);
+    assert!(
+        tested.status.success() && said.contains("1 passed"),
+        "{said}{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+
+    // Built for wasm32-wasip2, called, published signed.
+    let built = succeeded(zhongtai(dir, &["build", "greeter"]));
+    let wasm = built.trim().strip_prefix("greeter: ").unwrap().to_owned();
+    let data = tempfile::tempdir().unwrap();
+    let called = succeeded(zhongtai(
+        dir,
+        &[
+            "call",
+            &wasm,
+            "api.hello",
+            r#"{"name": "Li Lei"}"#,
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+    ));
+    assert!(called.contains("Hello, Li Lei!"), "{called}");
+    let key = dir.join("publisher.key");
+    succeeded(zhongtai(dir, &["keygen", "--out", key.to_str().unwrap()]));
+    let registry = data.path().join("registry");
+    succeeded(zhongtai(
+        dir,
+        &[
+            "publish",
+            &wasm,
+            "--package",
+            "civic:greeter",
+            "--version",
+            "0.1.0",
+            "--key",
+            key.to_str().unwrap(),
+            "--registry",
+            registry.to_str().unwrap(),
+        ],
+    ));
+
+    // A department that calls it, beside the examples, its grants added
+    // to their policy.
+    let departments = dir.join("departments");
+    for entry in ["market-regulation", "public-security", "taxation"] {
+        std::fs::create_dir_all(departments.join(entry)).unwrap();
+        std::fs::copy(
+            support::root()
+                .join("examples")
+                .join(entry)
+                .join("zhongtai.toml"),
+            departments.join(entry).join("zhongtai.toml"),
+        )
+        .unwrap();
+    }
+    std::fs::copy(
+        support::root().join("examples/policy.toml"),
+        departments.join("policy.toml"),
+    )
+    .unwrap();
+    let made = succeeded(zhongtai(
+        dir,
+        &[
+            "new",
+            "department",
+            "civic-affairs",
+            "--uses",
+            "civic:greeter",
+            "--dir",
+            departments.to_str().unwrap(),
+        ],
+    ));
+    assert!(made.contains("Added the grants of civic-affairs"), "{made}");
+    let policy = std::fs::read_to_string(departments.join("policy.toml")).unwrap();
+    assert!(policy.contains("[departments.civic-affairs]\n\"zhongtai:auth\" = [\"authn.verify\"]\n\"civic:greeter\" = [\"api.hello\"]"), "{policy}");
+
+    let platform = Platform::start(&departments, data.path());
+    let token = platform.register_and_login(
+        "/public-security/citizens",
+        CITIZEN,
+        "Li Lei",
+        "tea-and-silk-2026",
+    );
+    let (status, answer) = platform.send("GET", "/civic-affairs/hello", Some(&token), None);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"greeting": "Hello, Li Lei!", "subject": CITIZEN})
+    );
+    let (status, _) = platform.send("GET", "/civic-affairs/hello", None, None);
+    assert_eq!(status, 401);
+}
