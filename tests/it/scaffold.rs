@@ -149,3 +149,62 @@ fn a_new_capability_and_department_answer_over_http() {
     let (status, _) = platform.send("GET", "/civic-affairs/hello", None, None);
     assert_eq!(status, 401);
 }
+
+#[test]
+fn up_says_when_a_built_capability_differs_from_the_registrys_version() {
+    let data = tempfile::tempdir().unwrap();
+    let key = data.path().join("publisher.key");
+    succeeded(zhongtai(
+        data.path(),
+        &["keygen", "--out", key.to_str().unwrap()],
+    ));
+    // The registry holds zhongtai:auth@1.1.0 with other bytes than the
+    // last build: the same component with a custom section appended.
+    let mut bytes = support::guest_bytes("zhongtai-auth");
+    bytes.extend_from_slice(&[0x00, 0x06, 0x04, b't', b'e', b's', b't', b'x']);
+    let changed = data.path().join("auth-changed.wasm");
+    std::fs::write(&changed, &bytes).unwrap();
+    let registry = data.path().join("registry");
+    succeeded(zhongtai(
+        data.path(),
+        &[
+            "publish",
+            changed.to_str().unwrap(),
+            "--package",
+            "zhongtai:auth",
+            "--version",
+            "1.1.0",
+            "--key",
+            key.to_str().unwrap(),
+            "--registry",
+            registry.to_str().unwrap(),
+        ],
+    ));
+    let platform = Platform::start(&support::root().join("examples"), data.path());
+    let warning = platform
+        .log
+        .iter()
+        .find(|line| line.starts_with("Warning: zhongtai:auth built from"))
+        .unwrap_or_else(|| panic!("{:#?}", platform.log));
+    assert!(
+        warning.contains("departments get the registry's"),
+        "{warning}"
+    );
+    assert!(warning.contains("@1.1.1"), "{warning}");
+    assert!(
+        !platform
+            .log
+            .iter()
+            .any(|l| l.starts_with("Warning: zhongtai:license")),
+        "{:#?}",
+        platform.log
+    );
+    // What is served is the registry's version, which still works.
+    let (status, _) = platform.send(
+        "GET",
+        "/public-security/whoami",
+        Some("not-a-session"),
+        None,
+    );
+    assert_eq!(status, 401);
+}

@@ -123,6 +123,33 @@ fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(text[start..end].replace("\\\\", "\\")))
 }
 
+/// The `.wasm` of each of `packages` as the last build under `root` left
+/// it, for those that have one — without running cargo (the target
+/// directory is `CARGO_TARGET_DIR`, else `root/target`).
+pub fn last_built(root: &Path, packages: &[&str]) -> BTreeMap<String, PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                root.join(dir)
+            }
+        })
+        .unwrap_or_else(|| root.join("target"));
+    let out = target.join(WASM_TARGET).join(GUEST_PROFILE);
+    packages
+        .iter()
+        .map(|package| {
+            (
+                package.to_string(),
+                out.join(format!("{}.wasm", package.replace('-', "_"))),
+            )
+        })
+        .filter(|(_, path)| path.is_file())
+        .collect()
+}
+
 /// Builds the component crate in `dir` (its own workspace, as `zhongtai
 /// new capability` makes one) for wasm in release, and returns its package
 /// name and `.wasm` path.

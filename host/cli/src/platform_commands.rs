@@ -31,33 +31,46 @@ pub fn manifests(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Builds the platform's capabilities and publishes any the embedded
-/// registry lacks, as the version of the contract they export, signed with
-/// the local publisher key (created on first use beside the registry).
+/// Builds the platform's capabilities when the embedded registry lacks
+/// any and publishes those, as the version of the contract they export,
+/// signed with the local publisher key (created on first use beside the
+/// registry). The last build of each (`zhongtai build`, or this) is
+/// compared with the version the registry holds: one that differs is not
+/// published over it (a published version never changes), and `up` says
+/// so, since departments get the registry's.
 fn publish_capabilities(registry: &dyn Registry, key_path: &Path) -> anyhow::Result<()> {
+    let package_of = |crate_name: &str| {
+        PackageName::parse(&format!(
+            "zhongtai:{}",
+            crate_name.trim_start_matches("zhongtai-")
+        ))
+    };
     let missing: Vec<&str> = zhongtai_build::CAPABILITIES
         .iter()
         .copied()
-        .filter(|crate_name| {
-            let package = format!("zhongtai:{}", crate_name.trim_start_matches("zhongtai-"));
-            PackageName::parse(&package).is_ok_and(|p| registry.package(&p).is_err())
-        })
+        .filter(|crate_name| package_of(crate_name).is_ok_and(|p| registry.package(&p).is_err()))
         .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    eprintln!(
-        "Building {} for the embedded registry...",
-        missing.join(", ")
-    );
-    let root = zhongtai_build::source_root()?;
-    let built = zhongtai_build::build(&root, &missing, false)?;
+    let root = match zhongtai_build::source_root() {
+        Ok(root) => root,
+        // Not in a source tree: nothing to compare; what is missing
+        // cannot be built here.
+        Err(_) if missing.is_empty() => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let built = if missing.is_empty() {
+        // A start changes nothing that is there: no cargo run, only a look
+        // at what the last build left.
+        zhongtai_build::last_built(&root, zhongtai_build::CAPABILITIES)
+    } else {
+        eprintln!(
+            "Building {} for the embedded registry...",
+            missing.join(", ")
+        );
+        zhongtai_build::build(&root, zhongtai_build::CAPABILITIES, false)?
+    };
     let key = PublisherKey::from(zhongtai_audit::HostKey::load_or_create(key_path)?);
     for (crate_name, path) in built {
-        let package = PackageName::parse(&format!(
-            "zhongtai:{}",
-            crate_name.trim_start_matches("zhongtai-")
-        ))?;
+        let package = package_of(&crate_name)?;
         let bytes = std::fs::read(&path)?;
         let world = zhongtai_registry::validate::inspect(&bytes)?;
         let version = world
@@ -68,6 +81,23 @@ fn publish_capabilities(registry: &dyn Registry, key_path: &Path) -> anyhow::Res
             .unwrap_or_else(|| "1.0.0".into());
         let version = parse_version(&version)?;
         let digest = zhongtai_registry::Digest::of(&bytes);
+        let held = registry
+            .package(&package)
+            .ok()
+            .and_then(|info| info.versions.into_iter().find(|v| v.version == version));
+        match held {
+            Some(held) if held.digest == digest => continue,
+            Some(held) => {
+                eprintln!(
+                    "Warning: {package} built from {} is {digest}, but the registry's {package}@{version} is {}: departments get the registry's. A published version never changes: give the changed component a new version (its WIT package's, e.g. @{}) and restart, or publish it yourself as one.",
+                    path.display(),
+                    held.digest,
+                    next_patch(&version)
+                );
+                continue;
+            }
+            None => {}
+        }
         let signed = Some(key.sign(&package, &version, &digest));
         let outcome = registry.publish(PublishRequest {
             package: package.clone(),
@@ -81,6 +111,11 @@ fn publish_capabilities(registry: &dyn Registry, key_path: &Path) -> anyhow::Res
         );
     }
     Ok(())
+}
+
+/// `version` with its patch number one higher.
+fn next_patch(version: &semver::Version) -> semver::Version {
+    semver::Version::new(version.major, version.minor, version.patch + 1)
 }
 
 fn read_lock(manifest: &Path) -> anyhow::Result<Option<Lock>> {

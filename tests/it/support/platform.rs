@@ -69,6 +69,8 @@ pub struct Platform {
     pub admin_url: String,
     /// An agent that returns error statuses as responses.
     pub agent: ureq::Agent,
+    /// What `up` printed before it served.
+    pub log: Vec<String>,
 }
 
 impl Drop for Platform {
@@ -120,11 +122,13 @@ impl Platform {
             .expect("starting zhongtai up");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut admin_url = String::new();
+        let mut log = Vec::new();
         let url = loop {
             let line = lines
                 .next()
-                .expect("zhongtai up exited before serving")
+                .unwrap_or_else(|| panic!("zhongtai up exited before serving:\n{}", log.join("\n")))
                 .unwrap();
+            log.push(line.clone());
             let Some(at) = line.find("http://") else {
                 continue;
             };
@@ -145,6 +149,7 @@ impl Platform {
             url,
             admin_url,
             agent,
+            log,
         }
     }
 
