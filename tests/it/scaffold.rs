@@ -208,3 +208,77 @@ fn up_says_when_a_built_capability_differs_from_the_registrys_version() {
     );
     assert_eq!(status, 401);
 }
+
+#[test]
+fn up_watch_redeploys_a_changed_manifest_and_keeps_the_running_one_when_it_is_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    let departments = dir.path().join("departments");
+    for entry in ["market-regulation", "public-security", "taxation"] {
+        std::fs::create_dir_all(departments.join(entry)).unwrap();
+        std::fs::copy(
+            support::root()
+                .join("examples")
+                .join(entry)
+                .join("zhongtai.toml"),
+            departments.join(entry).join("zhongtai.toml"),
+        )
+        .unwrap();
+    }
+    std::fs::copy(
+        support::root().join("examples/policy.toml"),
+        departments.join("policy.toml"),
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let platform = Platform::start_with(&departments, data.path(), &["--watch"]);
+    let taxation = departments.join("taxation/zhongtai.toml");
+    let text = std::fs::read_to_string(&taxation).unwrap();
+
+    // A change: redeployed, a new revision in service.
+    std::fs::write(
+        &taxation,
+        text.replace("Tax payment and arrears", "Tax payment, arrears"),
+    )
+    .unwrap();
+    let said = platform.wait_for_output("Deployed taxation (3 services, revision 4)");
+    assert!(said.contains("taxation/zhongtai.toml"), "{said}");
+    let (status, departments_now) = platform.admin(
+        "GET",
+        "/admin/v1/departments",
+        Some(crate::support::platform::OPERATOR_TOKEN),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        departments_now.contains("\"revision\":4"),
+        "{departments_now}"
+    );
+
+    // A broken one: the error with its place, and revision 4 stays.
+    std::fs::write(
+        &taxation,
+        text.replacen("method = \"POST\"", "method = \"FETCH\"", 1),
+    )
+    .unwrap();
+    platform.wait_for_output("was not deployed; what is running stays");
+    let place = platform.wait_for_output("services[0].method");
+    assert!(
+        place.contains("zhongtai.toml:") && place.contains("\"FETCH\" is not one of"),
+        "{place}"
+    );
+    let bill = json!({"bill": "TB-1", "payer": CITIZEN, "amount": 100, "purpose": "test"});
+    let (status, _) = platform.send("POST", "/taxation/tax-bills", None, Some(bill));
+    assert_eq!(status, 401, "the running deployment still answers");
+
+    // A policy that no longer grants taxation its credit call is taken;
+    // a deploy asking for it is then refused.
+    let policy = std::fs::read_to_string(departments.join("policy.toml")).unwrap();
+    std::fs::write(
+        departments.join("policy.toml"),
+        policy.replace("\"zhongtai:credit\" = [\"records.add-event\"]\n", ""),
+    )
+    .unwrap();
+    platform.wait_for_output("Took the changed policy");
+    std::fs::write(&taxation, text).unwrap();
+    platform.wait_for_output("taxation/zhongtai.toml was not deployed");
+}

@@ -250,7 +250,9 @@ impl Host {
         }
     }
 
-    pub(crate) fn admin(&self) -> Option<&Admin> {
+    /// The admin settings: registry, trust and tokens, when the host has an
+    /// admin API.
+    pub fn admin(&self) -> Option<&Admin> {
         self.admin.as_ref()
     }
 

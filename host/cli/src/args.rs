@@ -288,6 +288,12 @@ pub struct UpArgs {
     /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (a full URL), is set.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// Development: watch the manifests, the policy and (in the source
+    /// tree) the platform's components; redeploy a department whose
+    /// manifest changed, take a changed policy, rebuild changed components
+    /// and say what it did and any error with its place.
+    #[arg(long)]
+    pub watch: bool,
     /// A load balancer or proxy in front of the host (an IP address,
     /// repeatable): its `X-Forwarded-For` names the client. From anyone
     /// else the header is ignored.

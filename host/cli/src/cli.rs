@@ -210,6 +210,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 options,
             )?);
             let traces = up.traces()?;
+            let data_dir = host.data_dir.clone();
             let deployed = platform_commands::deploy_all(
                 runtime,
                 audit,
@@ -224,6 +225,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     shared.host_id()
                 );
                 shared.follow(deployed.clone());
+            }
+            if up.watch {
+                platform_commands::watch(deployed.clone(), &up, &data_dir);
             }
             let served = platform_commands::serve(deployed, &up);
             if let Some(traces) = traces {

@@ -215,21 +215,159 @@ pub fn deploy_all(
         audit.public_key().to_text()
     );
     for path in manifests(&args.dir)? {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let file = path.display().to_string();
-        let checked = zhongtai_manifest::parse(&text, &file)?;
-        let lock = read_lock(&path)?;
-        let (department, services) = (checked.department.clone(), checked.services.len());
-        host.deploy_manifest(
-            checked,
-            &file,
-            lock.as_ref(),
-            zhongtai_audit::sha256_hex(text.as_bytes()),
-        )?;
-        eprintln!("Deployed {department} ({services} services) from {file}");
+        deploy_file(&host, &path)?;
     }
     Ok(host)
+}
+
+/// Deploys the manifest at `path` (pinned by the lock beside it) into
+/// `host` and says so.
+fn deploy_file(host: &zhongtai_api::Host, path: &Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = path.display().to_string();
+    let checked = zhongtai_manifest::parse(&text, &file)?;
+    let lock = read_lock(path)?;
+    let (department, services) = (checked.department.clone(), checked.services.len());
+    let revision = host.deploy_manifest(
+        checked,
+        &file,
+        lock.as_ref(),
+        zhongtai_audit::sha256_hex(text.as_bytes()),
+    )?;
+    eprintln!("Deployed {department} ({services} services, revision {revision}) from {file}");
+    Ok(())
+}
+
+/// What `up --watch` looks at: each file's modification time and length.
+type Seen = std::collections::BTreeMap<PathBuf, (std::time::SystemTime, u64)>;
+
+fn look(files: impl IntoIterator<Item = PathBuf>) -> Seen {
+    files
+        .into_iter()
+        .filter_map(|path| {
+            let meta = std::fs::metadata(&path).ok()?;
+            Some((path, (meta.modified().ok()?, meta.len())))
+        })
+        .collect()
+}
+
+/// Every file under `dir`, recursively, but `target/`.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "target") {
+                found.extend(files_under(&path));
+            }
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// The platform components' sources: each capability's crate and its WIT.
+fn component_sources() -> Vec<PathBuf> {
+    let Ok(root) = zhongtai_build::source_root() else {
+        return Vec::new();
+    };
+    let mut files = files_under(&root.join("wit"));
+    for package in ["guest", "ids", "auth", "payment", "credit", "license"] {
+        files.extend(files_under(&root.join("components").join(package)));
+    }
+    files
+}
+
+/// `up --watch`: every half second, looks at the manifests, the policy
+/// and the components' sources, and acts on what changed; runs until the
+/// process ends.
+pub fn watch(host: Arc<zhongtai_api::Host>, args: &UpArgs, data_dir: &Path) {
+    let dir = args.dir.clone();
+    let data_dir = data_dir.to_owned();
+    let policy_path = read_policy(args, &data_dir).ok().map(|(path, ..)| path);
+    let local_registry = !args.registry.is_remote();
+    let manifests_now = move || look(manifests(&dir).unwrap_or_default());
+    let policy_now = {
+        let path = policy_path.clone();
+        move || look(path.clone())
+    };
+    // What is there now is what was deployed: changes count from here.
+    let mut manifests_seen = manifests_now();
+    let mut policy_seen = policy_now();
+    let mut sources_seen = look(component_sources());
+    eprintln!("Watching the manifests, the policy and the components for changes");
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let policy = policy_now();
+            if policy != policy_seen {
+                policy_seen = policy;
+                if let Some(path) = &policy_path {
+                    match reload_policy(&host, path) {
+                        Ok(()) => eprintln!("Took the changed policy {}", path.display()),
+                        Err(e) => eprintln!("The policy was not changed: {e:#}"),
+                    }
+                }
+            }
+            let sources = look(component_sources());
+            if sources != sources_seen && local_registry {
+                sources_seen = sources;
+                eprintln!("A component's source changed: building...");
+                if let Some(admin) = host.admin()
+                    && let Err(e) =
+                        rebuild(admin.registry.as_ref(), &data_dir.join("publisher.key"))
+                {
+                    eprintln!("The components were not rebuilt: {e:#}");
+                }
+            }
+            let manifests = manifests_now();
+            for (path, stamp) in &manifests {
+                if manifests_seen.get(path) == Some(stamp) {
+                    continue;
+                }
+                if let Err(e) = deploy_file(&host, path) {
+                    eprintln!(
+                        "{} was not deployed; what is running stays:\n{e:#}",
+                        path.display()
+                    );
+                }
+            }
+            for path in manifests_seen
+                .keys()
+                .filter(|p| !manifests.contains_key(*p))
+            {
+                eprintln!(
+                    "{} is gone; its department stays deployed until the host restarts",
+                    path.display()
+                );
+            }
+            manifests_seen = manifests;
+        }
+    });
+}
+
+/// Takes the policy at `path` in place of the one in force.
+fn reload_policy(host: &zhongtai_api::Host, path: &Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let policy = zhongtai_manifest::Policy::parse(&text, &path.display().to_string())?;
+    host.replace_policy(text, policy)?;
+    Ok(())
+}
+
+/// Builds the platform's components and compares them with the registry
+/// (publishing what it lacks), as a start does.
+fn rebuild(registry: &dyn Registry, key_path: &Path) -> anyhow::Result<()> {
+    let root = zhongtai_build::source_root()?;
+    zhongtai_build::build(&root, zhongtai_build::CAPABILITIES, false)?;
+    publish_capabilities(registry, key_path)?;
+    eprintln!("Built the components");
+    Ok(())
 }
 
 /// Serves the departments on `args.addr` and the admin API on

@@ -71,6 +71,8 @@ pub struct Platform {
     pub agent: ureq::Agent,
     /// What `up` printed before it served.
     pub log: Vec<String>,
+    /// What it printed since.
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Platform {
@@ -139,7 +141,13 @@ impl Platform {
                 break url;
             }
         };
-        std::thread::spawn(move || for _ in lines {});
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = output.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
@@ -150,6 +158,7 @@ impl Platform {
             admin_url,
             agent,
             log,
+            output,
         }
     }
 
@@ -190,6 +199,29 @@ impl Platform {
 }
 
 impl Platform {
+    /// Waits until `up` prints a line containing `text` after serving;
+    /// the line.
+    pub fn wait_for_output(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(line) = self
+                .output
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(text))
+            {
+                return line.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no line with {text:?} in {:#?}",
+                self.output.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Sends a request to the admin address with `token`; returns the
     /// status and the body's text.
     pub fn admin(
