@@ -30,6 +30,26 @@ fn succeeded(output: Output) -> String {
     printed
 }
 
+/// The example departments and their policy, copied into `departments`.
+fn copy_examples(departments: &Path) {
+    for entry in ["market-regulation", "public-security", "taxation"] {
+        std::fs::create_dir_all(departments.join(entry)).unwrap();
+        std::fs::copy(
+            support::root()
+                .join("examples")
+                .join(entry)
+                .join("zhongtai.toml"),
+            departments.join(entry).join("zhongtai.toml"),
+        )
+        .unwrap();
+    }
+    std::fs::copy(
+        support::root().join("examples/policy.toml"),
+        departments.join("policy.toml"),
+    )
+    .unwrap();
+}
+
 #[test]
 fn a_new_capability_and_department_answer_over_http() {
     let work = tempfile::tempdir().unwrap();
@@ -101,22 +121,7 @@ fn a_new_capability_and_department_answer_over_http() {
     // A department that calls it, beside the examples, its grants added
     // to their policy.
     let departments = dir.join("departments");
-    for entry in ["market-regulation", "public-security", "taxation"] {
-        std::fs::create_dir_all(departments.join(entry)).unwrap();
-        std::fs::copy(
-            support::root()
-                .join("examples")
-                .join(entry)
-                .join("zhongtai.toml"),
-            departments.join(entry).join("zhongtai.toml"),
-        )
-        .unwrap();
-    }
-    std::fs::copy(
-        support::root().join("examples/policy.toml"),
-        departments.join("policy.toml"),
-    )
-    .unwrap();
+    copy_examples(&departments);
     let made = succeeded(zhongtai(
         dir,
         &[
@@ -213,22 +218,7 @@ fn up_says_when_a_built_capability_differs_from_the_registrys_version() {
 fn up_watch_redeploys_a_changed_manifest_and_keeps_the_running_one_when_it_is_broken() {
     let dir = tempfile::tempdir().unwrap();
     let departments = dir.path().join("departments");
-    for entry in ["market-regulation", "public-security", "taxation"] {
-        std::fs::create_dir_all(departments.join(entry)).unwrap();
-        std::fs::copy(
-            support::root()
-                .join("examples")
-                .join(entry)
-                .join("zhongtai.toml"),
-            departments.join(entry).join("zhongtai.toml"),
-        )
-        .unwrap();
-    }
-    std::fs::copy(
-        support::root().join("examples/policy.toml"),
-        departments.join("policy.toml"),
-    )
-    .unwrap();
+    copy_examples(&departments);
     let data = tempfile::tempdir().unwrap();
     let platform = Platform::start_with(&departments, data.path(), &["--watch"]);
     let taxation = departments.join("taxation/zhongtai.toml");

@@ -71,6 +71,18 @@ fn load_component(
     if is_file(component) {
         return Ok((load(runtime, path)?, None));
     }
+    let (bytes, record) = from_registry(component, source)?;
+    let name = format!("{}@{}", record.package, record.version);
+    let loaded = load_bytes(runtime, &bytes, Some(record.package.as_str()), &name)?;
+    Ok((loaded, Some(record.version)))
+}
+
+/// The bytes of `namespace:name@requirement` from the registry, resolved
+/// and checked against the trusted publishers, with their version record.
+fn from_registry(
+    component: &str,
+    source: &SourceArgs,
+) -> anyhow::Result<(Vec<u8>, zhongtai_registry::VersionRecord)> {
     let (package, requirement) = component.split_once('@').unwrap_or((component, "*"));
     let package = zhongtai_registry::PackageName::parse(package)?;
     let requirement = zhongtai_registry::name::parse_requirement(requirement)?;
@@ -78,10 +90,8 @@ fn load_component(
     let record = zhongtai_registry::resolve_version(registry.as_ref(), &package, &requirement)?;
     let trust = trust_policy(&source.trust)?;
     let bytes = zhongtai_registry::fetch(registry.as_ref(), &record, &trust)
-        .with_context(|| format!("refusing to load {}@{}", record.package, record.version))?;
-    let name = format!("{}@{}", record.package, record.version);
-    let loaded = load_bytes(runtime, &bytes, Some(package.as_str()), &name)?;
-    Ok((loaded, Some(record.version)))
+        .with_context(|| format!("refusing {}@{}", record.package, record.version))?;
+    Ok((bytes, record))
 }
 
 fn load_bytes(
@@ -176,14 +186,7 @@ pub fn inspect(component: &str, source: &SourceArgs) -> anyhow::Result<ExitCode>
     let bytes = if is_file(component) {
         std::fs::read(component).with_context(|| format!("reading {component}"))?
     } else {
-        let (package, requirement) = component.split_once('@').unwrap_or((component, "*"));
-        let package = zhongtai_registry::PackageName::parse(package)?;
-        let requirement = zhongtai_registry::name::parse_requirement(requirement)?;
-        let registry = source.registry.open()?;
-        let record = zhongtai_registry::resolve_version(registry.as_ref(), &package, &requirement)?;
-        let trust = trust_policy(&source.trust)?;
-        zhongtai_registry::fetch(registry.as_ref(), &record, &trust)
-            .with_context(|| format!("refusing to inspect {}@{}", record.package, record.version))?
+        from_registry(component, source)?.0
     };
     zhongtai_registry::validate::inspect(&bytes)
         .with_context(|| format!("{component} is not a component"))?;
