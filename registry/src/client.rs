@@ -322,7 +322,11 @@ pub fn open(
     token: Option<String>,
     provided: Vec<String>,
 ) -> Result<Box<dyn Registry>, RegistryError> {
-    if location.starts_with("http://") || location.starts_with("https://") {
+    if location.starts_with("oci://") {
+        Ok(Box::new(crate::oci::OciRegistry::open(
+            location, token, provided,
+        )?))
+    } else if location.starts_with("http://") || location.starts_with("https://") {
         Ok(Box::new(RemoteRegistry::new(location, token)))
     } else {
         Ok(Box::new(LocalRegistry::open(

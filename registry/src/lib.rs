@@ -15,6 +15,7 @@ pub mod api;
 pub mod client;
 pub mod error;
 pub mod name;
+pub mod oci;
 pub mod resolve;
 pub mod signing;
 pub mod store;

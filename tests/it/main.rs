@@ -25,6 +25,7 @@ mod openapi_http;
 mod payment_component;
 mod registry_crash;
 mod registry_http;
+mod registry_oci;
 mod registry_publish;
 mod router;
 mod runtime_limits;

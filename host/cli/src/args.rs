@@ -15,18 +15,24 @@ use zhongtai_runtime::{
 /// Where the registry is, and the token for changing it.
 #[derive(Args)]
 pub struct RegistryArgs {
-    /// A registry directory (embedded) or URL (`http://host:port`).
+    /// A registry directory (embedded), a zhongtai registry's URL
+    /// (`http://host:port`), or an OCI registry
+    /// (`oci://host:port/namespace`).
     #[arg(long, env = "ZHONGTAI_REGISTRY", default_value = ".zhongtai/registry")]
     pub registry: String,
-    /// Publisher token for a remote registry.
+    /// Publisher token for a remote registry (for an OCI registry,
+    /// `user:password`).
     #[arg(long, env = "ZHONGTAI_REGISTRY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
 
 impl RegistryArgs {
-    /// Whether the registry is a URL rather than a directory.
+    /// Whether the registry is a URL (zhongtai's own API, or an OCI
+    /// registry) rather than a directory.
     pub fn is_remote(&self) -> bool {
-        self.registry.starts_with("http://") || self.registry.starts_with("https://")
+        ["http://", "https://", "oci://"]
+            .iter()
+            .any(|scheme| self.registry.starts_with(scheme))
     }
 
     /// Opens the registry these arguments name.

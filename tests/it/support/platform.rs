@@ -113,8 +113,14 @@ impl Platform {
             .arg(departments)
             .arg("--data-dir")
             .arg(data)
-            .arg("--registry")
-            .arg(data.join("registry"))
+            .args(if extra.contains(&"--registry") {
+                Vec::new()
+            } else {
+                vec![
+                    "--registry".to_owned(),
+                    data.join("registry").display().to_string(),
+                ]
+            })
             .args(extra)
             .env("RUST_LOG", "warn")
             .env("ZHONGTAI_ADMIN_TOKEN", OPERATOR_TOKEN)
