@@ -34,14 +34,20 @@
 //! records can be archived and no reader holds more than one segment's
 //! checkpoints (see [`Segment`]).
 //!
+//! [`merkle`] holds the RFC 6962 Merkle tree over leaf hashes — tree
+//! heads, inclusion and consistency proofs and their verifiers — on which
+//! proofs of single records and of a log that only grew are built.
+//!
 //! Modules, in dependency order: `record` (the format), `time`, `problem`,
 //! `chain` (walking the hash chain), `segment` (the files of a long
-//! trail), `trail` (reading), `verify`, `log` (the writer), `key`.
+//! trail), `trail` (reading), `verify`, `log` (the writer), `key`,
+//! `merkle` (standalone).
 
 mod chain;
 mod digest;
 mod key;
 mod log;
+pub mod merkle;
 mod problem;
 mod record;
 mod segment;

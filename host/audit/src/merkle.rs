@@ -1,0 +1,297 @@
+//! Merkle trees as RFC 6962 (Certificate Transparency) and RFC 9162 define
+//! them: a leaf is hashed as `SHA-256(0x00 || data)`, an inner node as
+//! `SHA-256(0x01 || left || right)`, and a tree of `n` leaves splits at the
+//! largest power of two below `n`. On top of them: the tree head of any
+//! prefix of the leaves, an inclusion proof (a record is in the log at its
+//! index) and a consistency proof (a tree of `m` leaves is a prefix of one
+//! of `n`), and the verifiers of both, which need only hashes — neither
+//! the other records nor trust in whoever serves them.
+//!
+//! This module works over a slice of leaf hashes held by the caller; the
+//! trail's records are the leaves (each record's line, as written).
+
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 hash.
+pub type Hash = [u8; 32];
+
+/// The hash of a leaf: `SHA-256(0x00 || data)`.
+pub fn leaf_hash(data: &[u8]) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update([0x00]);
+    hasher.update(data);
+    hasher.finalize().into()
+}
+
+/// The hash of an inner node: `SHA-256(0x01 || left || right)`.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update([0x01]);
+    hasher.update(left);
+    hasher.update(right);
+    hasher.finalize().into()
+}
+
+/// The largest power of two smaller than `n` (`n` > 1).
+fn split(n: usize) -> usize {
+    debug_assert!(n > 1);
+    1 << (usize::BITS - 1 - (n - 1).leading_zeros())
+}
+
+/// The tree head (root hash) of `leaves` (leaf hashes): MTH of RFC 6962;
+/// the empty tree's is `SHA-256("")`.
+pub fn root(leaves: &[Hash]) -> Hash {
+    match leaves.len() {
+        0 => Sha256::digest([]).into(),
+        1 => leaves[0],
+        n => {
+            let k = split(n);
+            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+        }
+    }
+}
+
+/// The inclusion proof of leaf `index` in the tree of `leaves` (PATH of
+/// RFC 6962), leaf to root; `None` when `index` is outside the tree.
+pub fn inclusion_proof(index: usize, leaves: &[Hash]) -> Option<Vec<Hash>> {
+    (index < leaves.len()).then(|| path(index, leaves))
+}
+
+fn path(index: usize, leaves: &[Hash]) -> Vec<Hash> {
+    let n = leaves.len();
+    if n <= 1 {
+        return Vec::new();
+    }
+    let k = split(n);
+    let mut proof = if index < k {
+        let mut proof = path(index, &leaves[..k]);
+        proof.push(root(&leaves[k..]));
+        proof
+    } else {
+        let mut proof = path(index - k, &leaves[k..]);
+        proof.push(root(&leaves[..k]));
+        proof
+    };
+    proof.shrink_to_fit();
+    proof
+}
+
+/// The consistency proof that the tree of the first `old_size` leaves is
+/// a prefix of the tree of all `leaves` (PROOF of RFC 6962); `None` when
+/// `old_size` is 0 or larger than the tree (nothing to prove).
+pub fn consistency_proof(old_size: usize, leaves: &[Hash]) -> Option<Vec<Hash>> {
+    (old_size > 0 && old_size <= leaves.len()).then(|| subproof(old_size, leaves, true))
+}
+
+fn subproof(m: usize, leaves: &[Hash], complete: bool) -> Vec<Hash> {
+    let n = leaves.len();
+    if m == n {
+        return if complete {
+            Vec::new()
+        } else {
+            vec![root(leaves)]
+        };
+    }
+    let k = split(n);
+    if m <= k {
+        let mut proof = subproof(m, &leaves[..k], complete);
+        proof.push(root(&leaves[k..]));
+        proof
+    } else {
+        let mut proof = subproof(m - k, &leaves[k..], false);
+        proof.push(root(&leaves[..k]));
+        proof
+    }
+}
+
+/// Whether `proof` shows the leaf with hash `leaf` at `index` in a tree of
+/// `size` leaves whose head is `root` (RFC 9162, 2.1.3.2).
+pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> bool {
+    if index >= size {
+        return false;
+    }
+    let (mut f_n, mut s_n) = (index, size - 1);
+    let mut r = *leaf;
+    for p in proof {
+        if s_n == 0 {
+            return false;
+        }
+        if f_n & 1 == 1 || f_n == s_n {
+            r = node_hash(p, &r);
+            if f_n & 1 == 0 {
+                while f_n & 1 == 0 && f_n != 0 {
+                    f_n >>= 1;
+                    s_n >>= 1;
+                }
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        f_n >>= 1;
+        s_n >>= 1;
+    }
+    s_n == 0 && r == *root
+}
+
+/// Whether `proof` shows that the tree of `old_size` leaves with head
+/// `old_root` is a prefix of the tree of `new_size` leaves with head
+/// `new_root` (RFC 9162, 2.1.4.2).
+pub fn verify_consistency(
+    old_size: u64,
+    new_size: u64,
+    old_root: &Hash,
+    new_root: &Hash,
+    proof: &[Hash],
+) -> bool {
+    if old_size == 0 || old_size > new_size {
+        return false;
+    }
+    if old_size == new_size {
+        return proof.is_empty() && old_root == new_root;
+    }
+    // When the old tree is a complete subtree, its head starts the path.
+    let mut path: Vec<Hash> = Vec::with_capacity(proof.len() + 1);
+    if old_size.is_power_of_two() {
+        path.push(*old_root);
+    }
+    path.extend_from_slice(proof);
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
+    let (mut f_n, mut s_n) = (old_size - 1, new_size - 1);
+    while f_n & 1 == 1 {
+        f_n >>= 1;
+        s_n >>= 1;
+    }
+    let (mut f_r, mut s_r) = (*first, *first);
+    for c in rest {
+        if s_n == 0 {
+            return false;
+        }
+        if f_n & 1 == 1 || f_n == s_n {
+            f_r = node_hash(c, &f_r);
+            s_r = node_hash(c, &s_r);
+            if f_n & 1 == 0 {
+                while f_n & 1 == 0 && f_n != 0 {
+                    f_n >>= 1;
+                    s_n >>= 1;
+                }
+            }
+        } else {
+            s_r = node_hash(&s_r, c);
+        }
+        f_n >>= 1;
+        s_n >>= 1;
+    }
+    f_r == *old_root && s_r == *new_root && s_n == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The leaves of the RFC 6962 reference tests (certificate-transparency).
+    fn reference_leaves() -> Vec<Hash> {
+        let data: [&[u8]; 8] = [
+            b"",
+            b"\x00",
+            b"\x10",
+            b"\x20\x21",
+            b"\x30\x31",
+            b"\x40\x41\x42\x43",
+            b"\x50\x51\x52\x53\x54\x55\x56\x57",
+            b"\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f",
+        ];
+        data.iter().map(|d| leaf_hash(d)).collect()
+    }
+
+    #[test]
+    fn heads_match_the_reference_values() {
+        let leaves = reference_leaves();
+        assert_eq!(
+            hex::encode(root(&[])),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            hex::encode(root(&leaves[..1])),
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+        );
+        assert_eq!(
+            hex::encode(root(&leaves)),
+            "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
+        );
+    }
+
+    /// The head of `leaves` computed from leaf `index` and its proof, by
+    /// the recursion of RFC 6962 itself: an independent check of the
+    /// verifier.
+    fn head_from_path(index: usize, size: usize, leaf: Hash, proof: &[Hash]) -> Option<Hash> {
+        if size == 1 {
+            return proof.is_empty().then_some(leaf);
+        }
+        let (last, rest) = proof.split_last()?;
+        let k = split(size);
+        if index < k {
+            Some(node_hash(&head_from_path(index, k, leaf, rest)?, last))
+        } else {
+            Some(node_hash(
+                last,
+                &head_from_path(index - k, size - k, leaf, rest)?,
+            ))
+        }
+    }
+
+    fn leaves(n: usize) -> Vec<Hash> {
+        (0..n)
+            .map(|i| leaf_hash(format!("record {i}").as_bytes()))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn every_leaf_is_proved_included_and_nothing_else(size in 1usize..300, pick in 0usize..300) {
+            let leaves = leaves(size);
+            let head = root(&leaves);
+            let index = pick % size;
+            let proof = inclusion_proof(index, &leaves).unwrap();
+            prop_assert!(verify_inclusion(index as u64, size as u64, &leaves[index], &proof, &head));
+            prop_assert_eq!(head_from_path(index, size, leaves[index], &proof), Some(head));
+            // Another leaf, another index, a changed hash. (The size is
+            // bound to the head by the signed checkpoint, not by the proof:
+            // a left-most leaf's path is the same in a larger tree.)
+            let other = leaf_hash(b"not in the log");
+            prop_assert!(!verify_inclusion(index as u64, size as u64, &other, &proof, &head));
+            if size > 1 {
+                let wrong = (index + 1) % size;
+                prop_assert!(!verify_inclusion(wrong as u64, size as u64, &leaves[index], &proof, &head));
+                let mut tampered = proof.clone();
+                tampered[0][0] ^= 1;
+                prop_assert!(!verify_inclusion(index as u64, size as u64, &leaves[index], &tampered, &head));
+            }
+        }
+
+        #[test]
+        fn a_prefix_is_proved_consistent_and_a_rewritten_one_is_not(new_size in 1usize..300, pick in 1usize..300) {
+            let leaves = leaves(new_size);
+            let old_size = 1 + pick % new_size;
+            let (old_head, new_head) = (root(&leaves[..old_size]), root(&leaves));
+            let proof = consistency_proof(old_size, &leaves).unwrap();
+            prop_assert!(verify_consistency(old_size as u64, new_size as u64, &old_head, &new_head, &proof));
+            // A history rewritten before the old size: no proof from the
+            // new tree makes the old head fit.
+            let mut rewritten = leaves.clone();
+            rewritten[pick % old_size] = leaf_hash(b"rewritten");
+            let forged = consistency_proof(old_size, &rewritten).unwrap();
+            prop_assert!(!verify_consistency(old_size as u64, new_size as u64, &old_head, &root(&rewritten), &forged));
+            if old_size < new_size {
+                let mut tampered = proof.clone();
+                let last = tampered.len() - 1;
+                tampered[last][31] ^= 1;
+                prop_assert!(!verify_consistency(old_size as u64, new_size as u64, &old_head, &new_head, &tampered));
+            }
+        }
+    }
+}
