@@ -36,18 +36,21 @@
 //!
 //! [`merkle`] holds the RFC 6962 Merkle tree over leaf hashes — tree
 //! heads, inclusion and consistency proofs and their verifiers — on which
-//! proofs of single records and of a log that only grew are built.
+//! proofs of single records and of a log that only grew are built;
+//! [`note`] writes and checks tree heads as C2SP checkpoints in signed
+//! notes, and witnesses' cosignatures of them.
 //!
 //! Modules, in dependency order: `record` (the format), `time`, `problem`,
 //! `chain` (walking the hash chain), `segment` (the files of a long
 //! trail), `trail` (reading), `verify`, `log` (the writer), `key`,
-//! `merkle` (standalone).
+//! `merkle` and `note` (standalone).
 
 mod chain;
 mod digest;
 mod key;
 mod log;
 pub mod merkle;
+pub mod note;
 mod problem;
 mod record;
 mod segment;
