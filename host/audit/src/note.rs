@@ -136,8 +136,11 @@ pub fn cosign(body: &str, name: &str, key: &HostKey, time: u64) -> String {
     format!("{DASH}{name} {}\n", STANDARD.encode(payload))
 }
 
-/// Splits a signed note into its body and signature lines (name, payload).
-fn split(note: &str) -> Result<(&str, Vec<(&str, Vec<u8>)>), NoteError> {
+/// A signature line: the signer's name and the decoded payload.
+type SignatureLine<'a> = (&'a str, Vec<u8>);
+
+/// Splits a signed note into its body and signature lines.
+fn split(note: &str) -> Result<(&str, Vec<SignatureLine<'_>>), NoteError> {
     let at = note
         .rfind("\n\n")
         .ok_or_else(|| NoteError::Malformed("no blank line before the signatures".into()))?;
