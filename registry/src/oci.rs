@@ -42,9 +42,10 @@ use crate::error::RegistryError;
 use crate::name::{Digest, PackageName};
 use crate::signing::Signed;
 use crate::store::{
-    PackageInfo, PackageSummary, PublishOutcome, PublishRequest, VersionRecord, verified,
+    PackageInfo, PackageSummary, PublishOutcome, PublishRequest, VersionRecord, acceptable,
+    verified,
 };
-use crate::validate::{self, WorldSummary};
+use crate::validate::WorldSummary;
 
 /// The media type of a component layer.
 pub const WASM_LAYER: &str = "application/wasm";
@@ -239,18 +240,7 @@ fn unknown(error: &oci_client::errors::OciDistributionError) -> bool {
 
 impl Registry for OciRegistry {
     fn publish(&self, request: PublishRequest) -> Result<PublishOutcome, RegistryError> {
-        if !request.version.build.is_empty() {
-            return Err(crate::name::NameError(format!(
-                "version {} has build metadata, which an OCI tag cannot hold; publish it as a version of its own",
-                request.version
-            ))
-            .into());
-        }
-        let world = validate::validate(&request.bytes, &self.provided)?;
-        let digest = Digest::of(&request.bytes);
-        if let Some(signed) = &request.signed {
-            signed.verify(&request.package, &request.version, &digest)?;
-        }
+        let (world, digest) = acceptable(&request, &self.provided)?;
         self.run(async {
             if let Some((existing, ..)) = self.record(&request.package, &request.version).await? {
                 if existing.digest == digest {

@@ -116,6 +116,29 @@ fn now() -> u64 {
         .unwrap_or_default()
 }
 
+/// What every registry checks before it takes a version: no build
+/// metadata (which semver ranks with the version without it), a component
+/// this platform can run (its world, when it is), and a signature, when
+/// there is one, over this package, version and digest.
+pub(crate) fn acceptable(
+    request: &PublishRequest,
+    provided: &[String],
+) -> Result<(validate::WorldSummary, Digest), RegistryError> {
+    if !request.version.build.is_empty() {
+        return Err(crate::name::NameError(format!(
+            "version {} has build metadata; publish it as a version of its own",
+            request.version
+        ))
+        .into());
+    }
+    let world = validate::validate(&request.bytes, provided)?;
+    let digest = Digest::of(&request.bytes);
+    if let Some(signed) = &request.signed {
+        signed.verify(&request.package, &request.version, &digest)?;
+    }
+    Ok((world, digest))
+}
+
 /// `bytes` if they hash to `digest`, else [`RegistryError::BlobCorrupt`].
 pub fn verified(digest: &Digest, bytes: Vec<u8>) -> Result<Vec<u8>, RegistryError> {
     let actual = Digest::of(&bytes);
@@ -243,18 +266,7 @@ impl RegistryStore {
     /// writes. Publishing the same bytes again changes nothing; other bytes
     /// under a published version are refused.
     pub fn publish(&self, request: PublishRequest) -> Result<PublishOutcome, RegistryError> {
-        if !request.version.build.is_empty() {
-            return Err(crate::name::NameError(format!(
-                "version {} has build metadata; publish it as a version of its own",
-                request.version
-            ))
-            .into());
-        }
-        let world = validate::validate(&request.bytes, &self.provided)?;
-        let digest = Digest::of(&request.bytes);
-        if let Some(signed) = &request.signed {
-            signed.verify(&request.package, &request.version, &digest)?;
-        }
+        let (world, digest) = acceptable(&request, &self.provided)?;
         let _one_at_a_time = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
         let mut stored = self.load(&request.package)?.unwrap_or(StoredPackage {
             versions: BTreeMap::new(),

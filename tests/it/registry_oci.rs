@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::support;
 use crate::support::platform::Platform;
+use crate::support::succeeded;
 
 /// `docker-registry serve` on a free loopback port, storing in a temporary
 /// directory; killed when dropped.
@@ -73,21 +74,7 @@ impl Distribution {
 }
 
 fn zhongtai(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zhongtai"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("running zhongtai")
-}
-
-fn succeeded(output: Output) -> String {
-    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    printed
+    support::zhongtai_in(None, args)
 }
 
 /// The platform's capabilities with the versions their WIT packages have.

@@ -8,26 +8,12 @@ use serde_json::json;
 
 use crate::support;
 use crate::support::platform::Platform;
+use crate::support::succeeded;
 
 const CITIZEN: &str = "11010519491231002X";
 
 fn zhongtai(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zhongtai"))
-        .args(args)
-        .current_dir(dir)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("running zhongtai")
-}
-
-fn succeeded(output: Output) -> String {
-    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{printed}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    printed
+    support::zhongtai_in(Some(dir), args)
 }
 
 /// The example departments and their policy, copied into `departments`.

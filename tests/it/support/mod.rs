@@ -3,6 +3,27 @@
 
 pub mod platform;
 
+/// Runs `zhongtai ARGS` in `dir` (or here), quietly logged.
+pub fn zhongtai_in(dir: Option<&Path>, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_zhongtai"));
+    command.args(args).env("RUST_LOG", "warn");
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    command.output().expect("running zhongtai")
+}
+
+/// What a command that must succeed printed; its output when it failed.
+pub fn succeeded(output: std::process::Output) -> String {
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    printed
+}
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
