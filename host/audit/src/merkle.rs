@@ -51,6 +51,55 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
 }
 
+/// A tree kept as it grows: the heads of its perfect subtrees, largest
+/// first (one per set bit of its size), so that appending a leaf costs at
+/// most `log2(size)` node hashes and the tree head as many more, whatever
+/// the size — what a log appending records needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    /// (height, head) of each perfect subtree, left to right.
+    peaks: Vec<(u32, Hash)>,
+}
+
+impl Frontier {
+    /// The empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many leaves the tree has.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends the leaf with hash `leaf`.
+    pub fn push(&mut self, leaf: Hash) {
+        self.size += 1;
+        let mut peak = (0, leaf);
+        while let Some(&(height, left)) = self.peaks.last() {
+            if height != peak.0 {
+                break;
+            }
+            self.peaks.pop();
+            peak = (height + 1, node_hash(&left, &peak.1));
+        }
+        self.peaks.push(peak);
+    }
+
+    /// The tree head, as [`root`] computes it over all the leaves.
+    pub fn root(&self) -> Hash {
+        let mut peaks = self.peaks.iter().rev();
+        let Some(&(_, mut head)) = peaks.next() else {
+            return Sha256::digest([]).into();
+        };
+        for (_, left) in peaks {
+            head = node_hash(left, &head);
+        }
+        head
+    }
+}
+
 /// The inclusion proof of leaf `index` in the tree of `leaves` (PATH of
 /// RFC 6962), leaf to root; `None` when `index` is outside the tree.
 pub fn inclusion_proof(index: usize, leaves: &[Hash]) -> Option<Vec<Hash>> {
@@ -250,6 +299,19 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn a_frontier_has_the_head_of_all_its_leaves_at_every_size(size in 0usize..300) {
+            let leaves = leaves(size);
+            let mut frontier = Frontier::new();
+            prop_assert_eq!(frontier.root(), root(&[]));
+            for (n, leaf) in leaves.iter().enumerate() {
+                frontier.push(*leaf);
+                prop_assert_eq!(frontier.size(), n as u64 + 1);
+                prop_assert_eq!(frontier.root(), root(&leaves[..=n]));
+                prop_assert!(frontier.peaks.len() == (n as u64 + 1).count_ones() as usize);
+            }
+        }
 
         #[test]
         fn every_leaf_is_proved_included_and_nothing_else(size in 1usize..300, pick in 0usize..300) {
