@@ -264,3 +264,57 @@ fn each_request_step_and_call_is_a_span_under_the_callers_trace() {
     let call = spans.iter().find(|s| s.name.starts_with("call ")).unwrap();
     assert_eq!(call.attribute("zhongtai.outcome"), "error");
 }
+
+#[test]
+fn every_answer_names_its_audit_records() {
+    let data = tempfile::tempdir().unwrap();
+    let platform = Platform::start(&support::root().join("examples"), data.path());
+    let receipt = |token: &str| {
+        let response = platform
+            .agent
+            .get(format!("{}/public-security/whoami", platform.url))
+            .header("authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        (
+            header("zhongtai-audit-records"),
+            header("x-request-id").unwrap(),
+        )
+    };
+    for _ in 0..3 {
+        let (records, request) = receipt("not-a-session");
+        let records = records.expect("a receipt on a refused request too");
+        let (first, last) = records.split_once('-').unwrap();
+        let (first, last): (u64, u64) = (first.parse().unwrap(), last.parse().unwrap());
+        assert_eq!(first, last, "whoami makes one call: {records}");
+        // The trail holds exactly those records for this request.
+        let (status, page) = platform.admin(
+            "GET",
+            &format!("/admin/v1/audit?request={request}"),
+            Some(OPERATOR_TOKEN),
+            None,
+        );
+        assert_eq!(status, 200);
+        let page: Json = serde_json::from_str(&page).unwrap();
+        let seqs: Vec<u64> = page["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, [first]);
+    }
+    // No records, no receipt: a request that matched no service.
+    let response = platform
+        .agent
+        .get(format!("{}/public-security/nowhere", platform.url))
+        .call()
+        .unwrap();
+    assert!(response.headers().get("zhongtai-audit-records").is_none());
+}

@@ -401,10 +401,12 @@ async fn answer(
         ..Timings::default()
     };
     let appended = Instant::now();
+    let mut recorded = None;
     let written = match &audit {
-        Some(audit) if !ran.records.is_empty() => {
-            audit.append_all_async(ran.records).await.map(|_| ())
-        }
+        Some(audit) if !ran.records.is_empty() => audit
+            .append_all_async(ran.records)
+            .await
+            .map(|range| recorded = Some(range)),
         _ => Ok(()),
     };
     timings.audit = appended.elapsed();
@@ -423,14 +425,27 @@ async fn answer(
         ),
         ("x-request-id", request_id),
     ];
-    Ok(match outcome {
+    let mut response = match outcome {
         Ok((status, body)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             (status, server_timing, axum::Json(body)).into_response()
         }
         Err(refused) => (server_timing, refused).into_response(),
-    })
+    };
+    // The receipt: which records of the trail this request has, first to
+    // last (a department or citizen keeps them to ask for proof later).
+    if let Some(range) = recorded.filter(|r| !r.is_empty())
+        && let Ok(value) =
+            axum::http::HeaderValue::from_str(&format!("{}-{}", range.start, range.end - 1))
+    {
+        response.headers_mut().insert(AUDIT_RECORDS, value);
+    }
+    Ok(response)
 }
+
+/// The answer's header naming the sequence numbers of the request's audit
+/// records, `first-last` (inclusive).
+pub const AUDIT_RECORDS: &str = "zhongtai-audit-records";
 
 /// Serves `host`'s services on `public` and its admin API on `admin`
 /// (when given) under `limits` until `shutdown` completes; requests in
