@@ -11,7 +11,8 @@
 //! 400 for a body or argument the service cannot take, 401 and 403 for an
 //! authenticated service, 413 for a body over the limit, and 500, 503
 //! and 504 for a failing guest, a busy or low host and a deadline — each
-//! error with the error shape every refusal has.
+//! error with the error shape every refusal has; and the headers an answer
+//! may carry (`x-request-id`, the receipt `zhongtai-audit-records`).
 
 use std::collections::BTreeSet;
 
@@ -37,6 +38,20 @@ fn error_schema() -> Json {
             }
         },
         "required": ["error"],
+    })
+}
+
+/// The headers an answer of a service may carry.
+fn answer_headers() -> Json {
+    json!({
+        "x-request-id": {
+            "description": "The host's id of the request, which its audit records carry",
+            "schema": {"type": "string"},
+        },
+        "zhongtai-audit-records": {
+            "description": "The sequence numbers of the request's audit records, first-last (when it was recorded)",
+            "schema": {"type": "string", "pattern": "^[0-9]+-[0-9]+$"},
+        },
     })
 }
 
@@ -104,6 +119,7 @@ pub fn document(manifest: &Checked, body_types: &[Option<WitType>]) -> Json {
             service.status.to_string(),
             json!({
                 "description": format!("The answer of {}", service.name),
+                "headers": answer_headers(),
                 "content": {"application/json": {"schema": {}}},
             }),
         );
@@ -112,6 +128,7 @@ pub fn document(manifest: &Checked, body_types: &[Option<WitType>]) -> Json {
                 status.to_string(),
                 json!({
                     "description": describe(status),
+                    "headers": answer_headers(),
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/error"}}},
                 }),
             );
