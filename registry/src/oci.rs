@@ -347,16 +347,7 @@ impl Registry for OciRegistry {
             return Ok(Vec::new());
         };
         match self.package(&name) {
-            Ok(info) => Ok(vec![PackageSummary {
-                latest: info
-                    .versions
-                    .iter()
-                    .filter(|v| !v.yanked)
-                    .map(|v| v.version.clone())
-                    .max(),
-                versions: info.versions.len(),
-                name,
-            }]),
+            Ok(info) => Ok(vec![PackageSummary::of(&info)]),
             Err(RegistryError::NotFound(_)) => Ok(Vec::new()),
             Err(e) => Err(e),
         }

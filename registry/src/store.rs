@@ -71,6 +71,23 @@ pub struct PackageSummary {
     pub versions: usize,
 }
 
+impl PackageSummary {
+    /// The search line of `info`: its highest non-yanked version and how
+    /// many there are.
+    pub fn of(info: &PackageInfo) -> Self {
+        Self {
+            name: info.name.clone(),
+            latest: info
+                .versions
+                .iter()
+                .filter(|v| !v.yanked)
+                .map(|v| v.version.clone())
+                .max(),
+            versions: info.versions.len(),
+        }
+    }
+}
+
 /// A publish request.
 #[derive(Debug, Clone)]
 pub struct PublishRequest {
@@ -343,17 +360,7 @@ impl RegistryStore {
             if !name.as_str().contains(query) {
                 continue;
             }
-            let info = self.package(&name)?;
-            found.push(PackageSummary {
-                latest: info
-                    .versions
-                    .iter()
-                    .filter(|v| !v.yanked)
-                    .map(|v| v.version.clone())
-                    .max(),
-                versions: info.versions.len(),
-                name,
-            });
+            found.push(PackageSummary::of(&self.package(&name)?));
         }
         Ok(found)
     }
