@@ -328,22 +328,20 @@ fn metrics_panel(host: &Host) -> String {
         text: host.metrics().encode(),
     };
     let ms = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.2} ms"));
+    let count = |name: &str, having: &str| glance.sum(name, having).to_string();
     let rows = [
-        (
-            "Requests answered",
-            format!("{}", glance.sum("zhongtai_requests_total", "")),
-        ),
+        ("Requests answered", count("zhongtai_requests_total", "")),
         (
             "… refused by the client's fault (4xx)",
-            format!("{}", glance.sum("zhongtai_requests_total", "status=\"4")),
+            count("zhongtai_requests_total", "status=\"4"),
         ),
         (
             "… failed (5xx)",
-            format!("{}", glance.sum("zhongtai_requests_total", "status=\"5")),
+            count("zhongtai_requests_total", "status=\"5"),
         ),
         (
             "Requests matching no service",
-            format!("{}", glance.sum("zhongtai_unmatched_requests_total", "")),
+            count("zhongtai_unmatched_requests_total", ""),
         ),
         (
             "Mean request time",
@@ -351,51 +349,45 @@ fn metrics_panel(host: &Host) -> String {
         ),
         (
             "Component calls that trapped",
-            format!(
-                "{}",
-                glance.sum("zhongtai_component_calls_total", "outcome=\"trap\"")
-            ),
+            count("zhongtai_component_calls_total", "outcome=\"trap\""),
         ),
         (
             "Component calls that timed out",
-            format!(
-                "{}",
-                glance.sum("zhongtai_component_calls_total", "outcome=\"timeout\"")
-            ),
+            count("zhongtai_component_calls_total", "outcome=\"timeout\""),
         ),
         (
             "Instances in use / at most",
             format!(
                 "{} / {}",
-                glance.sum("zhongtai_instances_in_use", ""),
-                glance.sum("zhongtai_instances_max", "")
+                count("zhongtai_instances_in_use", ""),
+                count("zhongtai_instances_max", "")
             ),
         ),
         (
             "Refused as department-busy",
-            format!("{}", glance.sum("zhongtai_department_busy_total", "")),
+            count("zhongtai_department_busy_total", ""),
         ),
         (
             "Calls moved to idle priority",
-            format!("{}", glance.sum("zhongtai_demoted_calls_total", "")),
+            count("zhongtai_demoted_calls_total", ""),
         ),
         (
             "Audit syncs (mean time)",
             format!(
                 "{} ({})",
-                glance.sum("zhongtai_audit_sync_duration_seconds_count", ""),
+                count("zhongtai_audit_sync_duration_seconds_count", ""),
                 ms(glance.mean_ms("zhongtai_audit_sync_duration_seconds"))
             ),
         ),
         (
             "Audit write failures",
-            format!("{}", glance.sum("zhongtai_audit_sync_failures_total", "")),
+            count("zhongtai_audit_sync_failures_total", ""),
         ),
         (
             "State commits (mean time)",
             format!(
                 "{} ({})",
-                glance.sum("zhongtai_state_commit_duration_seconds_count", ""),
+                count("zhongtai_state_commit_duration_seconds_count", ""),
                 ms(glance.mean_ms("zhongtai_state_commit_duration_seconds"))
             ),
         ),
@@ -403,14 +395,14 @@ fn metrics_panel(host: &Host) -> String {
             "Deploys / upgrades / rollbacks",
             format!(
                 "{} / {} / {}",
-                glance.sum("zhongtai_department_changes_total", "action=\"deploy\""),
-                glance.sum("zhongtai_department_changes_total", "action=\"upgrade\""),
-                glance.sum("zhongtai_department_changes_total", "action=\"rollback\"")
+                count("zhongtai_department_changes_total", "action=\"deploy\""),
+                count("zhongtai_department_changes_total", "action=\"upgrade\""),
+                count("zhongtai_department_changes_total", "action=\"rollback\"")
             ),
         ),
         (
             "Deploys refused",
-            format!("{}", glance.sum("zhongtai_refused_deploys_total", "")),
+            count("zhongtai_refused_deploys_total", ""),
         ),
     ];
     let mut html = String::from("<h2>At a glance</h2><table class=\"glance\" id=\"metrics\">");
