@@ -45,10 +45,21 @@ fn publish_capabilities(registry: &dyn Registry, key_path: &Path) -> anyhow::Res
             crate_name.trim_start_matches("zhongtai-")
         ))
     };
-    let missing: Vec<&str> = zhongtai_build::CAPABILITIES
+    // What the registry holds of each, read once.
+    let held: std::collections::BTreeMap<&str, Option<zhongtai_registry::PackageInfo>> =
+        zhongtai_build::CAPABILITIES
+            .iter()
+            .map(|crate_name| {
+                let info = package_of(crate_name)
+                    .ok()
+                    .and_then(|p| registry.package(&p).ok());
+                (*crate_name, info)
+            })
+            .collect();
+    let missing: Vec<&str> = held
         .iter()
-        .copied()
-        .filter(|crate_name| package_of(crate_name).is_ok_and(|p| registry.package(&p).is_err()))
+        .filter(|(_, info)| info.is_none())
+        .map(|(crate_name, _)| *crate_name)
         .collect();
     let root = match zhongtai_build::source_root() {
         Ok(root) => root,
@@ -72,6 +83,15 @@ fn publish_capabilities(registry: &dyn Registry, key_path: &Path) -> anyhow::Res
     for (crate_name, path) in built {
         let package = package_of(&crate_name)?;
         let bytes = std::fs::read(&path)?;
+        let digest = zhongtai_registry::Digest::of(&bytes);
+        let versions = held
+            .get(crate_name.as_str())
+            .and_then(Option::as_ref)
+            .map_or(&[][..], |info| &info.versions[..]);
+        // The usual start: the build is a version the registry holds.
+        if versions.iter().any(|v| v.digest == digest) {
+            continue;
+        }
         let world = zhongtai_registry::validate::inspect(&bytes)?;
         let version = world
             .exports
@@ -80,23 +100,14 @@ fn publish_capabilities(registry: &dyn Registry, key_path: &Path) -> anyhow::Res
             .map(|(_, v)| v.to_owned())
             .unwrap_or_else(|| "1.0.0".into());
         let version = parse_version(&version)?;
-        let digest = zhongtai_registry::Digest::of(&bytes);
-        let held = registry
-            .package(&package)
-            .ok()
-            .and_then(|info| info.versions.into_iter().find(|v| v.version == version));
-        match held {
-            Some(held) if held.digest == digest => continue,
-            Some(held) => {
-                eprintln!(
-                    "Warning: {package} built from {} is {digest}, but the registry's {package}@{version} is {}: departments get the registry's. A published version never changes: give the changed component a new version (its WIT package's, e.g. @{}) and restart, or publish it yourself as one.",
-                    path.display(),
-                    held.digest,
-                    next_patch(&version)
-                );
-                continue;
-            }
-            None => {}
+        if let Some(held) = versions.iter().find(|v| v.version == version) {
+            eprintln!(
+                "Warning: {package} built from {} is {digest}, but the registry's {package}@{version} is {}: departments get the registry's. A published version never changes: give the changed component a new version (its WIT package's, e.g. @{}) and restart, or publish it yourself as one.",
+                path.display(),
+                held.digest,
+                next_patch(&version)
+            );
+            continue;
         }
         let signed = Some(key.sign(&package, &version, &digest));
         let outcome = registry.publish(PublishRequest {
