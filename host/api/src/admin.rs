@@ -665,6 +665,7 @@ impl AuditQuery {
             subject: self.subject,
             request: self.request,
             limit: Some(self.limit.unwrap_or(100).clamp(1, MAX_AUDIT_PAGE)),
+            kind: None,
         })
     }
 }

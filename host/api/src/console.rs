@@ -579,7 +579,8 @@ async fn changes(host: &Host, department: &str) -> String {
     let dir = audit.dir().to_owned();
     let filter = zhongtai_audit::Filter {
         department: Some(department.to_owned()),
-        limit: Some(500),
+        kind: Some(zhongtai_audit::Kind::Admin),
+        limit: Some(10),
         ..Default::default()
     };
     let read =
@@ -590,13 +591,7 @@ async fn changes(host: &Host, department: &str) -> String {
     let mut html = String::from(
         "<h2>Changes</h2><table id=\"changes\"><thead><tr><th>#</th><th>Time</th><th>Action</th><th>By</th><th>Outcome</th><th>Detail</th></tr></thead><tbody>",
     );
-    for record in page_of
-        .records
-        .iter()
-        .rev()
-        .filter(|r| r.entry.kind == zhongtai_audit::Kind::Admin)
-        .take(10)
-    {
+    for record in page_of.records.iter().rev() {
         let entry = &record.entry;
         let _ = write!(
             html,

@@ -76,6 +76,8 @@ pub struct Filter {
     pub until: Option<String>,
     /// At most this many, the latest.
     pub limit: Option<usize>,
+    /// Only records of this kind.
+    pub kind: Option<crate::Kind>,
 }
 
 impl Filter {
@@ -91,6 +93,7 @@ impl Filter {
                 || same(&self.request, &record.entry.client_request))
             && self.since.as_ref().is_none_or(|s| &record.time >= s)
             && self.until.as_ref().is_none_or(|u| &record.time < u)
+            && self.kind.is_none_or(|kind| record.entry.kind == kind)
     }
 }
 
@@ -277,6 +280,31 @@ mod tests {
     use super::*;
     use crate::{AuditLog, AuditOptions, Entry, Kind};
     use proptest::prelude::*;
+
+    #[test]
+    fn the_latest_records_of_one_kind_are_found_behind_many_of_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), None, AuditOptions::default()).unwrap();
+        for n in 0..1200u64 {
+            let mut entry = Entry::new(if n % 400 == 7 {
+                Kind::Admin
+            } else {
+                Kind::Call
+            });
+            entry.department = Some("d".into());
+            log.append(entry).unwrap();
+        }
+        drop(log);
+        let filter = Filter {
+            department: Some("d".into()),
+            kind: Some(Kind::Admin),
+            limit: Some(10),
+            ..Filter::default()
+        };
+        let page = latest(dir.path(), &filter, None).unwrap();
+        let seqs: Vec<u64> = page.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [7, 407, 807]);
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]

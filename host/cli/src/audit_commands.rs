@@ -159,6 +159,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 since: time(since, "since")?,
                 until: time(until, "until")?,
                 limit,
+                kind: None,
             };
             show(&trail.dir, &filter, before, json)
         }
