@@ -52,17 +52,25 @@ mod log;
 pub mod merkle;
 pub mod note;
 mod problem;
+mod proof;
 mod record;
 mod segment;
 mod time;
 mod trail;
+mod tree;
 mod verify;
 
 use std::path::Path;
 
 pub use digest::{DIGEST_KEY_FILE, DIGEST_PREFIX, DigestKey, RequestKey};
 pub use key::{HostKey, VerifyKey, same_secret};
-pub use log::{AuditLog, AuditOptions, CheckpointSink, SyncObserver, SyncReport};
+pub use log::{
+    AuditLog, AuditOptions, CheckpointSink, SyncObserver, SyncReport, Witness, default_origin,
+};
+pub use proof::{
+    COSIGNATURES_FILE, ConsistencyProof, CosignError, InclusionProof, ProofError, open_checkpoint,
+};
+pub use tree::TREE_FILE;
 pub use problem::Problem;
 pub use record::{
     Checkpoint, Entry, GENESIS, Kind, MAX_FIELD_BYTES, Record, hash_json, sha256_hex,

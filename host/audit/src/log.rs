@@ -12,11 +12,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::chain::check_links;
 use crate::digest::{DIGEST_KEY_FILE, DigestKey};
+use crate::merkle::Hash;
+use crate::note::{self, TreeHead};
 use crate::problem::Problem;
+use crate::merkle;
+use crate::proof::{self, ConsistencyProof, CosignError, InclusionProof, ProofError, Witnessing};
+use crate::tree::Stored;
 use crate::record::{Checkpoint, Entry, GENESIS, Kind, Record, sha256_hex, split_lines};
 use crate::segment::{self, SealError};
 use crate::time::format_time;
-use crate::{AuditError, CHECKPOINTS_FILE, HostKey, KEY_FILE, PUBLIC_KEY_FILE, TRAIL_FILE};
+use crate::tree::{TREE_FILE, TreeFile};
+use crate::{
+    AuditError, CHECKPOINTS_FILE, HostKey, KEY_FILE, PUBLIC_KEY_FILE, TRAIL_FILE, VerifyKey,
+};
 
 /// Where a trail's checkpoints are also published once they are signed and
 /// on disk (a shared database, for an auditor who sees every host's head
@@ -73,6 +81,31 @@ pub struct AuditOptions {
     pub publish: Option<CheckpointSink>,
     /// Told of every write and sync of the trail.
     pub observe: Option<SyncObserver>,
+    /// The log's name in its C2SP checkpoints (and the name its
+    /// signatures are made under): [`default_origin`] when `None`. Keep
+    /// it once chosen: witnesses know a log by it.
+    pub origin: Option<String>,
+    /// The witnesses whose cosignatures of checkpoints the host accepts
+    /// and publishes.
+    pub witnesses: Vec<Witness>,
+}
+
+/// A witness: another party that checks each checkpoint extends the last
+/// one it saw, and cosigns it.
+#[derive(Debug, Clone)]
+pub struct Witness {
+    /// Its name, as its cosignature lines give it.
+    pub name: String,
+    /// Its public key.
+    pub key: VerifyKey,
+}
+
+/// The origin of the log signed with `key` when none is configured:
+/// `zhongtai/audit/` and the first 8 bytes of the key's SHA-256, in hex —
+/// the same for as long as the host keeps its key.
+pub fn default_origin(key: &VerifyKey) -> String {
+    let hash = sha256_hex(key.to_base64().as_bytes());
+    format!("zhongtai/audit/{}", &hash[..16])
 }
 
 impl Default for AuditOptions {
@@ -84,6 +117,8 @@ impl Default for AuditOptions {
             host: None,
             publish: None,
             observe: None,
+            origin: None,
+            witnesses: Vec::new(),
         }
     }
 }
@@ -104,6 +139,8 @@ struct State {
     durable_bytes: u64,
     /// The hash of the last record on disk.
     durable_head: String,
+    /// The Merkle tree head of the records on disk.
+    durable_root: Hash,
     /// Why the last write failed, if one did.
     failed: Option<String>,
     /// How many writes have failed: records appended before a failure
@@ -148,6 +185,18 @@ struct Inner {
     /// The first record of the open segment; changed by a seal, under the
     /// signer's lock.
     segment_start: AtomicU64,
+    /// The Merkle tree of all records, and its file; the writer thread
+    /// appends to it after each write, before the records count as
+    /// durable.
+    tree: Mutex<TreeFile>,
+    /// The tree file, opened for reading proofs.
+    tree_reader: File,
+    /// The log's name in its checkpoints.
+    origin: String,
+    /// The last checkpoint's signed note.
+    latest: Mutex<Option<String>>,
+    /// Witnesses' cosignatures.
+    witnessing: Mutex<Witnessing>,
     /// Held while the writer lives: one writer per trail.
     _lock: File,
 }
@@ -248,6 +297,7 @@ fn last_checkpoint(dir: &Path, key: &HostKey) -> Result<Checkpoint, AuditError> 
             time: String::new(),
             key: String::new(),
             signature: String::new(),
+            note: None,
         });
     };
     let index = line.number - 1;
@@ -383,11 +433,21 @@ impl AuditLog {
             // after a seal): open it again after the last sealed record,
             // so that numbering goes on from there.
             let end = last_checkpoint(&sealed.dir, &key)?;
-            last = sign(&key, end.records, 0, end.head);
+            last = sign(&key, None, end.records, 0, end.head);
+            last.note = end.note;
             write_checkpoint(&mut checkpoints_file, &checkpoints_path, &last)?;
         }
         let segment_start = segment::opening(&checkpoints_path)?.map_or(0, |c| c.records);
         let (next, prev, length) = check_since(dir, &mut trail, &last, segment_start)?;
+        let origin = options
+            .origin
+            .clone()
+            .unwrap_or_else(|| default_origin(&key.public()));
+        let tree = open_tree(dir, &last, next)?;
+        let tree_path = dir.join(TREE_FILE);
+        let tree_reader = File::open(&tree_path).map_err(|e| AuditError::io(&tree_path, e))?;
+        let witnessing = Witnessing::open(dir, &options.witnesses, next)?;
+        let latest = last.note.clone();
 
         let inner = Arc::new(Inner {
             dir: dir.to_owned(),
@@ -402,6 +462,7 @@ impl AuditLog {
                 durable: next,
                 durable_bytes: length,
                 durable_head: prev,
+                durable_root: tree.root(),
                 failed: None,
                 failures: 0,
                 lost: None,
@@ -418,6 +479,11 @@ impl AuditLog {
                 file: checkpoints_file,
                 last,
             }),
+            tree: Mutex::new(tree),
+            tree_reader,
+            origin,
+            latest: Mutex::new(latest),
+            witnessing: Mutex::new(witnessing),
             _lock: lock,
         });
         let writer = {
@@ -504,6 +570,92 @@ impl AuditLog {
     pub fn digests(&self) -> &DigestKey {
         &self.inner.digests
     }
+
+    /// The log's name in its checkpoints.
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
+    }
+
+    /// How many records the latest checkpoint covers.
+    pub fn signed_size(&self) -> u64 {
+        self.inner.covered.load(Ordering::Acquire)
+    }
+
+    /// The latest checkpoint as a signed note, with the witnesses'
+    /// cosignatures of it; `None` before the first.
+    pub fn latest_checkpoint(&self) -> Option<String> {
+        let latest = lock(&self.inner.latest).clone()?;
+        let size = TreeHead::parse(note::body(&latest).ok()?).ok()?.size;
+        Some(latest + &lock(&self.inner.witnessing).lines_for(size))
+    }
+
+    /// The latest checkpoint a witness cosigned, with every cosignature of
+    /// it; `None` when no witness has cosigned one yet.
+    pub fn witnessed_checkpoint(&self) -> Result<Option<String>, ProofError> {
+        let Some(size) = lock(&self.inner.witnessing).witnessed() else {
+            return Ok(None);
+        };
+        self.inner.checkpoint_at(size).map(Some)
+    }
+
+    /// The proof that record `seq` is in the tree of `size` records (the
+    /// latest checkpoint's when `None`).
+    pub fn inclusion_proof(&self, seq: u64, size: Option<u64>) -> Result<InclusionProof, ProofError> {
+        let inner = &self.inner;
+        let size = inner.signed(size)?;
+        if seq >= size {
+            let later = if size == self.signed_size() {
+                " (a record is covered by the next checkpoint, signed within a second or so of it: ask again)"
+            } else {
+                ""
+            };
+            return Err(ProofError::Outside(format!(
+                "record {seq} is not in the tree of {size} records{later}"
+            )));
+        }
+        let parts = proof::inclusion(&inner.tree_reader, seq, size)
+            .map_err(|e| inner.unreadable(e))?
+            .ok_or_else(|| ProofError::Outside(format!("record {seq} is outside the tree")))?;
+        let checkpoint = inner.checkpoint_at(size)?;
+        Ok(proof::inclusion_proof(&inner.origin, seq, size, parts, checkpoint))
+    }
+
+    /// The proof that the tree of `from` records is a prefix of the tree
+    /// of `to` (the latest checkpoint's when `None`).
+    pub fn consistency_proof(&self, from: u64, to: Option<u64>) -> Result<ConsistencyProof, ProofError> {
+        let inner = &self.inner;
+        let to = inner.signed(to)?;
+        if from == 0 || from > to {
+            return Err(ProofError::Outside(format!(
+                "a consistency proof goes from a tree of 1 to {to} records to the tree of {to}; {from} is not one"
+            )));
+        }
+        let proof = merkle::stored_consistency_proof(&Stored(&inner.tree_reader), from, to)
+            .map_err(|e| inner.unreadable(e))?
+            .unwrap_or_default();
+        let checkpoint = inner.checkpoint_at(to)?;
+        Ok(proof::consistency_proof(&inner.origin, from, to, &proof, checkpoint))
+    }
+
+    /// Keeps and publishes the witnesses' cosignatures on `note`, a
+    /// checkpoint this log signed; returns the witnesses' names.
+    pub fn add_cosignatures(&self, note: &str) -> Result<Vec<String>, CosignError> {
+        let inner = &self.inner;
+        let head = proof::open_checkpoint(note, &inner.origin, &inner.key.public())
+            .map_err(CosignError::NotOurs)?;
+        let signed = self.signed_size();
+        let ours = head.size <= signed
+            && head.size > 0
+            && lock(&inner.tree).behind().is_none()
+            && merkle::stored_root(&Stored(&inner.tree_reader), head.size).ok() == Some(head.root);
+        if !ours {
+            return Err(CosignError::NotOurs(format!(
+                "the checkpoint of {} records is not one this log signed (its latest covers {signed})",
+                head.size
+            )));
+        }
+        lock(&inner.witnessing).add(note, &head)
+    }
 }
 
 impl Drop for AuditLog {
@@ -526,6 +678,57 @@ impl Drop for AuditLog {
 }
 
 impl Inner {
+    /// `size`, or the latest checkpoint's, when a checkpoint covers it.
+    fn signed(&self, size: Option<u64>) -> Result<u64, ProofError> {
+        let signed = self.covered.load(Ordering::Acquire);
+        if let Some(why) = lock(&self.tree).behind() {
+            return Err(ProofError::Unavailable(format!(
+                "the log's Merkle tree could not be written ({why}); proofs are served again once the host restarts"
+            )));
+        }
+        match size {
+            Some(size) if size > signed => Err(ProofError::Outside(format!(
+                "the latest checkpoint covers {signed} records; ask for a tree of at most that many"
+            ))),
+            Some(size) => Ok(size),
+            None if signed == 0 => Err(ProofError::Outside(
+                "the log has no records yet".to_owned(),
+            )),
+            None => Ok(signed),
+        }
+    }
+
+    fn unreadable(&self, error: std::io::Error) -> ProofError {
+        ProofError::Unavailable(AuditError::io(&self.dir.join(TREE_FILE), error).to_string())
+    }
+
+    /// The checkpoint of the tree of `size` records (at most the latest
+    /// checkpoint's), signed, with the cosignatures of it. Signatures are
+    /// deterministic: the checkpoint of a size signed before is the same
+    /// note again.
+    fn checkpoint_at(&self, size: u64) -> Result<String, ProofError> {
+        let latest = lock(&self.latest).clone().filter(|latest| {
+            note::body(latest)
+                .ok()
+                .and_then(|body| TreeHead::parse(body).ok())
+                .is_some_and(|head| head.size == size)
+        });
+        let note = match latest {
+            Some(note) => note,
+            None => {
+                let root = merkle::stored_root(&Stored(&self.tree_reader), size)
+                    .map_err(|e| self.unreadable(e))?;
+                let head = TreeHead {
+                    origin: self.origin.clone(),
+                    size,
+                    root,
+                };
+                note::sign(&head.body(), &self.origin, &self.key)
+            }
+        };
+        Ok(note + &lock(&self.witnessing).lines_for(size))
+    }
+
     fn append(&self, entry: Entry) -> Result<u64, AuditError> {
         self.append_all(vec![entry]).map(|range| range.start)
     }
@@ -629,6 +832,14 @@ impl Inner {
             }
             written
         };
+        // The records count as durable once the tree holds them too, so
+        // that every checkpoint's tree head is of records on disk.
+        let root = written.is_ok().then(|| {
+            let mut tree = lock(&self.tree);
+            let lines = buffer.strip_suffix(b"\n").unwrap_or(&buffer);
+            tree.append(lines.split(|&b| b == b'\n'));
+            tree.root()
+        });
         let report = SyncReport {
             duration: started.elapsed(),
             records,
@@ -642,6 +853,9 @@ impl Inner {
                 state.durable = upto;
                 state.durable_bytes += buffer.len() as u64;
                 state.durable_head = head;
+                if let Some(root) = root {
+                    state.durable_root = root;
+                }
                 state.failed = None;
                 let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.waiters)
                     .into_iter()
@@ -690,16 +904,20 @@ impl Inner {
 
     fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
         let mut signer = lock(&self.signer);
-        let (records, bytes, head) = {
+        let (records, bytes, head, root) = {
             let state = lock(&self.state);
             (
                 state.durable,
                 state.durable_bytes,
                 state.durable_head.clone(),
+                state.durable_root,
             )
         };
-        let written = if records > signer.last.records {
-            Some(self.sign_and_write(&mut signer, records, bytes, head)?)
+        // A trail written before it had a tree gets its first tree head
+        // at once.
+        let due = records > signer.last.records || (records > 0 && signer.last.note.is_none());
+        let written = if due {
+            Some(self.sign_and_write(&mut signer, records, bytes, head, root)?)
         } else {
             None
         };
@@ -719,19 +937,29 @@ impl Inner {
     }
 
     /// Signs a checkpoint of `records` records ending with `head`, `bytes`
-    /// into the open segment, writes it, and publishes it.
+    /// into the open segment, with the tree head `root`, writes it, and
+    /// publishes it. The tree file is synced first: what the checkpoint
+    /// signs can be proved after a crash.
     fn sign_and_write(
         &self,
         signer: &mut Signer,
         records: u64,
         bytes: u64,
         head: String,
+        root: Hash,
     ) -> Result<Checkpoint, AuditError> {
-        let checkpoint = sign(&self.key, records, bytes, head);
+        lock(&self.tree).sync()?;
+        let tree = TreeHead {
+            origin: self.origin.clone(),
+            size: records,
+            root,
+        };
+        let checkpoint = sign(&self.key, Some(&tree), records, bytes, head);
         let path = self.dir.join(CHECKPOINTS_FILE);
         write_checkpoint(&mut signer.file, &path, &checkpoint)?;
         signer.last = checkpoint.clone();
-        self.covered.store(records, Ordering::Relaxed);
+        lock(&self.latest).clone_from(&checkpoint.note);
+        self.covered.store(records, Ordering::Release);
         if let Some(publish) = &self.options.publish {
             (publish.0)(&checkpoint);
         }
@@ -758,16 +986,23 @@ impl Inner {
     fn seal_held(&self, signer: &mut Signer, state: &mut State) {
         if state.durable > signer.last.records {
             let head = state.durable_head.clone();
-            if let Err(error) =
-                self.sign_and_write(signer, state.durable, state.durable_bytes, head)
-            {
+            if let Err(error) = self.sign_and_write(
+                signer,
+                state.durable,
+                state.durable_bytes,
+                head,
+                state.durable_root,
+            ) {
                 tracing::warn!(error = %error, "the audit segment could not be sealed; it stays open for now");
                 return;
             }
         }
         let mut file = lock(&self.file);
         let sealed = signer.last.clone();
-        let opening = sign(&self.key, sealed.records, 0, sealed.head.clone());
+        let opening = Checkpoint {
+            note: sealed.note.clone(),
+            ..sign(&self.key, None, sealed.records, 0, sealed.head.clone())
+        };
         let first = self.segment_start.load(Ordering::Relaxed);
         match segment::seal(&self.dir, first, &opening) {
             Ok(()) => {}
@@ -811,8 +1046,15 @@ impl Inner {
 }
 
 /// A checkpoint of `records` records ending with `head`, `bytes` into
-/// its segment's file, signed now with `key`.
-fn sign(key: &HostKey, records: u64, bytes: u64, head: String) -> Checkpoint {
+/// its segment's file, signed now with `key`; with `tree` (the Merkle
+/// tree head of the same records) as a signed note when given.
+fn sign(
+    key: &HostKey,
+    tree: Option<&TreeHead>,
+    records: u64,
+    bytes: u64,
+    head: String,
+) -> Checkpoint {
     let mut checkpoint = Checkpoint {
         records,
         bytes,
@@ -820,9 +1062,106 @@ fn sign(key: &HostKey, records: u64, bytes: u64, head: String) -> Checkpoint {
         time: format_time(SystemTime::now()),
         key: key.public().to_base64(),
         signature: String::new(),
+        note: tree.map(|tree| note::sign(&tree.body(), &tree.origin, key)),
     };
     checkpoint.signature = key.sign(&checkpoint.statement());
     checkpoint
+}
+
+/// Opens the trail's Merkle tree and brings it to the `records` records
+/// on disk. The part the last checkpoint `last` signed is kept when its
+/// head is the one signed; the rest is made again from the records (a
+/// trail from before the tree is hashed whole, once).
+fn open_tree(dir: &Path, last: &Checkpoint, records: u64) -> Result<TreeFile, AuditError> {
+    let mut tree = TreeFile::open(&dir.join(TREE_FILE))?;
+    let signed = last
+        .note
+        .as_deref()
+        .and_then(|text| TreeHead::parse(note::body(text).ok()?).ok())
+        .filter(|head| head.size == last.records && head.size <= tree.size());
+    let keep = match signed {
+        Some(head) if tree.root_at(head.size)? == head.root => head.size,
+        _ => 0,
+    };
+    tree.truncate(keep)?;
+    if keep < records {
+        if keep == 0 && records > 1000 {
+            tracing::info!(
+                records,
+                "making the audit trail's Merkle tree from its records"
+            );
+        }
+        feed_records(dir, &mut tree, records)?;
+    }
+    if tree.size() != records {
+        return Err(AuditError::Io {
+            path: dir.join(TREE_FILE).display().to_string(),
+            message: format!(
+                "the Merkle tree could be made of {} records but the trail holds {records}",
+                tree.size()
+            ),
+        });
+    }
+    tree.sync()?;
+    Ok(tree)
+}
+
+/// Appends to `tree` the records it lacks, up to `records`, read from
+/// the trail's segments.
+fn feed_records(dir: &Path, tree: &mut TreeFile, records: u64) -> Result<(), AuditError> {
+    use std::io::BufRead;
+    let from = tree.size();
+    let listed = segment::listed(dir)?;
+    let start = listed.first().map_or(0, |s| s.first);
+    if start > from {
+        return Err(AuditError::Io {
+            path: dir.join(TREE_FILE).display().to_string(),
+            message: format!(
+                "the Merkle tree must be made again from record {from} on, but the trail's first segment starts at record {start}: put the archived segments back under {}/ for one start of the host",
+                segment::SEGMENTS_DIR
+            ),
+        });
+    }
+    for (index, segment) in listed.iter().enumerate() {
+        let end = listed.get(index + 1).map_or(records, |next| next.first);
+        if end <= tree.size() {
+            continue;
+        }
+        let path = segment.dir.join(TRAIL_FILE);
+        let io = |e| AuditError::io(&path, e);
+        let mut reader =
+            std::io::BufReader::with_capacity(1 << 20, File::open(&path).map_err(io)?);
+        let mut seq = segment.first;
+        // Lines to add, appended a few thousand at a time.
+        let mut batch = Vec::new();
+        let mut lines = 0;
+        while seq < end {
+            let at = batch.len();
+            if reader.read_until(b'\n', &mut batch).map_err(io)? == 0 || !batch.ends_with(b"\n") {
+                batch.truncate(at);
+                break;
+            }
+            if seq < from {
+                batch.truncate(at);
+            } else {
+                lines += 1;
+            }
+            seq += 1;
+            if lines == 4096 {
+                add_lines(tree, &batch);
+                (batch, lines) = (Vec::new(), 0);
+            }
+        }
+        add_lines(tree, &batch);
+    }
+    Ok(())
+}
+
+/// Appends the newline-ended `lines` to `tree`.
+fn add_lines(tree: &mut TreeFile, lines: &[u8]) {
+    if let Some(lines) = lines.strip_suffix(b"\n") {
+        tree.append(lines.split(|&b| b == b'\n'));
+    }
 }
 
 /// Appends `checkpoint` to the checkpoints file `file` (at `path`) and

@@ -7,8 +7,13 @@
 //! of `n`), and the verifiers of both, which need only hashes — neither
 //! the other records nor trust in whoever serves them.
 //!
-//! This module works over a slice of leaf hashes held by the caller; the
-//! trail's records are the leaves (each record's line, as written).
+//! The functions over a slice of leaf hashes are the RFC's definitions
+//! as written; those named `stored_*` compute the same from a
+//! [`Subtrees`] store — the heads of the tree's perfect subtrees, kept
+//! by a log in a file as it appends — reading `O(log² n)` hashes, so a
+//! proof in a log of ten million records needs neither the records nor
+//! their hashes in memory. The trail's records are the leaves (each
+//! record's line, as written).
 
 use sha2::{Digest, Sha256};
 
@@ -98,6 +103,181 @@ impl Frontier {
         }
         head
     }
+}
+
+impl Frontier {
+    /// Appends the leaf with hash `leaf`, adding to `stored` the hashes a
+    /// [`Subtrees`] store keeps for it, in store order: the leaf, then the
+    /// head of every perfect subtree it completes, lowest first.
+    pub fn push_stored(&mut self, leaf: Hash, stored: &mut Vec<Hash>) {
+        stored.push(leaf);
+        self.size += 1;
+        let mut peak = (0, leaf);
+        while let Some(&(height, left)) = self.peaks.last() {
+            if height != peak.0 {
+                break;
+            }
+            self.peaks.pop();
+            peak = (height + 1, node_hash(&left, &peak.1));
+            stored.push(peak.1);
+        }
+        self.peaks.push(peak);
+    }
+
+    /// The tree of the first `size` leaves of `store`, read from its
+    /// perfect subtrees (one per set bit of `size`).
+    pub fn from_subtrees<S: Subtrees>(store: &S, size: u64) -> Result<Self, S::Error> {
+        let mut peaks = Vec::new();
+        let mut start = 0;
+        for height in (0..u64::BITS).rev() {
+            if size & (1 << height) != 0 {
+                peaks.push((height, store.subtree(height, start >> height)?));
+                start += 1 << height;
+            }
+        }
+        Ok(Self { size, peaks })
+    }
+}
+
+/// Where the heads of a tree's perfect subtrees are kept — a file, for a
+/// log too long to hold in memory. Node `index` at `level` is the head of
+/// leaves `index << level .. (index + 1) << level`; level 0 holds the leaf
+/// hashes. Heads of other ranges, and proofs, are made from these.
+///
+/// The store's order is the order a log appends them ([`stored_position`]):
+/// each leaf, then the heads it completes, so that a store only ever grows
+/// at its end.
+pub trait Subtrees {
+    /// Why a head could not be read.
+    type Error;
+    /// The head of the perfect subtree `index` at `level`.
+    fn subtree(&self, level: u32, index: u64) -> Result<Hash, Self::Error>;
+}
+
+/// Where the head of perfect subtree `index` at `level` is in a store:
+/// after the hashes of leaf `m = ((index + 1) << level) - 1` (which
+/// completes it) and the `level - 1` heads below it that leaf completes.
+/// A tree of `m` leaves stores `2m - popcount(m)` hashes, so leaf `m`'s
+/// hash is at that position.
+pub fn stored_position(level: u32, index: u64) -> u64 {
+    let m = ((index + 1) << level) - 1;
+    stored_count(m) + u64::from(level)
+}
+
+/// How many hashes a store holds for a tree of `size` leaves.
+pub fn stored_count(size: u64) -> u64 {
+    2 * size - u64::from(size.count_ones())
+}
+
+/// The largest tree whose hashes fit in the first `count` of a store (a
+/// store whose last write was cut short holds a few more).
+pub fn stored_size(count: u64) -> u64 {
+    // stored_count(n) is at least 2n - 64, so n is at most count / 2 + 32.
+    let mut size = count / 2 + 32;
+    while size > 0 && stored_count(size) > count {
+        size -= 1;
+    }
+    size
+}
+
+/// The head of leaves `start .. start + n` (`n` > 0) of `store`. Every
+/// range the RFC's recursion asks for starts at a multiple of its largest
+/// perfect part, so it is made of stored heads.
+fn range_head<S: Subtrees>(store: &S, start: u64, n: u64) -> Result<Hash, S::Error> {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
+        let level = n.trailing_zeros();
+        return store.subtree(level, start >> level);
+    }
+    let k = split64(n);
+    Ok(node_hash(
+        &range_head(store, start, k)?,
+        &range_head(store, start + k, n - k)?,
+    ))
+}
+
+fn split64(n: u64) -> u64 {
+    debug_assert!(n > 1);
+    1 << (u64::BITS - 1 - (n - 1).leading_zeros())
+}
+
+/// The head of the tree of the first `size` leaves of `store`.
+pub fn stored_root<S: Subtrees>(store: &S, size: u64) -> Result<Hash, S::Error> {
+    if size == 0 {
+        return Ok(Sha256::digest([]).into());
+    }
+    range_head(store, 0, size)
+}
+
+/// [`inclusion_proof`] of leaf `index` in the tree of the first `size`
+/// leaves of `store`; `None` when `index` is outside that tree.
+pub fn stored_inclusion_proof<S: Subtrees>(
+    store: &S,
+    index: u64,
+    size: u64,
+) -> Result<Option<Vec<Hash>>, S::Error> {
+    if index >= size {
+        return Ok(None);
+    }
+    let mut proof = Vec::new();
+    // PATH(m, D[start, start + n)) from the leaf up: walk down, keeping
+    // the sibling ranges, then add their heads bottom first.
+    let (mut start, mut n, mut m) = (0, size, index);
+    let mut siblings = Vec::new();
+    while n > 1 {
+        let k = split64(n);
+        if m < k {
+            siblings.push((start + k, n - k));
+            n = k;
+        } else {
+            siblings.push((start, k));
+            start += k;
+            m -= k;
+            n -= k;
+        }
+    }
+    for &(start, n) in siblings.iter().rev() {
+        proof.push(range_head(store, start, n)?);
+    }
+    Ok(Some(proof))
+}
+
+/// [`consistency_proof`] from the first `old_size` leaves of `store` to
+/// the first `size`; `None` when `old_size` is 0 or larger than `size`.
+pub fn stored_consistency_proof<S: Subtrees>(
+    store: &S,
+    old_size: u64,
+    size: u64,
+) -> Result<Option<Vec<Hash>>, S::Error> {
+    if old_size == 0 || old_size > size {
+        return Ok(None);
+    }
+    // SUBPROOF(m, D[start, start + n), complete), walked down as above.
+    let (mut start, mut n, mut m, mut complete) = (0, size, old_size, true);
+    let mut parts = Vec::new();
+    loop {
+        if m == n {
+            if !complete {
+                parts.push((start, n));
+            }
+            break;
+        }
+        let k = split64(n);
+        if m <= k {
+            parts.push((start + k, n - k));
+            n = k;
+        } else {
+            parts.push((start, k));
+            start += k;
+            m -= k;
+            n -= k;
+            complete = false;
+        }
+    }
+    let mut proof = Vec::with_capacity(parts.len());
+    for &(start, n) in parts.iter().rev() {
+        proof.push(range_head(store, start, n)?);
+    }
+    Ok(Some(proof))
 }
 
 /// The inclusion proof of leaf `index` in the tree of `leaves` (PATH of
@@ -297,6 +477,43 @@ mod tests {
             .collect()
     }
 
+
+    /// A store kept in memory, as a log writes it.
+    struct Stored(Vec<Hash>);
+
+    impl Subtrees for Stored {
+        type Error = ();
+        fn subtree(&self, level: u32, index: u64) -> Result<Hash, ()> {
+            self.0
+                .get(stored_position(level, index) as usize)
+                .copied()
+                .ok_or(())
+        }
+    }
+
+    fn stored(leaves: &[Hash]) -> Stored {
+        let (mut frontier, mut hashes) = (Frontier::new(), Vec::new());
+        for leaf in leaves {
+            frontier.push_stored(*leaf, &mut hashes);
+        }
+        assert_eq!(hashes.len() as u64, stored_count(leaves.len() as u64));
+        Stored(hashes)
+    }
+
+    #[test]
+    fn the_store_order_is_the_order_of_appending() {
+        // L0 L1 N(0..2) L2 L3 N(2..4) N(0..4) L4
+        let positions: Vec<u64> = [(0, 0), (0, 1), (1, 0), (0, 2), (0, 3), (1, 1), (2, 0), (0, 4)]
+            .iter()
+            .map(|&(level, index)| stored_position(level, index))
+            .collect();
+        assert_eq!(positions, (0..8).collect::<Vec<u64>>());
+        for count in 0..2000 {
+            let size = stored_size(count);
+            assert!(stored_count(size) <= count && stored_count(size + 1) > count);
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -354,6 +571,28 @@ mod tests {
                 tampered[last][31] ^= 1;
                 prop_assert!(!verify_consistency(old_size as u64, new_size as u64, &old_head, &new_head, &tampered));
             }
+        }
+
+        #[test]
+        fn proofs_from_a_store_are_the_proofs_from_all_leaves(size in 1usize..300, pick in 0usize..300, old in 1usize..300) {
+            let leaves = leaves(size);
+            let store = stored(&leaves);
+            let (index, old_size) = (pick % size, 1 + old % size);
+            prop_assert_eq!(stored_root(&store, size as u64).unwrap(), root(&leaves));
+            prop_assert_eq!(stored_root(&store, old_size as u64).unwrap(), root(&leaves[..old_size]));
+            prop_assert_eq!(
+                stored_inclusion_proof(&store, index as u64, size as u64).unwrap(),
+                inclusion_proof(index, &leaves)
+            );
+            prop_assert_eq!(
+                stored_consistency_proof(&store, old_size as u64, size as u64).unwrap(),
+                consistency_proof(old_size, &leaves)
+            );
+            prop_assert_eq!(
+                Frontier::from_subtrees(&store, old_size as u64).unwrap().root(),
+                root(&leaves[..old_size])
+            );
+            prop_assert_eq!(stored_inclusion_proof(&store, size as u64, size as u64).unwrap(), None);
         }
     }
 }

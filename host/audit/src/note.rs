@@ -175,9 +175,18 @@ pub fn open(note: &str, name: &str, key: &VerifyKey) -> Result<TreeHead, NoteErr
     TreeHead::parse(body)
 }
 
-/// The time (Unix seconds) at which the witness `name` with `key`
-/// cosigned the checkpoint in `note`, when it did.
-pub fn cosigned(note: &str, name: &str, key: &VerifyKey) -> Result<u64, NoteError> {
+/// A witness's cosignature of a checkpoint, as found in a note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cosignature {
+    /// When the witness cosigned (Unix seconds).
+    pub time: u64,
+    /// Its signature line, newline included, to append to the note.
+    pub line: String,
+}
+
+/// The cosignature of the witness `name` with `key` on the checkpoint in
+/// `note`, when it has one.
+pub fn cosigned(note: &str, name: &str, key: &VerifyKey) -> Result<Cosignature, NoteError> {
     let (body, lines) = split(note)?;
     let id = key_id(name, COSIGNATURE, key);
     lines
@@ -187,9 +196,54 @@ pub fn cosigned(note: &str, name: &str, key: &VerifyKey) -> Result<u64, NoteErro
             let time = u64::from_be_bytes(payload[4..12].try_into().ok()?);
             let message = cosigned_message(body, time);
             key.verifies(message.as_bytes(), &STANDARD.encode(&payload[12..]))
-                .then_some(time)
+                .then(|| Cosignature {
+                    time,
+                    line: format!("{DASH}{name} {}\n", STANDARD.encode(payload)),
+                })
         })
         .ok_or_else(|| NoteError::Unsigned(name.to_owned()))
+}
+
+/// The body of a signed note (up to the blank line before its
+/// signatures).
+pub fn body(note: &str) -> Result<&str, NoteError> {
+    split(note).map(|(body, _)| body)
+}
+
+/// The verifier key of `name` with `key` as signed-note tools write it:
+/// `<name>+<key id, hex>+<base64 of 0x01 and the public key>`.
+pub fn verifier_key(name: &str, key: &VerifyKey) -> String {
+    let mut encoded = vec![ED25519];
+    encoded.extend(public_bytes(key));
+    format!(
+        "{name}+{}+{}",
+        hex::encode(key_id(name, ED25519, key)),
+        STANDARD.encode(encoded)
+    )
+}
+
+/// Reads a verifier key (see [`verifier_key`]): its name and key.
+pub fn parse_verifier_key(text: &str) -> Result<(String, VerifyKey), NoteError> {
+    let bad = || NoteError::Malformed(format!("{text:?} is not a verifier key (name+id+key)"));
+    // A name has no '+'; base64 may.
+    let mut parts = text.trim().splitn(3, '+');
+    let (name, id, encoded) = (
+        parts.next().ok_or_else(bad)?,
+        parts.next().ok_or_else(bad)?,
+        parts.next().ok_or_else(bad)?,
+    );
+    let bytes = STANDARD.decode(encoded).map_err(|_| bad())?;
+    let (kind, public) = bytes.split_first().ok_or_else(bad)?;
+    if *kind != ED25519 || public.len() != 32 {
+        return Err(bad());
+    }
+    let key = VerifyKey::from_text(&STANDARD.encode(public)).map_err(|_| bad())?;
+    if hex::encode(key_id(name, ED25519, &key)) != id {
+        return Err(NoteError::Malformed(format!(
+            "the key id in {text:?} does not match its name and key"
+        )));
+    }
+    Ok((name.to_owned(), key))
 }
 
 #[cfg(test)]
@@ -244,13 +298,23 @@ mod tests {
         let mut note = sign(&body, "host-1", &host);
         note.push_str(&cosign(&body, "witness-a", &witness, 1_790_000_000));
         assert_eq!(open(&note, "host-1", &host.public()).unwrap(), head());
-        assert_eq!(
-            cosigned(&note, "witness-a", &witness.public()).unwrap(),
-            1_790_000_000
-        );
+        let cosignature = cosigned(&note, "witness-a", &witness.public()).unwrap();
+        assert_eq!(cosignature.time, 1_790_000_000);
+        assert!(note.ends_with(&cosignature.line));
         assert!(cosigned(&note, "witness-a", &host.public()).is_err());
         let forged = note.replace(&body, &TreeHead { size: 6, ..head() }.body());
         assert!(cosigned(&forged, "witness-a", &witness.public()).is_err());
+    }
+
+    #[test]
+    fn a_verifier_key_names_its_signer() {
+        let key = HostKey::generate().unwrap();
+        let text = verifier_key("zhongtai/audit/host-1", &key.public());
+        let (name, read) = parse_verifier_key(&text).unwrap();
+        assert_eq!(name, "zhongtai/audit/host-1");
+        assert_eq!(read.to_base64(), key.public().to_base64());
+        let other = text.replacen("host-1", "host-2", 1);
+        assert!(parse_verifier_key(&other).unwrap_err().to_string().contains("does not match"));
     }
 
     #[test]

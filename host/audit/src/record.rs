@@ -226,6 +226,12 @@ pub struct Checkpoint {
     pub key: String,
     /// Ed25519 signature (base64) of [`Checkpoint::statement`].
     pub signature: String,
+    /// The same records as a C2SP checkpoint — the log's origin, the
+    /// tree size and the Merkle tree head of records `0..records` — in a
+    /// signed note by the same key under the origin's name. Absent in
+    /// checkpoints written before the trail had a Merkle tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Checkpoint {

@@ -307,6 +307,7 @@ mod tests {
             time: String::new(),
             key: String::new(),
             signature: String::new(),
+            note: None,
         }
     }
 

@@ -1,0 +1,344 @@
+//! Proofs for whoever holds a checkpoint but not the trail: that a record
+//! is in the log ([`InclusionProof`]) and that a later checkpoint extends
+//! an earlier one ([`ConsistencyProof`]), each carrying the signed
+//! checkpoint it is a proof against, so that it can be checked offline
+//! with the host's public key alone. And the witnesses' cosignatures the
+//! host keeps and publishes ([`Witnessing`]).
+//!
+//! Hashes are base64, as in C2SP checkpoints. A proof holds hashes only:
+//! nothing of any record's contents.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use crate::log::Witness;
+use crate::merkle::{self, Hash};
+use crate::note::{self, TreeHead};
+use crate::record::split_lines;
+use crate::{AuditError, VerifyKey};
+
+/// The witnesses' cosignatures file in a trail directory.
+pub const COSIGNATURES_FILE: &str = "cosignatures.jsonl";
+
+/// That record `seq` is in the log whose checkpoint is `checkpoint`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InclusionProof {
+    /// The log's origin.
+    pub origin: String,
+    /// The record's sequence number (its leaf index).
+    pub seq: u64,
+    /// The size of the tree the proof is against.
+    pub size: u64,
+    /// The record's leaf hash: SHA-256 of `0x00` and its line.
+    pub leaf: String,
+    /// The inclusion proof, leaf to root.
+    pub proof: Vec<String>,
+    /// The checkpoint of the tree of `size` records, a signed note.
+    pub checkpoint: String,
+    /// The record's line, when whoever made the proof could show it
+    /// (`zhongtai audit prove` on the host); never served over HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+}
+
+/// That the tree of `from` records is a prefix of the tree of `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyProof {
+    /// The log's origin.
+    pub origin: String,
+    /// The older tree's size.
+    pub from: u64,
+    /// The newer tree's size.
+    pub to: u64,
+    /// The consistency proof.
+    pub proof: Vec<String>,
+    /// The checkpoint of the tree of `to` records, a signed note.
+    pub checkpoint: String,
+}
+
+/// Why a proof could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// What was asked for is outside the signed log.
+    #[error("{0}")]
+    Outside(String),
+    /// The tree cannot be read now.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+fn encode(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(|h| STANDARD.encode(h)).collect()
+}
+
+fn decode(what: &str, text: &str) -> Result<Hash, String> {
+    STANDARD
+        .decode(text)
+        .ok()
+        .and_then(|bytes| Hash::try_from(bytes).ok())
+        .ok_or_else(|| format!("{what} is not a 32-byte hash in base64"))
+}
+
+fn decode_all(hashes: &[String]) -> Result<Vec<Hash>, String> {
+    hashes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| decode(&format!("proof[{i}]"), h))
+        .collect()
+}
+
+/// The tree head of `checkpoint` if `key` signed it for `origin`.
+pub fn open_checkpoint(checkpoint: &str, origin: &str, key: &VerifyKey) -> Result<TreeHead, String> {
+    let head = note::open(checkpoint, origin, key).map_err(|e| match e {
+        note::NoteError::Unsigned(_) => format!(
+            "the checkpoint is not signed by the given key under the name {origin:?}: it is not this log's, or it was altered"
+        ),
+        other => other.to_string(),
+    })?;
+    if head.origin != origin {
+        return Err(format!(
+            "the checkpoint is of the log {:?}, not {origin:?}",
+            head.origin
+        ));
+    }
+    Ok(head)
+}
+
+impl InclusionProof {
+    /// Checks the proof against the host's public `key`: the checkpoint is
+    /// signed, of this origin and size, the proof leads from the leaf to
+    /// its head, and the record (when the proof carries it) hashes to the
+    /// leaf. Returns the checkpoint's tree head.
+    pub fn check(&self, key: &VerifyKey) -> Result<TreeHead, String> {
+        let head = open_checkpoint(&self.checkpoint, &self.origin, key)?;
+        if head.size != self.size {
+            return Err(format!(
+                "the proof is for a tree of {} records but its checkpoint has {}",
+                self.size, head.size
+            ));
+        }
+        let leaf = decode("leaf", &self.leaf)?;
+        if let Some(record) = &self.record
+            && merkle::leaf_hash(record.as_bytes()) != leaf
+        {
+            return Err(format!(
+                "record {} does not hash to the leaf the proof is for: it is not the record the log holds",
+                self.seq
+            ));
+        }
+        let proof = decode_all(&self.proof)?;
+        if !merkle::verify_inclusion(self.seq, self.size, &leaf, &proof, &head.root) {
+            return Err(format!(
+                "the proof does not lead from leaf {} to the head of the checkpoint of {} records: record {} is not in that log as given",
+                self.seq, self.size, self.seq
+            ));
+        }
+        Ok(head)
+    }
+}
+
+impl ConsistencyProof {
+    /// Checks that the checkpoint `old` (a signed note held from before)
+    /// is extended by this proof's checkpoint, both signed by `key`.
+    /// Returns the new tree head.
+    pub fn check(&self, old: &str, key: &VerifyKey) -> Result<TreeHead, String> {
+        let old = open_checkpoint(old, &self.origin, key).map_err(|e| format!("old {e}"))?;
+        let new = open_checkpoint(&self.checkpoint, &self.origin, key)?;
+        if old.size != self.from || new.size != self.to {
+            return Err(format!(
+                "the proof is from {} to {} records but the checkpoints have {} and {}",
+                self.from, self.to, old.size, new.size
+            ));
+        }
+        let proof = decode_all(&self.proof)?;
+        if !merkle::verify_consistency(old.size, new.size, &old.root, &new.root, &proof) {
+            return Err(format!(
+                "the log of {} records is not an extension of the one of {} records you hold: its history was rewritten, or the proof altered",
+                new.size, old.size
+            ));
+        }
+        Ok(new)
+    }
+}
+
+/// The leaf hash of record `seq` and its inclusion proof in the tree of
+/// `size` records, from the tree file `tree`.
+pub(crate) fn inclusion(
+    tree: &File,
+    seq: u64,
+    size: u64,
+) -> std::io::Result<Option<(Hash, Vec<Hash>)>> {
+    use merkle::Subtrees as _;
+    let stored = crate::tree::Stored(tree);
+    let Some(proof) = merkle::stored_inclusion_proof(&stored, seq, size)? else {
+        return Ok(None);
+    };
+    Ok(Some((stored.subtree(0, seq)?, proof)))
+}
+
+/// Makes an [`InclusionProof`] from its parts.
+pub(crate) fn inclusion_proof(
+    origin: &str,
+    seq: u64,
+    size: u64,
+    (leaf, proof): (Hash, Vec<Hash>),
+    checkpoint: String,
+) -> InclusionProof {
+    InclusionProof {
+        origin: origin.to_owned(),
+        seq,
+        size,
+        leaf: STANDARD.encode(leaf),
+        proof: encode(&proof),
+        checkpoint,
+        record: None,
+    }
+}
+
+/// Makes a [`ConsistencyProof`] from its parts.
+pub(crate) fn consistency_proof(
+    origin: &str,
+    from: u64,
+    to: u64,
+    proof: &[Hash],
+    checkpoint: String,
+) -> ConsistencyProof {
+    ConsistencyProof {
+        origin: origin.to_owned(),
+        from,
+        to,
+        proof: encode(proof),
+        checkpoint,
+    }
+}
+
+/// Why a cosignature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CosignError {
+    /// Not a checkpoint this log signed.
+    #[error("{0}")]
+    NotOurs(String),
+    /// No cosignature by a witness the host knows.
+    #[error("{0}")]
+    Unknown(String),
+}
+
+/// One witness's latest cosignature, as kept in [`COSIGNATURES_FILE`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Kept {
+    witness: String,
+    size: u64,
+    time: u64,
+    line: String,
+}
+
+/// The cosignatures the host has been given: the latest of each witness
+/// it knows, kept in the trail directory so that a restart publishes them
+/// again.
+pub(crate) struct Witnessing {
+    path: PathBuf,
+    file: File,
+    known: Vec<Witness>,
+    kept: Vec<Kept>,
+}
+
+impl Witnessing {
+    /// Reads the cosignatures kept in `dir`, of the witnesses `known`, for
+    /// trees of at most `records` records.
+    pub(crate) fn open(dir: &Path, known: &[Witness], records: u64) -> Result<Self, AuditError> {
+        let path = dir.join(COSIGNATURES_FILE);
+        let io = |e| AuditError::io(&path, e);
+        let text = match std::fs::read(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(e)),
+        };
+        let mut kept: Vec<Kept> = Vec::new();
+        for line in split_lines(&text).0 {
+            let Ok(entry) = serde_json::from_slice::<Kept>(line.bytes) else {
+                continue;
+            };
+            if entry.size > records || !known.iter().any(|w| w.name == entry.witness) {
+                continue;
+            }
+            kept.retain(|k| k.witness != entry.witness);
+            kept.push(entry);
+        }
+        let mut options = OpenOptions::new();
+        options.append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path).map_err(io)?;
+        Ok(Self {
+            path,
+            file,
+            known: known.to_vec(),
+            kept,
+        })
+    }
+
+    /// The cosignature lines for the tree of `size` records.
+    pub(crate) fn lines_for(&self, size: u64) -> String {
+        self.kept
+            .iter()
+            .filter(|k| k.size == size)
+            .map(|k| k.line.as_str())
+            .collect()
+    }
+
+    /// The largest tree a witness has cosigned.
+    pub(crate) fn witnessed(&self) -> Option<u64> {
+        self.kept.iter().map(|k| k.size).max()
+    }
+
+    /// Keeps the cosignatures on `note` (a checkpoint of this log with
+    /// tree head `head`, already checked) by witnesses the host knows;
+    /// returns their names.
+    pub(crate) fn add(&mut self, note: &str, head: &TreeHead) -> Result<Vec<String>, CosignError> {
+        if self.known.is_empty() {
+            return Err(CosignError::Unknown(
+                "this host accepts cosignatures from no witness: start it with --witness NAME=KEY-FILE".into(),
+            ));
+        }
+        let mut added = Vec::new();
+        for witness in &self.known {
+            let Ok(cosignature) = note::cosigned(note, &witness.name, &witness.key) else {
+                continue;
+            };
+            added.push(witness.name.clone());
+            if self
+                .kept
+                .iter()
+                .any(|k| k.witness == witness.name && k.size >= head.size)
+            {
+                continue;
+            }
+            let entry = Kept {
+                witness: witness.name.clone(),
+                size: head.size,
+                time: cosignature.time,
+                line: cosignature.line,
+            };
+            let mut line = serde_json::to_vec(&entry).unwrap_or_default();
+            line.push(b'\n');
+            if let Err(e) = self.file.write_all(&line).and_then(|()| self.file.sync_data()) {
+                tracing::warn!(error = %AuditError::io(&self.path, e), "a witness's cosignature is published but not kept across a restart");
+            }
+            self.kept.retain(|k| k.witness != witness.name);
+            self.kept.push(entry);
+        }
+        if added.is_empty() {
+            let names: Vec<&str> = self.known.iter().map(|w| w.name.as_str()).collect();
+            return Err(CosignError::Unknown(format!(
+                "the checkpoint carries no valid cosignature by a witness this host knows ({})",
+                names.join(", ")
+            )));
+        }
+        Ok(added)
+    }
+}
