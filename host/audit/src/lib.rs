@@ -67,17 +67,17 @@ pub use key::{HostKey, VerifyKey, same_secret};
 pub use log::{
     AuditLog, AuditOptions, CheckpointSink, SyncObserver, SyncReport, Witness, default_origin,
 };
+pub use problem::Problem;
 pub use proof::{
     COSIGNATURES_FILE, ConsistencyProof, CosignError, InclusionProof, ProofError, open_checkpoint,
 };
-pub use tree::TREE_FILE;
-pub use problem::Problem;
 pub use record::{
     Checkpoint, Entry, GENESIS, Kind, MAX_FIELD_BYTES, Record, hash_json, sha256_hex,
 };
 pub use segment::{SEGMENTS_DIR, Segment, segments};
 pub use time::{format_time, parse_time};
 pub use trail::{Filter, Page, Trail, each_record, latest};
+pub use tree::TREE_FILE;
 pub use verify::{Report, export, verify, verify_dir};
 
 /// The records file in a trail directory.

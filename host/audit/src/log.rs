@@ -12,15 +12,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::chain::check_links;
 use crate::digest::{DIGEST_KEY_FILE, DigestKey};
+use crate::merkle;
 use crate::merkle::Hash;
 use crate::note::{self, TreeHead};
 use crate::problem::Problem;
-use crate::merkle;
 use crate::proof::{self, ConsistencyProof, CosignError, InclusionProof, ProofError, Witnessing};
-use crate::tree::Stored;
 use crate::record::{Checkpoint, Entry, GENESIS, Kind, Record, sha256_hex, split_lines};
 use crate::segment::{self, SealError};
 use crate::time::format_time;
+use crate::tree::Stored;
 use crate::tree::{TREE_FILE, TreeFile};
 use crate::{
     AuditError, CHECKPOINTS_FILE, HostKey, KEY_FILE, PUBLIC_KEY_FILE, TRAIL_FILE, VerifyKey,
@@ -600,7 +600,11 @@ impl AuditLog {
 
     /// The proof that record `seq` is in the tree of `size` records (the
     /// latest checkpoint's when `None`).
-    pub fn inclusion_proof(&self, seq: u64, size: Option<u64>) -> Result<InclusionProof, ProofError> {
+    pub fn inclusion_proof(
+        &self,
+        seq: u64,
+        size: Option<u64>,
+    ) -> Result<InclusionProof, ProofError> {
         let inner = &self.inner;
         let size = inner.signed(size)?;
         if seq >= size {
@@ -617,12 +621,22 @@ impl AuditLog {
             .map_err(|e| inner.unreadable(e))?
             .ok_or_else(|| ProofError::Outside(format!("record {seq} is outside the tree")))?;
         let checkpoint = inner.checkpoint_at(size)?;
-        Ok(proof::inclusion_proof(&inner.origin, seq, size, parts, checkpoint))
+        Ok(proof::inclusion_proof(
+            &inner.origin,
+            seq,
+            size,
+            parts,
+            checkpoint,
+        ))
     }
 
     /// The proof that the tree of `from` records is a prefix of the tree
     /// of `to` (the latest checkpoint's when `None`).
-    pub fn consistency_proof(&self, from: u64, to: Option<u64>) -> Result<ConsistencyProof, ProofError> {
+    pub fn consistency_proof(
+        &self,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<ConsistencyProof, ProofError> {
         let inner = &self.inner;
         let to = inner.signed(to)?;
         if from == 0 || from > to {
@@ -634,7 +648,13 @@ impl AuditLog {
             .map_err(|e| inner.unreadable(e))?
             .unwrap_or_default();
         let checkpoint = inner.checkpoint_at(to)?;
-        Ok(proof::consistency_proof(&inner.origin, from, to, &proof, checkpoint))
+        Ok(proof::consistency_proof(
+            &inner.origin,
+            from,
+            to,
+            &proof,
+            checkpoint,
+        ))
     }
 
     /// Keeps and publishes the witnesses' cosignatures on `note`, a
@@ -691,9 +711,9 @@ impl Inner {
                 "the latest checkpoint covers {signed} records; ask for a tree of at most that many"
             ))),
             Some(size) => Ok(size),
-            None if signed == 0 => Err(ProofError::Outside(
-                "the log has no records yet".to_owned(),
-            )),
+            None if signed == 0 => {
+                Err(ProofError::Outside("the log has no records yet".to_owned()))
+            }
             None => Ok(signed),
         }
     }
@@ -1129,8 +1149,7 @@ fn feed_records(dir: &Path, tree: &mut TreeFile, records: u64) -> Result<(), Aud
         }
         let path = segment.dir.join(TRAIL_FILE);
         let io = |e| AuditError::io(&path, e);
-        let mut reader =
-            std::io::BufReader::with_capacity(1 << 20, File::open(&path).map_err(io)?);
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, File::open(&path).map_err(io)?);
         let mut seq = segment.first;
         // Lines to add, appended a few thousand at a time.
         let mut batch = Vec::new();

@@ -477,7 +477,6 @@ mod tests {
             .collect()
     }
 
-
     /// A store kept in memory, as a log writes it.
     struct Stored(Vec<Hash>);
 
@@ -503,10 +502,19 @@ mod tests {
     #[test]
     fn the_store_order_is_the_order_of_appending() {
         // L0 L1 N(0..2) L2 L3 N(2..4) N(0..4) L4
-        let positions: Vec<u64> = [(0, 0), (0, 1), (1, 0), (0, 2), (0, 3), (1, 1), (2, 0), (0, 4)]
-            .iter()
-            .map(|&(level, index)| stored_position(level, index))
-            .collect();
+        let positions: Vec<u64> = [
+            (0, 0),
+            (0, 1),
+            (1, 0),
+            (0, 2),
+            (0, 3),
+            (1, 1),
+            (2, 0),
+            (0, 4),
+        ]
+        .iter()
+        .map(|&(level, index)| stored_position(level, index))
+        .collect();
         assert_eq!(positions, (0..8).collect::<Vec<u64>>());
         for count in 0..2000 {
             let size = stored_size(count);

@@ -314,7 +314,12 @@ mod tests {
         assert_eq!(name, "zhongtai/audit/host-1");
         assert_eq!(read.to_base64(), key.public().to_base64());
         let other = text.replacen("host-1", "host-2", 1);
-        assert!(parse_verifier_key(&other).unwrap_err().to_string().contains("does not match"));
+        assert!(
+            parse_verifier_key(&other)
+                .unwrap_err()
+                .to_string()
+                .contains("does not match")
+        );
     }
 
     #[test]

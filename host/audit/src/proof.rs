@@ -93,7 +93,11 @@ fn decode_all(hashes: &[String]) -> Result<Vec<Hash>, String> {
 }
 
 /// The tree head of `checkpoint` if `key` signed it for `origin`.
-pub fn open_checkpoint(checkpoint: &str, origin: &str, key: &VerifyKey) -> Result<TreeHead, String> {
+pub fn open_checkpoint(
+    checkpoint: &str,
+    origin: &str,
+    key: &VerifyKey,
+) -> Result<TreeHead, String> {
     let head = note::open(checkpoint, origin, key).map_err(|e| match e {
         note::NoteError::Unsigned(_) => format!(
             "the checkpoint is not signed by the given key under the name {origin:?}: it is not this log's, or it was altered"
@@ -326,7 +330,11 @@ impl Witnessing {
             };
             let mut line = serde_json::to_vec(&entry).unwrap_or_default();
             line.push(b'\n');
-            if let Err(e) = self.file.write_all(&line).and_then(|()| self.file.sync_data()) {
+            if let Err(e) = self
+                .file
+                .write_all(&line)
+                .and_then(|()| self.file.sync_data())
+            {
                 tracing::warn!(error = %AuditError::io(&self.path, e), "a witness's cosignature is published but not kept across a restart");
             }
             self.kept.retain(|k| k.witness != witness.name);

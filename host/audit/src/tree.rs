@@ -120,7 +120,11 @@ impl Subtrees for Stored<'_> {
 
     fn subtree(&self, level: u32, index: u64) -> std::io::Result<Hash> {
         let mut hash = [0u8; 32];
-        read_at(self.0, &mut hash, merkle::stored_position(level, index) * HASH)?;
+        read_at(
+            self.0,
+            &mut hash,
+            merkle::stored_position(level, index) * HASH,
+        )?;
         Ok(hash)
     }
 }
@@ -155,10 +159,7 @@ mod tests {
         let mut tree = TreeFile::open(&path).unwrap();
         tree.append(all[..40].iter().map(Vec::as_slice));
         tree.append(all[40..].iter().map(Vec::as_slice));
-        assert_eq!(
-            (tree.size(), tree.root()),
-            (77, merkle::root(&leaves))
-        );
+        assert_eq!((tree.size(), tree.root()), (77, merkle::root(&leaves)));
         drop(tree);
 
         // A leaf without the head it completes, and half a hash: cut.
@@ -174,7 +175,10 @@ mod tests {
         assert_eq!(tree.size(), 77);
         assert_eq!(tree.root(), merkle::root(&leaves));
         for size in [1, 31, 32, 33, 64, 77] {
-            assert_eq!(tree.root_at(size).unwrap(), merkle::root(&leaves[..size as usize]));
+            assert_eq!(
+                tree.root_at(size).unwrap(),
+                merkle::root(&leaves[..size as usize])
+            );
         }
         tree.truncate(33).unwrap();
         assert_eq!(tree.root(), merkle::root(&leaves[..33]));

@@ -15,6 +15,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::chain::{chain, short};
+use crate::merkle::{self, Frontier};
+use crate::note::{self, TreeHead};
 use crate::problem::Problem;
 use crate::record::{Checkpoint, split_lines};
 use crate::segment::{self, Segment, Start};
@@ -46,6 +48,12 @@ pub struct Report {
     pub key: String,
     /// Bytes after the last complete record (a record being written).
     pub incomplete_bytes: usize,
+    /// Checkpoints carrying a Merkle tree head (a C2SP checkpoint) whose
+    /// signature was checked.
+    pub tree_heads: usize,
+    /// Whether those tree heads were also computed again from the records
+    /// (not when the first records are archived elsewhere).
+    pub tree_heads_recomputed: bool,
 }
 
 impl fmt::Display for Report {
@@ -81,6 +89,18 @@ impl fmt::Display for Report {
                 self.records
             )?,
         }
+        if self.tree_heads > 0 {
+            let how = if self.tree_heads_recomputed {
+                "each equal to the Merkle tree of the records it covers"
+            } else {
+                "signed (not computed again: the first records are archived)"
+            };
+            writeln!(
+                f,
+                "{} checkpoints carry a Merkle tree head, {how}",
+                self.tree_heads
+            )?;
+        }
         if self.incomplete_bytes > 0 {
             writeln!(
                 f,
@@ -100,12 +120,14 @@ const BLOCK_BYTES: usize = 8 * 1024 * 1024;
 /// [`Trail::read`]) against the host's public `key`.
 pub fn verify(trail: &Trail, key: &VerifyKey) -> Result<Report, Problem> {
     let start = start_of(&trail.checkpoints);
+    let mut tree = (start.seq == 0).then(Frontier::new);
     match walk(
         trail.records.as_slice(),
         &trail.checkpoints,
         key,
         BLOCK_BYTES,
         &start,
+        &mut tree,
     ) {
         Ok(checked) => checked.map(|(report, _)| report),
         Err(error) => unreachable!("reading a trail in memory failed: {error}"),
@@ -151,6 +173,9 @@ fn verify_segments(
 ) -> Result<Result<Report, Problem>, AuditError> {
     let mut total: Option<Report> = None;
     let mut end: Option<Start> = None;
+    // The tree spans every segment; it can be made again only when the
+    // first records are here.
+    let mut tree = (listed.first().map(|s| s.first) == Some(0)).then(Frontier::new);
     for (index, segment) in listed.iter().enumerate() {
         let checkpoints_path = segment.dir.join(CHECKPOINTS_FILE);
         let checkpoints =
@@ -175,7 +200,7 @@ fn verify_segments(
         }
         let trail_path = segment.dir.join(TRAIL_FILE);
         let file = fs::File::open(&trail_path).map_err(|e| AuditError::io(&trail_path, e))?;
-        let (report, head) = match walk(file, &checkpoints, key, BLOCK_BYTES, &start)
+        let (report, head) = match walk(file, &checkpoints, key, BLOCK_BYTES, &start, &mut tree)
             .map_err(|e| AuditError::io(&trail_path, e))?
         {
             Ok(walked) => walked,
@@ -200,6 +225,7 @@ fn verify_segments(
             None => report,
             Some(before) => Report {
                 checkpoints: before.checkpoints + report.checkpoints,
+                tree_heads: before.tree_heads + report.tree_heads,
                 first: before.first.or(report.first),
                 last: report.last.or(before.last),
                 first_record: before.first_record,
@@ -216,6 +242,8 @@ fn verify_segments(
 /// to what it signed (found while the records are read).
 struct Signed {
     checkpoint: Option<Checkpoint>,
+    /// The tree head its note signs.
+    tree: Option<TreeHead>,
     what: String,
     alone: Option<Problem>,
     rewritten: Option<Problem>,
@@ -231,6 +259,7 @@ pub(crate) fn walk(
     key: &VerifyKey,
     block_bytes: usize,
     start: &Start,
+    tree: &mut Option<Frontier>,
 ) -> std::io::Result<Result<(Report, String), Problem>> {
     let expected_key = key.to_base64();
     let (checkpoint_lines, _) = split_lines(checkpoints);
@@ -241,6 +270,7 @@ pub(crate) fn walk(
         let parsed: Result<Checkpoint, _> = serde_json::from_slice(line.bytes);
         let mut entry = Signed {
             checkpoint: None,
+            tree: None,
             what: String::new(),
             alone: None,
             rewritten: None,
@@ -287,6 +317,14 @@ pub(crate) fn walk(
                 } else {
                     covered = checkpoint.records;
                 }
+                if entry.alone.is_none()
+                    && let Some(text) = &checkpoint.note
+                {
+                    match signed_tree(text, key, checkpoint.records) {
+                        Ok(head) => entry.tree = Some(head),
+                        Err(why) => entry.alone = problem(format!("{what}: its tree head {why}")),
+                    }
+                }
                 entry.what = what;
                 entry.checkpoint = Some(checkpoint);
             }
@@ -306,6 +344,26 @@ pub(crate) fn walk(
         }
     }
 
+    // Tree heads of checkpoints covering no record of this segment are
+    // those of the tree before it.
+    let mut tree_mismatch: Option<Problem> = None;
+    if let Some(frontier) = tree.as_ref() {
+        for (index, entry) in signed_list.iter().enumerate() {
+            if let (Some(head), Some(checkpoint)) = (&entry.tree, &entry.checkpoint)
+                && checkpoint.records == start.seq
+                && head.root != frontier.root()
+                && tree_mismatch.is_none()
+            {
+                tree_mismatch = Some(Problem::checkpoint(
+                    index,
+                    format!(
+                        "{}: its Merkle tree head is not the head of the records before it: it was forged or the records rewritten",
+                        entry.what
+                    ),
+                ));
+            }
+        }
+    }
     let mut next_seq = start.seq;
     let mut prev = start.prev.clone();
     let mut lines_before = 0;
@@ -332,15 +390,34 @@ pub(crate) fn walk(
                 if line.number == count {
                     last = Some(record.time.clone());
                 }
+                if let Some(frontier) = tree.as_mut() {
+                    frontier.push(merkle::leaf_hash(line.bytes));
+                }
                 let Some(indices) = at_record.get(&record.seq) else {
                     return;
                 };
+                let root = tree.as_ref().map(Frontier::root);
                 let end = offset + line.end;
                 for &index in indices {
                     let entry = &mut signed_list[index];
                     let Some(checkpoint) = &entry.checkpoint else {
                         continue;
                     };
+                    if entry.rewritten.is_none()
+                        && let (Some(root), Some(head)) = (root, &entry.tree)
+                        && head.root != root
+                    {
+                        entry.rewritten = Some(Problem {
+                            record: Some(record.seq),
+                            ..Problem::checkpoint(
+                                index,
+                                format!(
+                                    "{}: its Merkle tree head is not the head of records 0 to {}: records were rewritten after it was signed",
+                                    entry.what, record.seq
+                                ),
+                            )
+                        });
+                    }
                     if entry.rewritten.is_none()
                         && (hash != checkpoint.head || end != checkpoint.bytes)
                     {
@@ -403,6 +480,12 @@ pub(crate) fn walk(
     let incomplete_bytes = block.len();
     let mut signed = start.seq;
     let mut last_checkpoint = None;
+    let tree_heads = signed_list.iter().filter(|e| e.tree.is_some()).count();
+    if let Some(problem) = tree_mismatch
+        && signed_list.iter().all(|e| e.alone.is_none())
+    {
+        return Ok(Err(problem));
+    }
     for (index, entry) in signed_list.into_iter().enumerate() {
         if let Some(problem) = entry.alone {
             return Ok(Err(problem));
@@ -445,9 +528,28 @@ pub(crate) fn walk(
             last,
             key: expected_key,
             incomplete_bytes,
+            tree_heads,
+            tree_heads_recomputed: tree.is_some(),
         },
         prev,
     )))
+}
+
+/// The tree head of the signed note `text` when `key` signed it under its
+/// origin and it has `records` records; else what is wrong with it.
+fn signed_tree(text: &str, key: &VerifyKey, records: u64) -> Result<TreeHead, String> {
+    let body = note::body(text).map_err(|e| e.to_string())?;
+    let origin = TreeHead::parse(body).map_err(|e| e.to_string())?.origin;
+    let head = note::open(text, &origin, key).map_err(|_| {
+        format!("is not signed by the host key under the log's name {origin:?}: it was forged or altered")
+    })?;
+    if head.size != records {
+        return Err(format!(
+            "says {} records, the checkpoint {records}: it was altered",
+            head.size
+        ));
+    }
+    Ok(head)
 }
 
 /// Fills `buffer` from `reader` unless it ends first; how much was read.
@@ -591,9 +693,9 @@ mod tests {
                 whole.records[at] ^= flip;
             }
             let start = Start::genesis();
-            let at_once = walk(whole.records.as_slice(), &whole.checkpoints, &key, whole.records.len() + 1, &start)
+            let at_once = walk(whole.records.as_slice(), &whole.checkpoints, &key, whole.records.len() + 1, &start, &mut Some(Frontier::new()))
                 .unwrap();
-            let in_blocks = walk(whole.records.as_slice(), &whole.checkpoints, &key, block, &start).unwrap();
+            let in_blocks = walk(whole.records.as_slice(), &whole.checkpoints, &key, block, &start, &mut Some(Frontier::new())).unwrap();
             prop_assert_eq!(at_once.map_err(|p| p.to_string()), in_blocks.map_err(|p| p.to_string()));
         }
     }
