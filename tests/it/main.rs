@@ -23,6 +23,7 @@ mod manifest_golden;
 mod metrics_http;
 mod openapi_http;
 mod payment_component;
+mod proofs_http;
 mod registry_crash;
 mod registry_http;
 mod registry_oci;

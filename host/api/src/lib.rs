@@ -20,6 +20,9 @@
 //! state commits for `/metrics` on the admin address; [`traces`] exports
 //! a span per request, step and component call over OTLP when asked to.
 //!
+//! [`transparency`] serves the audit log's checkpoints and proofs to
+//! anyone, and takes witnesses' cosignatures.
+//!
 //! [`console`] is the operators' web console on the admin address, over
 //! the same tokens and code paths as [`admin`].
 //!
@@ -43,6 +46,7 @@ pub mod server;
 pub mod shared;
 pub mod storage;
 pub mod traces;
+pub mod transparency;
 pub mod wit_types;
 pub mod workflow;
 

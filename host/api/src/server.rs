@@ -40,6 +40,7 @@ pub fn app(host: Arc<Host>) -> Router {
     Router::new()
         .route("/healthz", healthy())
         .route("/readyz", get(ready))
+        .merge(crate::transparency::routes())
         .fallback(service)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(host)
@@ -439,6 +440,14 @@ async fn answer(
             axum::http::HeaderValue::from_str(&format!("{}-{}", range.start, range.end - 1))
     {
         response.headers_mut().insert(AUDIT_RECORDS, value);
+        if let Some(origin) = host
+            .audit()
+            .and_then(|log| axum::http::HeaderValue::from_str(log.origin()).ok())
+        {
+            response
+                .headers_mut()
+                .insert(crate::transparency::AUDIT_LOG, origin);
+        }
     }
     Ok(response)
 }

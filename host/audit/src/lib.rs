@@ -69,7 +69,8 @@ pub use log::{
 };
 pub use problem::Problem;
 pub use proof::{
-    COSIGNATURES_FILE, ConsistencyProof, CosignError, InclusionProof, ProofError, open_checkpoint,
+    COSIGNATURES_FILE, ConsistencyProof, CosignError, InclusionProof, ProofError, Prover,
+    open_checkpoint,
 };
 pub use record::{
     Checkpoint, Entry, GENESIS, Kind, MAX_FIELD_BYTES, Record, hash_json, sha256_hex,

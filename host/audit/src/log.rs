@@ -606,28 +606,8 @@ impl AuditLog {
         size: Option<u64>,
     ) -> Result<InclusionProof, ProofError> {
         let inner = &self.inner;
-        let size = inner.signed(size)?;
-        if seq >= size {
-            let later = if size == self.signed_size() {
-                " (a record is covered by the next checkpoint, signed within a second or so of it: ask again)"
-            } else {
-                ""
-            };
-            return Err(ProofError::Outside(format!(
-                "record {seq} is not in the tree of {size} records{later}"
-            )));
-        }
-        let parts = proof::inclusion(&inner.tree_reader, seq, size)
-            .map_err(|e| inner.unreadable(e))?
-            .ok_or_else(|| ProofError::Outside(format!("record {seq} is outside the tree")))?;
-        let checkpoint = inner.checkpoint_at(size)?;
-        Ok(proof::inclusion_proof(
-            &inner.origin,
-            seq,
-            size,
-            parts,
-            checkpoint,
-        ))
+        inner.proofs_available()?;
+        proof::prove_inclusion(&inner.source(), seq, size, |size| inner.checkpoint_at(size))
     }
 
     /// The proof that the tree of `from` records is a prefix of the tree
@@ -638,23 +618,8 @@ impl AuditLog {
         to: Option<u64>,
     ) -> Result<ConsistencyProof, ProofError> {
         let inner = &self.inner;
-        let to = inner.signed(to)?;
-        if from == 0 || from > to {
-            return Err(ProofError::Outside(format!(
-                "a consistency proof goes from a tree of 1 to {to} records to the tree of {to}; {from} is not one"
-            )));
-        }
-        let proof = merkle::stored_consistency_proof(&Stored(&inner.tree_reader), from, to)
-            .map_err(|e| inner.unreadable(e))?
-            .unwrap_or_default();
-        let checkpoint = inner.checkpoint_at(to)?;
-        Ok(proof::consistency_proof(
-            &inner.origin,
-            from,
-            to,
-            &proof,
-            checkpoint,
-        ))
+        inner.proofs_available()?;
+        proof::prove_consistency(&inner.source(), from, to, |size| inner.checkpoint_at(size))
     }
 
     /// Keeps and publishes the witnesses' cosignatures on `note`, a
@@ -698,23 +663,23 @@ impl Drop for AuditLog {
 }
 
 impl Inner {
-    /// `size`, or the latest checkpoint's, when a checkpoint covers it.
-    fn signed(&self, size: Option<u64>) -> Result<u64, ProofError> {
-        let signed = self.covered.load(Ordering::Acquire);
-        if let Some(why) = lock(&self.tree).behind() {
-            return Err(ProofError::Unavailable(format!(
+    /// Refuses proofs while the tree file is behind the tree.
+    fn proofs_available(&self) -> Result<(), ProofError> {
+        match lock(&self.tree).behind() {
+            Some(why) => Err(ProofError::Unavailable(format!(
                 "the log's Merkle tree could not be written ({why}); proofs are served again once the host restarts"
-            )));
-        }
-        match size {
-            Some(size) if size > signed => Err(ProofError::Outside(format!(
-                "the latest checkpoint covers {signed} records; ask for a tree of at most that many"
             ))),
-            Some(size) => Ok(size),
-            None if signed == 0 => {
-                Err(ProofError::Outside("the log has no records yet".to_owned()))
-            }
-            None => Ok(signed),
+            None => Ok(()),
+        }
+    }
+
+    /// What proofs are made from.
+    fn source(&self) -> proof::Source<'_> {
+        proof::Source {
+            tree: &self.tree_reader,
+            tree_path: self.dir.join(TREE_FILE),
+            origin: &self.origin,
+            signed: self.covered.load(Ordering::Acquire),
         }
     }
 

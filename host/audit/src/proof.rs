@@ -170,54 +170,249 @@ impl ConsistencyProof {
     }
 }
 
-/// The leaf hash of record `seq` and its inclusion proof in the tree of
-/// `size` records, from the tree file `tree`.
-pub(crate) fn inclusion(
-    tree: &File,
-    seq: u64,
-    size: u64,
-) -> std::io::Result<Option<(Hash, Vec<Hash>)>> {
-    use merkle::Subtrees as _;
-    let stored = crate::tree::Stored(tree);
-    let Some(proof) = merkle::stored_inclusion_proof(&stored, seq, size)? else {
-        return Ok(None);
-    };
-    Ok(Some((stored.subtree(0, seq)?, proof)))
+/// What proofs are made from: the tree file, the log's name, and how many
+/// records its latest checkpoint covers.
+pub(crate) struct Source<'a> {
+    pub tree: &'a File,
+    pub tree_path: PathBuf,
+    pub origin: &'a str,
+    pub signed: u64,
 }
 
-/// Makes an [`InclusionProof`] from its parts.
-pub(crate) fn inclusion_proof(
-    origin: &str,
+impl Source<'_> {
+    /// `size`, or the latest checkpoint's, when a checkpoint covers it.
+    fn size(&self, size: Option<u64>) -> Result<u64, ProofError> {
+        match size {
+            Some(size) if size > self.signed => Err(ProofError::Outside(format!(
+                "the latest checkpoint covers {} records; ask for a tree of at most that many",
+                self.signed
+            ))),
+            Some(size) => Ok(size),
+            None if self.signed == 0 => Err(ProofError::Outside(
+                "the log has no checkpoint of any record yet".to_owned(),
+            )),
+            None => Ok(self.signed),
+        }
+    }
+
+    fn unreadable(&self, error: std::io::Error) -> ProofError {
+        ProofError::Unavailable(AuditError::io(&self.tree_path, error).to_string())
+    }
+}
+
+/// The proof that record `seq` is in the tree of `size` records (the
+/// latest checkpoint's when `None`), with the checkpoint `checkpoint_at`
+/// gives for that size.
+pub(crate) fn prove_inclusion(
+    source: &Source<'_>,
     seq: u64,
-    size: u64,
-    (leaf, proof): (Hash, Vec<Hash>),
-    checkpoint: String,
-) -> InclusionProof {
-    InclusionProof {
-        origin: origin.to_owned(),
+    size: Option<u64>,
+    checkpoint_at: impl FnOnce(u64) -> Result<String, ProofError>,
+) -> Result<InclusionProof, ProofError> {
+    use merkle::Subtrees as _;
+    let size = source.size(size)?;
+    if seq >= size {
+        let later = if size == source.signed {
+            " (a record is covered by the next checkpoint, signed within a second or so of it: ask again)"
+        } else {
+            ""
+        };
+        return Err(ProofError::Outside(format!(
+            "record {seq} is not in the tree of {size} records{later}"
+        )));
+    }
+    let stored = crate::tree::Stored(source.tree);
+    let proof = merkle::stored_inclusion_proof(&stored, seq, size)
+        .map_err(|e| source.unreadable(e))?
+        .unwrap_or_default();
+    let leaf = stored.subtree(0, seq).map_err(|e| source.unreadable(e))?;
+    Ok(InclusionProof {
+        origin: source.origin.to_owned(),
         seq,
         size,
         leaf: STANDARD.encode(leaf),
         proof: encode(&proof),
-        checkpoint,
+        checkpoint: checkpoint_at(size)?,
         record: None,
+    })
+}
+
+/// The proof that the tree of `from` records is a prefix of the tree of
+/// `to` (the latest checkpoint's when `None`).
+pub(crate) fn prove_consistency(
+    source: &Source<'_>,
+    from: u64,
+    to: Option<u64>,
+    checkpoint_at: impl FnOnce(u64) -> Result<String, ProofError>,
+) -> Result<ConsistencyProof, ProofError> {
+    let to = source.size(to)?;
+    if from == 0 || from > to {
+        return Err(ProofError::Outside(format!(
+            "a consistency proof goes from a tree of 1 to {to} records to the tree of {to}; {from} is not one"
+        )));
+    }
+    let proof = merkle::stored_consistency_proof(&crate::tree::Stored(source.tree), from, to)
+        .map_err(|e| source.unreadable(e))?
+        .unwrap_or_default();
+    Ok(ConsistencyProof {
+        origin: source.origin.to_owned(),
+        from,
+        to,
+        proof: encode(&proof),
+        checkpoint: checkpoint_at(to)?,
+    })
+}
+
+/// Proofs from a trail directory without its writer — on the host's
+/// machine while it runs, or from a copy — against the checkpoints the
+/// trail holds (`zhongtai audit prove`). Unlike the host, it signs
+/// nothing: a proof is against a tree size a checkpoint was signed for.
+pub struct Prover {
+    dir: PathBuf,
+    tree: File,
+    origin: String,
+    /// Tree size → signed note, of every checkpoint carrying one.
+    notes: std::collections::BTreeMap<u64, String>,
+}
+
+impl Prover {
+    /// Reads the checkpoints of the trail in `dir` (every segment) and
+    /// opens its tree file.
+    pub fn open(dir: &Path) -> Result<Self, AuditError> {
+        let mut notes = std::collections::BTreeMap::new();
+        let mut origin = None;
+        for segment in crate::segment::listed(dir)? {
+            let path = segment.dir.join(crate::CHECKPOINTS_FILE);
+            let text = std::fs::read(&path).map_err(|e| AuditError::io(&path, e))?;
+            for line in split_lines(&text).0 {
+                let Ok(checkpoint) = serde_json::from_slice::<crate::Checkpoint>(line.bytes) else {
+                    continue;
+                };
+                let Some(text) = checkpoint.note else {
+                    continue;
+                };
+                let Some(head) = note::body(&text).ok().and_then(|b| TreeHead::parse(b).ok())
+                else {
+                    continue;
+                };
+                origin = Some(head.origin);
+                notes.insert(head.size, text);
+            }
+        }
+        let tree_path = dir.join(crate::TREE_FILE);
+        let tree = File::open(&tree_path).map_err(|e| AuditError::io(&tree_path, e))?;
+        let origin = origin.ok_or_else(|| AuditError::Io {
+            path: dir.join(crate::CHECKPOINTS_FILE).display().to_string(),
+            message:
+                "no checkpoint carries a Merkle tree head yet: start the host on this trail once"
+                    .to_owned(),
+        })?;
+        let signed = notes.keys().next_back().copied().unwrap_or(0);
+        let held = merkle::stored_size(
+            tree.metadata()
+                .map_err(|e| AuditError::io(&tree_path, e))?
+                .len()
+                / 32,
+        );
+        if held < signed {
+            return Err(AuditError::Io {
+                path: tree_path.display().to_string(),
+                message: format!(
+                    "the tree file holds {held} records but the latest checkpoint covers {signed}: start the host on this trail once to make it again"
+                ),
+            });
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            tree,
+            origin,
+            notes,
+        })
+    }
+
+    /// The log's origin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The latest checkpoint, with the cosignatures the trail keeps of it.
+    pub fn latest_checkpoint(&self) -> Option<String> {
+        let (size, note) = self.notes.iter().next_back()?;
+        Some(note.clone() + &kept_lines(&self.dir, *size))
+    }
+
+    fn source(&self) -> Source<'_> {
+        Source {
+            tree: &self.tree,
+            tree_path: self.dir.join(crate::TREE_FILE),
+            origin: &self.origin,
+            signed: self.notes.keys().next_back().copied().unwrap_or(0),
+        }
+    }
+
+    fn checkpoint_at(&self, size: u64) -> Result<String, ProofError> {
+        match self.notes.get(&size) {
+            Some(note) => Ok(note.clone() + &kept_lines(&self.dir, size)),
+            None => Err(ProofError::Outside(format!(
+                "no checkpoint of this trail is of exactly {size} records; ask for the size of one it holds (the latest is {}), or ask the running host's /audit/v1/ API, which signs any size",
+                self.source().signed
+            ))),
+        }
+    }
+
+    /// [`crate::AuditLog::inclusion_proof`], with the record's line.
+    pub fn inclusion_proof(
+        &self,
+        seq: u64,
+        size: Option<u64>,
+    ) -> Result<InclusionProof, ProofError> {
+        let mut proof = prove_inclusion(&self.source(), seq, size, |s| self.checkpoint_at(s))?;
+        proof.record =
+            record_line(&self.dir, seq).map_err(|e| ProofError::Unavailable(e.to_string()))?;
+        Ok(proof)
+    }
+
+    /// [`crate::AuditLog::consistency_proof`].
+    pub fn consistency_proof(
+        &self,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<ConsistencyProof, ProofError> {
+        prove_consistency(&self.source(), from, to, |s| self.checkpoint_at(s))
     }
 }
 
-/// Makes a [`ConsistencyProof`] from its parts.
-pub(crate) fn consistency_proof(
-    origin: &str,
-    from: u64,
-    to: u64,
-    proof: &[Hash],
-    checkpoint: String,
-) -> ConsistencyProof {
-    ConsistencyProof {
-        origin: origin.to_owned(),
-        from,
-        to,
-        proof: encode(proof),
-        checkpoint,
+/// The cosignature lines kept in the trail `dir` for the tree of `size`
+/// records (each was checked when the host took it).
+fn kept_lines(dir: &Path, size: u64) -> String {
+    let text = std::fs::read(dir.join(COSIGNATURES_FILE)).unwrap_or_default();
+    let mut latest: Vec<Kept> = Vec::new();
+    for line in split_lines(&text).0 {
+        if let Ok(kept) = serde_json::from_slice::<Kept>(line.bytes) {
+            latest.retain(|k| k.witness != kept.witness);
+            latest.push(kept);
+        }
+    }
+    latest
+        .iter()
+        .filter(|k| k.size == size)
+        .map(|k| k.line.as_str())
+        .collect()
+}
+
+/// The line of record `seq`, when its segment is in `dir`.
+fn record_line(dir: &Path, seq: u64) -> Result<Option<String>, AuditError> {
+    use std::io::BufRead;
+    let listed = crate::segment::listed(dir)?;
+    let Some(segment) = listed.iter().rev().find(|s| s.first <= seq) else {
+        return Ok(None);
+    };
+    let path = segment.dir.join(crate::TRAIL_FILE);
+    let file = File::open(&path).map_err(|e| AuditError::io(&path, e))?;
+    let mut lines = std::io::BufReader::new(file).lines();
+    match lines.nth((seq - segment.first) as usize) {
+        Some(line) => line.map(Some).map_err(|e| AuditError::io(&path, e)),
+        None => Ok(None),
     }
 }
 

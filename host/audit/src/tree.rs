@@ -31,6 +31,8 @@ pub(crate) struct TreeFile {
     /// refused until a restart makes it again.
     behind: Option<String>,
     stored: Vec<Hash>,
+    /// Whether something was written since the last sync.
+    dirty: bool,
 }
 
 impl TreeFile {
@@ -51,6 +53,7 @@ impl TreeFile {
             frontier: Frontier::new(),
             behind: None,
             stored: Vec::new(),
+            dirty: false,
         };
         tree.truncate(size)?;
         Ok(tree)
@@ -74,9 +77,11 @@ impl TreeFile {
     /// Cuts the tree to its first `size` leaves.
     pub(crate) fn truncate(&mut self, size: u64) -> Result<(), AuditError> {
         let io = |e| AuditError::io(&self.path, e);
-        self.file
-            .set_len(merkle::stored_count(size) * HASH)
-            .map_err(io)?;
+        let length = merkle::stored_count(size) * HASH;
+        if self.file.metadata().map_err(io)?.len() != length {
+            self.file.set_len(length).map_err(io)?;
+            self.dirty = true;
+        }
         self.frontier = Frontier::from_subtrees(&Stored(&self.file), size).map_err(io)?;
         Ok(())
     }
@@ -92,6 +97,7 @@ impl TreeFile {
             return;
         }
         let bytes: Vec<u8> = self.stored.iter().flatten().copied().collect();
+        self.dirty = true;
         if let Err(e) = self.file.write_all(&bytes) {
             let why = AuditError::io(&self.path, e).to_string();
             tracing::error!(error = %why, "the audit trail's Merkle tree file fell behind; proofs are refused until a restart makes it again");
@@ -99,11 +105,15 @@ impl TreeFile {
         }
     }
 
-    /// Makes what was appended durable.
-    pub(crate) fn sync(&self) -> Result<(), AuditError> {
-        self.file
-            .sync_data()
-            .map_err(|e| AuditError::io(&self.path, e))
+    /// Makes what was appended durable (nothing to do when nothing was).
+    pub(crate) fn sync(&mut self) -> Result<(), AuditError> {
+        if self.dirty {
+            self.file
+                .sync_data()
+                .map_err(|e| AuditError::io(&self.path, e))?;
+            self.dirty = false;
+        }
+        Ok(())
     }
 
     /// Why proofs cannot be served, if they cannot.

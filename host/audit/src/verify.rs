@@ -404,21 +404,6 @@ pub(crate) fn walk(
                         continue;
                     };
                     if entry.rewritten.is_none()
-                        && let (Some(root), Some(head)) = (root, &entry.tree)
-                        && head.root != root
-                    {
-                        entry.rewritten = Some(Problem {
-                            record: Some(record.seq),
-                            ..Problem::checkpoint(
-                                index,
-                                format!(
-                                    "{}: its Merkle tree head is not the head of records 0 to {}: records were rewritten after it was signed",
-                                    entry.what, record.seq
-                                ),
-                            )
-                        });
-                    }
-                    if entry.rewritten.is_none()
                         && (hash != checkpoint.head || end != checkpoint.bytes)
                     {
                         entry.rewritten = Some(Problem {
@@ -434,6 +419,21 @@ pub(crate) fn walk(
                                     end,
                                     short(&checkpoint.head),
                                     checkpoint.bytes
+                                ),
+                            )
+                        });
+                    }
+                    if entry.rewritten.is_none()
+                        && let (Some(root), Some(head)) = (root, &entry.tree)
+                        && head.root != root
+                    {
+                        entry.rewritten = Some(Problem {
+                            record: Some(record.seq),
+                            ..Problem::checkpoint(
+                                index,
+                                format!(
+                                    "{}: its Merkle tree head is not the head of records 0 to {}: records were rewritten after it was signed",
+                                    entry.what, record.seq
                                 ),
                             )
                         });

@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 use zhongtai_audit::{
     AuditLog, AuditOptions, COSIGNATURES_FILE, CosignError, Entry, HostKey, InclusionProof, Kind,
-    TREE_FILE, VerifyKey, Witness, note, verify_dir,
+    Prover, TREE_FILE, VerifyKey, Witness, note, verify_dir,
 };
 
 /// RFC 6962 §2.1, from the text: the head of a list of leaf hashes.
@@ -216,6 +216,29 @@ fn every_record_is_proved_in_the_log_and_every_checkpoint_extends_the_last() {
             .unwrap();
     }
 
+    // Offline, beside the running writer: the same proofs, with the record.
+    let prover = Prover::open(dir.path()).unwrap();
+    assert_eq!(prover.latest_checkpoint().unwrap(), latest);
+    let offline = prover.inclusion_proof(42, None).unwrap();
+    assert_eq!(offline.record.as_deref(), Some(records[42].as_str()));
+    assert_eq!(
+        InclusionProof {
+            record: None,
+            ..offline.clone()
+        },
+        log.inclusion_proof(42, None).unwrap()
+    );
+    offline.check(&key).unwrap();
+    assert_eq!(
+        prover.consistency_proof(17, Some(34)).unwrap(),
+        log.consistency_proof(17, Some(34)).unwrap()
+    );
+    let error = prover.inclusion_proof(3, Some(20)).unwrap_err().to_string();
+    assert!(
+        error.contains("no checkpoint of this trail is of exactly 20 records"),
+        "{error}"
+    );
+
     // Nothing beyond the signed log.
     assert!(
         log.inclusion_proof(100, None)
@@ -311,6 +334,32 @@ fn a_changed_record_proof_or_checkpoint_fails_its_check() {
         .unwrap_err()
         .to_string();
     assert!(problem.contains("tree head is not signed"), "{problem}");
+
+    // Re-signed with the host's own key (an operator with the key), the
+    // altered head is still caught: it is not the head of the records.
+    let host = HostKey::load_or_create(&dir.path().join("host.key")).unwrap();
+    let lying = note::TreeHead {
+        root: [7u8; 32],
+        ..head.clone()
+    };
+    let resigned = note::sign(&lying.body(), &head.origin, &host);
+    let quoted = |note: &str| {
+        serde_json::to_string(note)
+            .unwrap()
+            .trim_matches('"')
+            .to_owned()
+    };
+    let replaced = text.replacen(&quoted(&checkpoints[1]), &quoted(&resigned), 1);
+    assert_ne!(replaced, text);
+    fs::write(&path, replaced).unwrap();
+    let problem = verify_dir(dir.path(), &key)
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        problem.contains("its Merkle tree head is not the head of records 0 to 19"),
+        "{problem}"
+    );
 }
 
 #[test]

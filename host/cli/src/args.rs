@@ -96,6 +96,18 @@ pub struct HostArgs {
     /// archived; every segment still verifies with the rest.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub audit_segment_records: u64,
+    /// The audit log's name in its checkpoints (C2SP origin), e.g.
+    /// `audit.tax.example.gov/host-1`; default `zhongtai/audit/` and a
+    /// hash of the host's key. Keep it once witnesses follow the log;
+    /// hosts sharing one key each need their own.
+    #[arg(long, env = "ZHONGTAI_AUDIT_ORIGIN")]
+    pub audit_origin: Option<String>,
+    /// A witness whose cosignatures of the log's checkpoints the host
+    /// accepts at `POST /audit/v1/cosignature` and publishes:
+    /// `NAME=PUBLIC-KEY` (a key file from `zhongtai keygen`, or base64).
+    /// Repeatable.
+    #[arg(long = "witness", value_name = "NAME=KEY")]
+    pub witnesses: Vec<String>,
     /// Where component state lives: a PostgreSQL URL
     /// (`postgres://user@host/database`), shared by every host pointed at
     /// it; default the embedded store `<data-dir>/state.db`.
@@ -104,6 +116,22 @@ pub struct HostArgs {
 }
 
 impl HostArgs {
+    /// The witnesses given with `--witness`.
+    pub fn witnesses(&self) -> anyhow::Result<Vec<zhongtai_audit::Witness>> {
+        self.witnesses
+            .iter()
+            .map(|given| {
+                let (name, key) = given.split_once('=').ok_or_else(|| {
+                    anyhow::anyhow!("--witness {given:?}: expected NAME=PUBLIC-KEY")
+                })?;
+                Ok(zhongtai_audit::Witness {
+                    name: name.to_owned(),
+                    key: public_key(key).map_err(|e| anyhow::anyhow!("--witness {name}: {e}"))?,
+                })
+            })
+            .collect()
+    }
+
     /// The state URL when it names PostgreSQL.
     fn postgres_url(&self) -> Option<&str> {
         self.state
@@ -461,4 +489,15 @@ impl AdminArgs {
         env_token()?
             .context("no admin token: set ZHONGTAI_ADMIN_TOKEN or give --admin-token-file FILE")
     }
+}
+
+/// A public key given as a file (`zhongtai keygen`'s `.pub`, or a trail's
+/// `host.pub`) or as text (base64, or the `zhongtai-ed25519-public:` line).
+pub fn public_key(given: &str) -> anyhow::Result<zhongtai_audit::VerifyKey> {
+    let path = std::path::Path::new(given);
+    if path.is_file() {
+        return Ok(zhongtai_audit::VerifyKey::from_file(path)?);
+    }
+    zhongtai_audit::VerifyKey::from_text(given)
+        .map_err(|e| anyhow::anyhow!("{e} (and no such key file)"))
 }

@@ -1,4 +1,5 @@
-//! `zhongtai audit verify|show|export|disclose|digest`, and the audit trail
+//! `zhongtai audit verify|show|export|disclose|digest|prove|check-proof`,
+//! and the audit trail
 //! of the CLI's own calls.
 //!
 //! The host keeps its trail in `<data-dir>/audit`. `verify` and `show` read
@@ -12,8 +13,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::Value as Json;
 use zhongtai_audit::{
-    AuditLog, AuditOptions, DIGEST_KEY_FILE, DigestKey, Filter, HostKey, Kind, PUBLIC_KEY_FILE,
-    Record, RequestKey, VerifyKey, parse_time,
+    AuditLog, AuditOptions, ConsistencyProof, DIGEST_KEY_FILE, DigestKey, Filter, HostKey,
+    InclusionProof, Kind, PUBLIC_KEY_FILE, Prover, Record, RequestKey, VerifyKey, parse_time,
 };
 use zhongtai_runtime::{CallContext, LoadedComponent, Runtime};
 
@@ -103,6 +104,49 @@ pub enum AuditCommand {
         #[arg(long)]
         request: String,
     },
+    /// Print, as JSON, a proof from the trail's Merkle tree: that record
+    /// `--seq` is in the log (with the record's line), or that the tree of
+    /// `--from` records is a prefix of the latest (or of `--to`). With
+    /// neither, the latest checkpoint (a C2SP signed note).
+    Prove {
+        #[command(flatten)]
+        trail: TrailArgs,
+        /// The record's sequence number (a receipt's `zhongtai-audit-records`).
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        seq: Option<u64>,
+        /// The tree size to prove it in: a checkpoint's (default the latest).
+        #[arg(long, requires = "seq")]
+        size: Option<u64>,
+        /// The size of the older tree, for a consistency proof.
+        #[arg(long)]
+        from: Option<u64>,
+        /// The size of the newer tree (default the latest checkpoint's).
+        #[arg(long, requires = "from")]
+        to: Option<u64>,
+    },
+    /// Check a proof (from `zhongtai audit prove` or the host's
+    /// `/audit/v1/proof/…`), or a checkpoint, offline against the host's
+    /// public key. Exit status 1 when it does not verify.
+    CheckProof {
+        /// The proof or checkpoint file; `-` reads standard input.
+        proof: PathBuf,
+        /// The host's public key (its `audit/host.pub`, or base64), as
+        /// obtained from its operator.
+        #[arg(long)]
+        key: String,
+        /// A checkpoint held from before: a consistency proof must extend
+        /// it.
+        #[arg(long)]
+        old: Option<PathBuf>,
+        /// The record's line as obtained elsewhere (its department's copy,
+        /// say): it must be the record the log holds.
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// A witness that must have cosigned the checkpoint:
+        /// `NAME=PUBLIC-KEY`. Repeatable.
+        #[arg(long = "witness", value_name = "NAME=KEY")]
+        witnesses: Vec<String>,
+    },
     /// Compute the digest a record holds for a value, with a request key
     /// from `zhongtai audit disclose`.
     Digest {
@@ -181,6 +225,20 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             println!("{}", key.digest(&value));
             Ok(ExitCode::SUCCESS)
         }
+        AuditCommand::Prove {
+            trail,
+            seq,
+            size,
+            from,
+            to,
+        } => prove(&trail.dir, seq, size, from, to),
+        AuditCommand::CheckProof {
+            proof,
+            key,
+            old,
+            record,
+            witnesses,
+        } => check_proof(&proof, &key, old.as_deref(), record.as_deref(), &witnesses),
         AuditCommand::Export { trail, out } => {
             let checked = zhongtai_audit::export(&trail.dir, &out)?;
             println!("exported {} to {}", trail.dir.display(), out.display());
@@ -395,6 +453,147 @@ fn show(dir: &Path, filter: &Filter, before: Option<u64>, json: bool) -> anyhow:
             })
         })?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `zhongtai audit prove`.
+fn prove(
+    dir: &Path,
+    seq: Option<u64>,
+    size: Option<u64>,
+    from: Option<u64>,
+    to: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let prover = Prover::open(dir)?;
+    let printed = match (seq, from) {
+        (Some(seq), _) => serde_json::to_string_pretty(&prover.inclusion_proof(seq, size)?)?,
+        (None, Some(from)) => serde_json::to_string_pretty(&prover.consistency_proof(from, to)?)?,
+        (None, None) => prover
+            .latest_checkpoint()
+            .unwrap_or_default()
+            .trim_end()
+            .to_owned(),
+    };
+    println!("{printed}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_input(path: &Path) -> anyhow::Result<String> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// `zhongtai audit check-proof`.
+fn check_proof(
+    path: &Path,
+    key: &str,
+    old: Option<&Path>,
+    record: Option<&Path>,
+    witnesses: &[String],
+) -> anyhow::Result<ExitCode> {
+    let key = crate::args::public_key(key).context("--key")?;
+    let text = read_input(path)?;
+    let record = record
+        .map(|p| read_input(p).map(|r| r.trim_end_matches('\n').to_owned()))
+        .transpose()?;
+    let value: Option<Json> = serde_json::from_str(&text).ok();
+    let checked = match value {
+        Some(value) if value.get("seq").is_some() => {
+            let mut proof: InclusionProof =
+                serde_json::from_value(value).context("not an inclusion proof")?;
+            if record.is_some() {
+                proof.record = record;
+            }
+            proof.check(&key).map(|head| {
+                let shown = if proof.record.is_some() {
+                    "the record given is record"
+                } else {
+                    "the leaf is record"
+                };
+                (
+                    format!(
+                        "{shown} {} of the log {} at {} records",
+                        proof.seq, head.origin, head.size
+                    ),
+                    proof.checkpoint,
+                )
+            })
+        }
+        Some(value) if value.get("from").is_some() => {
+            let proof: ConsistencyProof =
+                serde_json::from_value(value).context("not a consistency proof")?;
+            let Some(old) = old else {
+                anyhow::bail!(
+                    "a consistency proof is checked against the checkpoint you held before: give it with --old"
+                );
+            };
+            let old = read_input(old)?;
+            proof.check(&old, &key).map(|head| {
+                (
+                    format!(
+                        "the log {} at {} records extends the checkpoint of {} records you hold",
+                        head.origin, head.size, proof.from
+                    ),
+                    proof.checkpoint,
+                )
+            })
+        }
+        _ => {
+            // A checkpoint alone: check its signature.
+            let origin = zhongtai_audit::note::body(&text)
+                .ok()
+                .and_then(|body| zhongtai_audit::note::TreeHead::parse(body).ok())
+                .map(|head| head.origin)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{} is neither a proof (JSON) nor a checkpoint",
+                        path.display()
+                    )
+                })?;
+            zhongtai_audit::open_checkpoint(&text, &origin, &key).map(|head| {
+                (
+                    format!("a checkpoint of the log {origin} at {} records", head.size),
+                    text.clone(),
+                )
+            })
+        }
+    };
+    let (said, checkpoint) = match checked {
+        Ok(checked) => checked,
+        Err(why) => {
+            println!("does NOT verify: {why}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    for given in witnesses {
+        let (name, witness_key) = given
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--witness {given:?}: expected NAME=PUBLIC-KEY"))?;
+        let witness_key =
+            crate::args::public_key(witness_key).with_context(|| format!("--witness {name}"))?;
+        if let Err(why) = zhongtai_audit::note::cosigned(&checkpoint, name, &witness_key) {
+            println!("does NOT verify: the checkpoint is not cosigned by the witness: {why}");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let witnessed = if witnesses.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", cosigned by {}",
+            witnesses
+                .iter()
+                .filter_map(|w| w.split_once('='))
+                .map(|(n, _)| n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    println!("verified: {said}{witnessed}");
     Ok(ExitCode::SUCCESS)
 }
 

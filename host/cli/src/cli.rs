@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::args::{AdminArgs, HostArgs, RegistryArgs, SourceArgs, UpArgs};
 use crate::{
     admin_commands, audit_commands, component_commands, platform_commands, registry_commands,
-    scaffold_commands,
+    scaffold_commands, witness_commands,
 };
 
 /// zhongtai: shared government capabilities as WebAssembly components.
@@ -132,9 +132,12 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
-    /// Check, search and export the audit trail.
+    /// Check, search and export the audit trail; prove records in it.
     #[command(subcommand)]
     Audit(audit_commands::AuditCommand),
+    /// Witness a host's audit log: fetch its latest checkpoint, check it
+    /// extends the last one seen, cosign it and hand the cosignature in.
+    Witness(witness_commands::WitnessArgs),
     /// Write zhongtai.lock beside every manifest: exact versions and digests.
     Lock {
         /// Directory of departments.
@@ -194,6 +197,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let segments = zhongtai_audit::AuditOptions {
                 segment_records: host.audit_segment_records,
                 observe: Some(metrics.audit_observer()),
+                origin: host.audit_origin.clone(),
+                witnesses: host.witnesses()?,
                 ..Default::default()
             };
             let options = match &shared {
@@ -236,6 +241,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             served
         }
         Command::Audit(command) => audit_commands::run(command),
+        Command::Witness(args) => witness_commands::run(args),
         Command::Lock { dir, registry } => platform_commands::lock(&dir, &registry),
         Command::Deploy { manifest, admin } => admin_commands::deploy(&manifest, &admin),
         Command::AdminToken => admin_commands::new_token(),

@@ -9,6 +9,7 @@ mod component_commands;
 mod platform_commands;
 mod registry_commands;
 mod scaffold_commands;
+mod witness_commands;
 
 use clap::Parser;
 

@@ -846,6 +846,13 @@ pub fn check(manifest: &Manifest, file: &str, text: &str) -> Result<Checked, Vec
             ),
         );
     }
+    if manifest.department.get_ref() == "audit" {
+        c.fail(
+            &manifest.department,
+            "department",
+            "\"audit\" is where every host serves its audit log's checkpoints and proofs (/audit/v1/…); choose another name".to_owned(),
+        );
+    }
     let components: BTreeMap<String, ComponentSpec> = manifest
         .components
         .iter()
