@@ -14,6 +14,9 @@ use zhongtai_audit::{ConsistencyProof, HostKey, InclusionProof, VerifyKey, note}
 use crate::support;
 use crate::support::platform::{OPERATOR_TOKEN, Platform};
 
+const SECURITY_TOKEN: &str = "ps-4Kd9Lm2Qx7Vb1Nz8Rt5Wy3Hc6Jf0Gp";
+const TAXATION_TOKEN: &str = "tx-8Hj3Kp6Ls1Qw9Ez4Rv7Ty2Ub5Nm0Xc";
+
 fn get_text(platform: &Platform, path: &str) -> (u16, String) {
     let mut response = platform
         .agent
@@ -100,10 +103,18 @@ fn receipts_are_proved_checkpoints_extend_and_a_witness_refuses_a_rewritten_hist
         &(witness.public().to_text() + "\n"),
     );
     let witness_arg = format!("witness.taxation={witness_pub}");
+    let tokens = write(
+        work.path(),
+        "admin-tokens.toml",
+        &format!(
+            "[departments]\npublic-security = \"{SECURITY_TOKEN}\"\ntaxation = \"{TAXATION_TOKEN}\"\n"
+        ),
+    );
+    std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let platform = Platform::start_with(
         &support::root().join("examples"),
         data.path(),
-        &["--witness", &witness_arg],
+        &["--witness", &witness_arg, "--admin-tokens", &tokens],
     );
     let host_pub = data.path().join("audit/host.pub").display().to_string();
     let key = VerifyKey::from_file(Path::new(&host_pub)).unwrap();
@@ -174,6 +185,19 @@ fn receipts_are_proved_checkpoints_extend_and_a_witness_refuses_a_rewritten_hist
         let (ok, said) = zhongtai(&["audit", "check-proof", &tampered, "--key", &host_pub]);
         assert!(!ok && said.contains("does not lead from leaf"), "{said}");
     }
+    // The department asks, with its own admin token, for its record with
+    // the proof; another department's token, or none, is refused.
+    let path = format!("/admin/v1/audit/records/{seq}/proof");
+    let (status, text) = platform.admin("GET", &path, Some(SECURITY_TOKEN), None);
+    assert_eq!(status, 200, "{text}");
+    let own: InclusionProof = serde_json::from_str(&text).unwrap();
+    assert_eq!(own.record.as_deref(), Some(line.as_str()));
+    own.check(&key).unwrap();
+    let (status, text) = platform.admin("GET", &path, Some(TAXATION_TOKEN), None);
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("not one of taxation's"), "{text}");
+    assert_eq!(platform.admin("GET", &path, None, None).0, 401);
+
     let stranger = HostKey::generate().unwrap().public().to_base64();
     let (ok, said) = zhongtai(&["audit", "check-proof", &proof_file, "--key", &stranger]);
     assert!(

@@ -688,6 +688,52 @@ pub async fn audit_records(
     ))
 }
 
+/// `GET /admin/v1/audit/records/{seq}/proof[?size=M]`: record `seq` as
+/// the trail holds it (its exact line) with its inclusion proof in the
+/// log — for the operator, or for the department whose record it is, so
+/// that a department can check that each of its calls is in the log.
+pub async fn audit_record_proof(
+    State(host): State<Arc<Host>>,
+    caller: Caller,
+    axum::extract::Path(seq): axum::extract::Path<u64>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Result<axum::Json<zhongtai_audit::InclusionProof>, ApiError> {
+    let size = match query.get("size") {
+        None => None,
+        Some(size) => Some(size.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("size={size:?} is not a number of records"))
+        })?),
+    };
+    let audit = trail_of(&host)?;
+    let proof = tokio::task::spawn_blocking(move || audit.inclusion_proof_with_record(seq, size))
+        .await?
+        .map_err(|e| match e {
+            zhongtai_audit::ProofError::Outside(message) => {
+                ApiError::new(404, "not-in-log", message)
+            }
+            zhongtai_audit::ProofError::Unavailable(message) => {
+                ApiError::new(503, "proofs-unavailable", message)
+            }
+        })?;
+    if let Caller::Department(own) = &caller {
+        let department = proof
+            .record
+            .as_deref()
+            .and_then(|line| serde_json::from_str::<Json>(line).ok())
+            .and_then(|record| record["department"].as_str().map(str::to_owned));
+        if department.as_deref() != Some(own.as_str()) {
+            return Err(ApiError::new(
+                403,
+                "forbidden",
+                format!(
+                    "record {seq} is not one of {own}'s; its admin token reads its own records only"
+                ),
+            ));
+        }
+    }
+    Ok(axum::Json(proof))
+}
+
 /// `GET /admin/v1/audit/verify`.
 pub async fn audit_verify(
     State(host): State<Arc<Host>>,

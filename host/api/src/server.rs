@@ -68,6 +68,10 @@ pub fn admin_app(host: Arc<Host>) -> Router {
         .route("/admin/v1/audit/verify", get(admin::audit_verify))
         .route("/admin/v1/audit/files", get(admin::audit_files))
         .route("/admin/v1/audit/files/{*file}", get(admin::audit_file))
+        .route(
+            "/admin/v1/audit/records/{seq}/proof",
+            get(admin::audit_record_proof),
+        )
         .route("/console", get(console::overview))
         .route(
             "/console/login",

@@ -610,6 +610,19 @@ impl AuditLog {
         proof::prove_inclusion(&inner.source(), seq, size, |size| inner.checkpoint_at(size))
     }
 
+    /// [`AuditLog::inclusion_proof`] with the record's line, for whoever
+    /// may read the record (its department, the operator).
+    pub fn inclusion_proof_with_record(
+        &self,
+        seq: u64,
+        size: Option<u64>,
+    ) -> Result<InclusionProof, ProofError> {
+        let mut proof = self.inclusion_proof(seq, size)?;
+        proof.record = proof::record_line(&self.inner.dir, seq)
+            .map_err(|e| ProofError::Unavailable(e.to_string()))?;
+        Ok(proof)
+    }
+
     /// The proof that the tree of `from` records is a prefix of the tree
     /// of `to` (the latest checkpoint's when `None`).
     pub fn consistency_proof(
