@@ -210,7 +210,11 @@ fn check_once(
     let status = response.status().as_u16();
     if status != 200 {
         let text = response.body_mut().read_to_string().unwrap_or_default();
-        anyhow::bail!("the log did not take the cosignature ({status}): {text}");
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or(text);
+        anyhow::bail!("the log did not take the cosignature (HTTP {status}): {message}");
     }
     write_state(
         &args.state,
