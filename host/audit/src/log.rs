@@ -936,8 +936,11 @@ impl Inner {
 
     /// Signs a checkpoint of `records` records ending with `head`, `bytes`
     /// into the open segment, with the tree head `root`, writes it, and
-    /// publishes it. The tree file is synced first: what the checkpoint
-    /// signs can be proved after a crash.
+    /// publishes it. The tree file holds that tree already (the writer
+    /// appends to it before records count as durable); it is not synced
+    /// here: a process killed keeps it in the page cache, and after a
+    /// power loss the host finds it short of the signed head on start and
+    /// makes it again from the records, which are synced.
     fn sign_and_write(
         &self,
         signer: &mut Signer,
@@ -946,7 +949,6 @@ impl Inner {
         head: String,
         root: Hash,
     ) -> Result<Checkpoint, AuditError> {
-        lock(&self.tree).sync()?;
         let tree = TreeHead {
             origin: self.origin.clone(),
             size: records,

@@ -5,10 +5,13 @@
 //! segments: proofs of records whose segments were archived still work.
 //!
 //! The file is derived from the records and can always be made again from
-//! them. The writer appends to it after each write of the trail and syncs
-//! it before signing a checkpoint, so everything a signed tree head covers
-//! is on disk; on opening, what lies beyond the last checkpoint is made
-//! again from the records (a crash may have left it half written).
+//! them. The writer appends to it after each write of the trail, before
+//! the records count as durable, but does not sync it (the records are
+//! synced; one more sync per write or checkpoint would slow every append).
+//! On opening, the file is kept up to the last checkpoint when its head
+//! there is the signed one, and the rest is made again from the records: a
+//! killed process leaves a half-written tail, a power loss a file shorter
+//! than the signed tree (then it is made again whole).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
