@@ -707,14 +707,7 @@ pub async fn audit_record_proof(
     let audit = trail_of(&host)?;
     let proof = tokio::task::spawn_blocking(move || audit.inclusion_proof_with_record(seq, size))
         .await?
-        .map_err(|e| match e {
-            zhongtai_audit::ProofError::Outside(message) => {
-                ApiError::new(404, "not-in-log", message)
-            }
-            zhongtai_audit::ProofError::Unavailable(message) => {
-                ApiError::new(503, "proofs-unavailable", message)
-            }
-        })?;
+        .map_err(crate::transparency::refused)?;
     if let Caller::Department(own) = &caller {
         let department = proof
             .record

@@ -64,7 +64,8 @@ fn note(text: String) -> Response {
         .into_response()
 }
 
-fn refused(error: ProofError) -> ApiError {
+/// The answer to a proof that could not be made.
+pub(crate) fn refused(error: ProofError) -> ApiError {
     match error {
         ProofError::Outside(message) => ApiError::new(404, "not-in-log", message),
         ProofError::Unavailable(message) => ApiError::new(503, "proofs-unavailable", message),

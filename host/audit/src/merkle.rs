@@ -80,6 +80,12 @@ impl Frontier {
 
     /// Appends the leaf with hash `leaf`.
     pub fn push(&mut self, leaf: Hash) {
+        self.push_with(leaf, |_| {});
+    }
+
+    /// Appends `leaf`, handing `completed` the head of every perfect
+    /// subtree it completes, lowest first.
+    fn push_with(&mut self, leaf: Hash, mut completed: impl FnMut(Hash)) {
         self.size += 1;
         let mut peak = (0, leaf);
         while let Some(&(height, left)) = self.peaks.last() {
@@ -88,6 +94,7 @@ impl Frontier {
             }
             self.peaks.pop();
             peak = (height + 1, node_hash(&left, &peak.1));
+            completed(peak.1);
         }
         self.peaks.push(peak);
     }
@@ -111,17 +118,7 @@ impl Frontier {
     /// head of every perfect subtree it completes, lowest first.
     pub fn push_stored(&mut self, leaf: Hash, stored: &mut Vec<Hash>) {
         stored.push(leaf);
-        self.size += 1;
-        let mut peak = (0, leaf);
-        while let Some(&(height, left)) = self.peaks.last() {
-            if height != peak.0 {
-                break;
-            }
-            self.peaks.pop();
-            peak = (height + 1, node_hash(&left, &peak.1));
-            stored.push(peak.1);
-        }
-        self.peaks.push(peak);
+        self.push_with(leaf, |head| stored.push(head));
     }
 
     /// The tree of the first `size` leaves of `store`, read from its
