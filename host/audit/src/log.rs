@@ -696,10 +696,6 @@ impl Inner {
         }
     }
 
-    fn unreadable(&self, error: std::io::Error) -> ProofError {
-        ProofError::Unavailable(AuditError::io(&self.dir.join(TREE_FILE), error).to_string())
-    }
-
     /// The checkpoint of the tree of `size` records (at most the latest
     /// checkpoint's), signed, with the cosignatures of it. Signatures are
     /// deterministic: the checkpoint of a size signed before is the same
@@ -715,7 +711,7 @@ impl Inner {
             Some(note) => note,
             None => {
                 let root = merkle::stored_root(&Stored(&self.tree_reader), size)
-                    .map_err(|e| self.unreadable(e))?;
+                    .map_err(|e| self.source().unreadable(e))?;
                 let head = TreeHead {
                     origin: self.origin.clone(),
                     size,
@@ -1129,8 +1125,7 @@ fn feed_records(dir: &Path, tree: &mut TreeFile, records: u64) -> Result<(), Aud
         }
         let path = segment.dir.join(TRAIL_FILE);
         let io = |e| AuditError::io(&path, e);
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, File::open(&path).map_err(io)?);
-        let mut seq = segment.first;
+        let (mut seq, mut reader) = segment::records_from(segment, from.max(segment.first))?;
         // Lines to add, appended a few thousand at a time.
         let mut batch = Vec::new();
         let mut lines = 0;

@@ -195,7 +195,8 @@ impl Source<'_> {
         }
     }
 
-    fn unreadable(&self, error: std::io::Error) -> ProofError {
+    /// The tree file could not be read.
+    pub(crate) fn unreadable(&self, error: std::io::Error) -> ProofError {
         ProofError::Unavailable(AuditError::io(&self.tree_path, error).to_string())
     }
 }
@@ -400,34 +401,18 @@ fn kept_lines(dir: &Path, size: u64) -> String {
         .collect()
 }
 
-/// The line of record `seq`, when its segment is in `dir`. The reading
-/// starts at the segment's last checkpoint before the record (checkpoints
-/// hold their byte offset), so it reads at most the records between two
-/// checkpoints, not the whole segment.
+/// The line of record `seq`, when its segment is in `dir`.
 pub(crate) fn record_line(dir: &Path, seq: u64) -> Result<Option<String>, AuditError> {
-    use std::io::{BufRead, Seek, SeekFrom};
+    use std::io::BufRead;
     let listed = crate::segment::listed(dir)?;
     let Some(segment) = listed.iter().rev().find(|s| s.first <= seq) else {
         return Ok(None);
     };
-    let checkpoints = segment.dir.join(crate::CHECKPOINTS_FILE);
-    let text = std::fs::read(&checkpoints).map_err(|e| AuditError::io(&checkpoints, e))?;
-    let (mut at_seq, mut at_byte) = (segment.first, 0);
-    for line in split_lines(&text).0 {
-        if let Ok(checkpoint) = serde_json::from_slice::<crate::Checkpoint>(line.bytes)
-            && checkpoint.records <= seq
-            && checkpoint.records >= at_seq
-        {
-            (at_seq, at_byte) = (checkpoint.records, checkpoint.bytes);
-        }
-    }
-    let path = segment.dir.join(crate::TRAIL_FILE);
-    let io = |e| AuditError::io(&path, e);
-    let mut file = File::open(&path).map_err(io)?;
-    file.seek(SeekFrom::Start(at_byte)).map_err(io)?;
-    let mut lines = std::io::BufReader::new(file).lines();
-    match lines.nth((seq - at_seq) as usize) {
-        Some(line) => line.map(Some).map_err(io),
+    let (at, reader) = crate::segment::records_from(segment, seq)?;
+    match reader.lines().nth((seq - at) as usize) {
+        Some(line) => line
+            .map(Some)
+            .map_err(|e| AuditError::io(&segment.dir.join(crate::TRAIL_FILE), e)),
         None => Ok(None),
     }
 }

@@ -101,6 +101,33 @@ pub fn segments(dir: &Path) -> Result<Vec<Segment>, AuditError> {
     Ok(found)
 }
 
+/// The records file of `segment`, opened at the last checkpoint at or
+/// before record `seq` (checkpoints hold their byte offset into their
+/// segment's file), and the number of the record it is at: reaching `seq`
+/// reads at most the records between two checkpoints, not the segment.
+pub(crate) fn records_from(
+    segment: &Segment,
+    seq: u64,
+) -> Result<(u64, std::io::BufReader<fs::File>), AuditError> {
+    use std::io::{Seek, SeekFrom};
+    let checkpoints = segment.dir.join(CHECKPOINTS_FILE);
+    let text = fs::read(&checkpoints).map_err(|e| AuditError::io(&checkpoints, e))?;
+    let (mut at_seq, mut at_byte) = (segment.first, 0);
+    for line in crate::record::split_lines(&text).0 {
+        if let Ok(checkpoint) = serde_json::from_slice::<Checkpoint>(line.bytes)
+            && checkpoint.records <= seq
+            && checkpoint.records >= at_seq
+        {
+            (at_seq, at_byte) = (checkpoint.records, checkpoint.bytes);
+        }
+    }
+    let path = segment.dir.join(TRAIL_FILE);
+    let io = |e| AuditError::io(&path, e);
+    let mut file = fs::File::open(&path).map_err(io)?;
+    file.seek(SeekFrom::Start(at_byte)).map_err(io)?;
+    Ok((at_seq, std::io::BufReader::with_capacity(1 << 20, file)))
+}
+
 /// [`segments`], or, when there are none, the error that `dir` holds no
 /// trail.
 pub(crate) fn listed(dir: &Path) -> Result<Vec<Segment>, AuditError> {
