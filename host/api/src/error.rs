@@ -147,6 +147,13 @@ impl From<ManifestErrors> for ApiError {
     }
 }
 
+/// A request's steps panicked or could not be run.
+impl From<zhongtai_runtime::StepsFailed> for ApiError {
+    fn from(error: zhongtai_runtime::StepsFailed) -> Self {
+        Self::internal(error.to_string())
+    }
+}
+
 /// A blocking worker of the host panicked or was cancelled.
 impl From<tokio::task::JoinError> for ApiError {
     fn from(error: tokio::task::JoinError) -> Self {

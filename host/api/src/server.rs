@@ -388,17 +388,20 @@ async fn answer(
     }
     let runtime = host.runtime().clone();
     let audit = host.audit().cloned();
-    // The steps run on a blocking thread (component calls may wait on
-    // locks and the state store); the audit write is awaited here, so no
-    // thread waits for the trail's sync.
+    // The steps run on the runtime's step pool (component calls may wait
+    // on locks and the state store, so not on this async worker); the
+    // audit write is awaited here, so no thread waits for the trail's sync.
     let log = audit.clone();
-    let (ran, request) = tokio::task::spawn_blocking(move || {
-        let service = &deployment.manifest.services[index];
-        let digests = log.as_deref().map(zhongtai_audit::AuditLog::digests);
-        let ran = run_steps(&runtime, digests, &deployment, service, &request);
-        (ran, request)
-    })
-    .await?;
+    let steps = runtime.clone();
+    let (ran, request) = steps
+        .steps()
+        .run(move || {
+            let service = &deployment.manifest.services[index];
+            let digests = log.as_deref().map(zhongtai_audit::AuditLog::digests);
+            let ran = run_steps(&runtime, digests, &deployment, service, &request);
+            (ran, request)
+        })
+        .await?;
     served.components = ran.components;
     host.metrics().observe_calls(&ran.records);
     let mut timings = Timings {

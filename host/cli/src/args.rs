@@ -87,6 +87,11 @@ pub struct HostArgs {
     /// second. 0: never.
     #[arg(long, default_value_t = 200)]
     pub demote_after_ms: u64,
+    /// How many requests' steps run at once (those waiting for a lock, the
+    /// store or a timer, or running longer than 2 ms, not counted); more
+    /// wait their turn. 0: twice the CPUs.
+    #[arg(long, default_value_t = 0)]
+    pub step_threads: usize,
     /// The Ed25519 key (from `zhongtai keygen`) that signs audit
     /// checkpoints; default `<data-dir>/audit/host.key`, made on first use.
     #[arg(long, env = "ZHONGTAI_AUDIT_KEY")]
@@ -174,6 +179,10 @@ impl HostArgs {
             deadline: Duration::from_millis(self.deadline_ms),
             demote_after: (self.demote_after_ms > 0)
                 .then(|| Duration::from_millis(self.demote_after_ms)),
+            step_threads: match self.step_threads {
+                0 => zhongtai_runtime::limits::default_step_threads(),
+                n => n,
+            },
             ..RuntimeLimits::default()
         }
     }

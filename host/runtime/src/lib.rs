@@ -21,6 +21,7 @@ mod idle;
 pub mod limits;
 pub mod outcome;
 pub mod platform;
+pub mod pool;
 mod runtime;
 pub mod state;
 pub mod values;
@@ -31,6 +32,7 @@ pub use context::{CallContext, Slug};
 pub use error::{CallError, LoadError};
 pub use limits::RuntimeLimits;
 pub use outcome::{Outcome, Returned};
+pub use pool::{StepPool, StepsFailed};
 pub use runtime::{LiveInstance, Runtime, RuntimeOptions};
 pub use state::{
     KeyValueStore, PostgresStore, Session, SqliteStore, StateError, Write, import_sled,

@@ -36,6 +36,10 @@ pub struct RuntimeLimits {
     /// its deadline, its service's calls start there for the next second.
     /// `None` keeps every call at normal priority.
     pub demote_after: Option<Duration>,
+    /// How many requests' steps run at once on the runtime's
+    /// [`StepPool`](crate::StepPool), not counting those waiting (for a
+    /// lock, the store, a timer) or running long; more wait their turn.
+    pub step_threads: usize,
 }
 
 impl Default for RuntimeLimits {
@@ -46,8 +50,15 @@ impl Default for RuntimeLimits {
             max_wasm_stack: 512 * 1024,
             max_concurrent_instances: 256,
             demote_after: Some(Duration::from_millis(200)),
+            step_threads: default_step_threads(),
         }
     }
+}
+
+/// Twice the CPUs the host may use: enough to keep them busy while some
+/// steps wait on short things no place is given up for (a state read).
+pub fn default_step_threads() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get() * 2)
 }
 
 /// How often the epoch advances: a running guest is stopped at most this

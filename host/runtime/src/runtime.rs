@@ -58,6 +58,7 @@ pub struct Runtime {
     config: HostConfig,
     limits: RuntimeLimits,
     cache: CompileCache,
+    steps: crate::pool::StepPool,
     _ticker: EpochTicker,
 }
 
@@ -114,6 +115,7 @@ impl Runtime {
                 long_calls: Arc::default(),
             },
             config: options.config,
+            steps: crate::pool::StepPool::new(limits.step_threads, "zhongtai-steps"),
             limits,
             cache,
             _ticker: ticker,
@@ -128,6 +130,12 @@ impl Runtime {
     /// The limits every call runs under.
     pub fn limits(&self) -> &RuntimeLimits {
         &self.limits
+    }
+
+    /// The threads services' steps run on, [`RuntimeLimits::step_threads`]
+    /// at once.
+    pub fn steps(&self) -> &crate::pool::StepPool {
+        &self.steps
     }
 
     /// How many calls (or instantiations) have gone on, or started, at
@@ -324,6 +332,8 @@ impl LiveInstance {
 fn watch_epochs(store: &mut Store<HostState>, demote_after: Option<Duration>) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |mut context| {
+        // A call this long gives its thread's place in the step pool up.
+        crate::pool::tick();
         let state = context.data_mut();
         let now = Instant::now();
         if now >= state.deadline_at {
@@ -431,10 +441,12 @@ where
             // The guest's log lines go where they went on this thread.
             let dispatch = tracing::dispatcher::get_default(Clone::clone);
             let span = tracing::Span::current();
-            let finished = crate::idle::run(move || {
-                let _entered = handle.enter();
-                tracing::dispatcher::with_default(&dispatch, || {
-                    span.in_scope(|| drive(rest.as_mut()))
+            let finished = crate::pool::blocking(|| {
+                crate::idle::run(move || {
+                    let _entered = handle.enter();
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        span.in_scope(|| drive(rest.as_mut()))
+                    })
                 })
             });
             match finished {
@@ -447,9 +459,11 @@ where
         if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
             return output;
         }
-        // A guest that yielded to be demoted goes on at once.
+        // A guest that yielded to be demoted goes on at once; one that
+        // waits (on a timer, a pollable) gives its place in the step pool
+        // up while it does.
         if !DEMOTE.get() {
-            std::thread::park();
+            crate::pool::blocking(std::thread::park);
         }
     }
 }

@@ -27,6 +27,27 @@ struct NamedLock {
     released: Condvar,
 }
 
+impl NamedLock {
+    /// Waits until the lock is free and takes it; `false` when `deadline`
+    /// came first.
+    fn wait_until_free(&self, deadline: Instant) -> bool {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        while *held {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            held = self
+                .released
+                .wait_timeout(held, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *held = true;
+        true
+    }
+}
+
 /// Every named lock of every package, keyed by `package/name`.
 #[derive(Default)]
 pub struct LockTable {
@@ -42,22 +63,16 @@ impl LockTable {
     /// Takes the lock `key`, waiting until `deadline` at most.
     fn acquire(self: &Arc<Self>, key: &str, deadline: Instant) -> Option<LockGuard> {
         let lock = self.entry(key);
-        let mut held = lock.held.lock().unwrap_or_else(|e| e.into_inner());
-        while *held {
-            let now = Instant::now();
-            if now >= deadline {
-                drop(held);
-                self.forget_if_unused(key, lock);
-                return None;
-            }
-            held = lock
-                .released
-                .wait_timeout(held, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        let taken = {
+            let mut held = lock.held.lock().unwrap_or_else(|e| e.into_inner());
+            !std::mem::replace(&mut *held, true)
+        };
+        // Held by another call: wait, with this thread's place in the step
+        // pool given up meanwhile.
+        if !taken && !crate::pool::blocking(|| lock.wait_until_free(deadline)) {
+            self.forget_if_unused(key, lock);
+            return None;
         }
-        *held = true;
-        drop(held);
         Some(LockGuard {
             table: self.clone(),
             key: key.to_owned(),

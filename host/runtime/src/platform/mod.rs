@@ -296,8 +296,9 @@ impl HostState {
         let writes = self.transaction.take();
         let result = match (&mut self.session, writes.is_empty()) {
             (_, true) => Ok(()),
-            (Some(session), false) => session.commit(writes),
-            (None, false) => self.kv.commit(writes),
+            // A commit waits for its sync (or the store's round trip).
+            (Some(session), false) => crate::pool::blocking(|| session.commit(writes)),
+            (None, false) => crate::pool::blocking(|| self.kv.commit(writes)),
         };
         self.end_session();
         result

@@ -172,11 +172,15 @@ impl PostgresStore {
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
-        let mut client = self.pool.take(Instant::now() + WAIT)?;
-        let result = work(&mut client);
-        // A connection left inside a failed transaction is not reused.
-        self.pool.give_back(client, result.is_ok());
-        result
+        // A round trip to the database: the thread's place in the step
+        // pool is given up for it.
+        crate::pool::blocking(|| {
+            let mut client = self.pool.take(Instant::now() + WAIT)?;
+            let result = work(&mut client);
+            // A connection left inside a failed transaction is not reused.
+            self.pool.give_back(client, result.is_ok());
+            result
+        })
     }
 }
 
@@ -248,7 +252,8 @@ impl KeyValueStore for PostgresStore {
     }
 
     fn session(self: Arc<Self>, deadline: Instant) -> Result<Box<dyn Session>, StateError> {
-        let client = self.pool.take(deadline)?;
+        // Waits for a connection, while all are in use.
+        let client = crate::pool::blocking(|| self.pool.take(deadline))?;
         Ok(Box::new(PgSession {
             client: Some(client),
             pool: self.pool.clone(),
@@ -280,7 +285,7 @@ impl PgSession {
         &mut self,
         work: impl FnOnce(&mut Client) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
-        let result = work(self.client()?);
+        let result = crate::pool::blocking(|| work(self.client()?));
         if result.is_err() {
             self.healthy = false;
         }
@@ -308,6 +313,21 @@ impl Session for PgSession {
     }
 
     fn lock(&mut self, name: &str, deadline: Instant) -> Result<bool, StateError> {
+        crate::pool::blocking(|| self.lock_across_hosts(name, deadline))
+    }
+
+    fn commit(&mut self, writes: Vec<Write>) -> Result<(), StateError> {
+        self.run(|c| commit(c, &writes))
+    }
+
+    fn unlock_all(&mut self) {
+        crate::pool::blocking(|| self.unlock_all_now());
+    }
+}
+
+impl PgSession {
+    /// [`Session::lock`], waiting on this thread.
+    fn lock_across_hosts(&mut self, name: &str, deadline: Instant) -> Result<bool, StateError> {
         let key = lock_key(name);
         let wait = deadline.saturating_duration_since(Instant::now());
         // lock_timeout 0 would mean "wait forever".
@@ -331,11 +351,8 @@ impl Session for PgSession {
         }
     }
 
-    fn commit(&mut self, writes: Vec<Write>) -> Result<(), StateError> {
-        self.run(|c| commit(c, &writes))
-    }
-
-    fn unlock_all(&mut self) {
+    /// [`Session::unlock_all`], waiting on this thread.
+    fn unlock_all_now(&mut self) {
         if std::mem::take(&mut self.locked)
             && let Some(client) = self.client.as_mut()
             && let Err(error) = client.batch_execute("SELECT pg_advisory_unlock_all()")
