@@ -374,15 +374,30 @@ fn within_deadline<T: Send>(
     let handle = tokio::runtime::Handle::try_current()
         .unwrap_or_else(|_| fallback_runtime().handle().clone());
     let _entered = handle.enter();
+    let until = tokio::time::Instant::now() + limit;
+    let mut call = std::pin::pin!(call);
+    // Most calls never wait: they end in their first poll, and need no
+    // timer (arming one and disarming it took the Tokio runtime's timer
+    // lock twice per call).
+    DEMOTE.set(false);
+    if !demoted {
+        let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+        if let std::task::Poll::Ready(outcome) = call
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker))
+        {
+            return outcome;
+        }
+    }
     // The timer is registered here, at normal priority: registering takes
     // a lock of the Tokio runtime every request needs, which a thread at
     // idle priority must never hold.
-    let mut timer = std::pin::pin!(tokio::time::sleep(limit));
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(until));
     let _ = timer
         .as_mut()
         .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
-    let mut call = std::pin::pin!(call);
-    DEMOTE.set(demoted);
+    // A guest that yielded in its first poll asked to be demoted.
+    DEMOTE.set(demoted || DEMOTE.get());
     block_on(
         std::future::poll_fn(move |context| {
             if let std::task::Poll::Ready(outcome) = call.as_mut().poll(context) {
