@@ -143,3 +143,42 @@ fn every_acknowledged_payment_survives_kill_9() {
     );
     assert!(paid >= acknowledged as i64);
 }
+
+/// The state file belongs to the host that has it open: another process
+/// opening it is told at once (not after a wait) that it is in use, and
+/// opens it once the host has stopped, finding what the host wrote.
+#[test]
+fn the_state_file_belongs_to_the_host_that_has_it_open() {
+    let data = tempfile::tempdir().unwrap();
+    let platform =
+        support::platform::Platform::start(&support::root().join("examples"), data.path());
+    platform.register_and_login(
+        "/public-security/citizens",
+        "11010519491231002X",
+        "Li Lei",
+        "tea-and-silk-2026",
+    );
+    let path = data.path().join("state.db");
+
+    let started = std::time::Instant::now();
+    let refused = SqliteStore::open(&path)
+        .err()
+        .expect("the running host holds the file");
+    assert!(
+        refused
+            .to_string()
+            .contains("is open in another zhongtai process"),
+        "{refused}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "told at once, not after a wait"
+    );
+
+    drop(platform);
+    let store = SqliteStore::open(&path).expect("the file opens once the host has stopped");
+    assert!(
+        !support::bucket_contents(&store, "zhongtai:auth/default").is_empty(),
+        "the citizen the host registered is there"
+    );
+}
