@@ -7,6 +7,7 @@
 //! status the manifest maps its case to. Refusals and failures are
 //! [`ApiError`]s naming the step.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -78,33 +79,68 @@ impl RequestData {
     }
 }
 
-/// What expressions of one run see: the request and earlier steps' results,
-/// each converted to CEL once (the steps again only when a step adds one).
+/// What expressions of one run see: the request and earlier steps'
+/// results. A plain path (`request.body.id`, `steps.subject`) is read from
+/// the JSON as it is; any other expression is evaluated by CEL, on the
+/// request and the steps converted to CEL values once, when the first
+/// such expression needs them (the steps again only after a step adds
+/// one).
 struct Scope {
-    request: cel::Value,
+    request: Json,
+    request_value: OnceCell<cel::Value>,
     steps: serde_json::Map<String, Json>,
-    steps_value: cel::Value,
+    steps_value: OnceCell<cel::Value>,
 }
 
 impl Scope {
-    fn new(request: &Json) -> Self {
-        let steps = serde_json::Map::new();
+    fn new(request: Json) -> Self {
         Self {
-            request: cel_value(request),
-            steps_value: cel_value(&Json::Object(steps.clone())),
-            steps,
+            request,
+            request_value: OnceCell::new(),
+            steps: serde_json::Map::new(),
+            steps_value: OnceCell::new(),
         }
     }
 
     fn record(&mut self, step: &str, result: Json) {
         self.steps.insert(step.to_owned(), result);
-        self.steps_value = cel_value(&Json::Object(self.steps.clone()));
+        self.steps_value = OnceCell::new();
+    }
+
+    /// The value at a plain path, read from the JSON; `None` when the
+    /// expression is not a plain path or the path leads nowhere (then CEL
+    /// evaluates it, and says what is missing exactly as it would have).
+    fn read_path(&self, expression: &Expression) -> Option<Json> {
+        let (root, fields) = expression.path()?.split_first()?;
+        let (first, rest) = match root.as_str() {
+            "request" => (&self.request, fields),
+            "steps" => {
+                let (step, rest) = fields.split_first()?;
+                (self.steps.get(step)?, rest)
+            }
+            _ => return None,
+        };
+        rest.iter()
+            .try_fold(first, |value, field| value.as_object()?.get(field))
+            .cloned()
     }
 
     fn evaluate(&self, expression: &Expression, step: Option<&str>) -> Result<Json, ApiError> {
+        match self.read_path(expression) {
+            Some(value) => Ok(value),
+            None => self.evaluate_cel(expression, step),
+        }
+    }
+
+    /// `expression` evaluated by CEL.
+    fn evaluate_cel(&self, expression: &Expression, step: Option<&str>) -> Result<Json, ApiError> {
+        let request = self.request_value.get_or_init(|| cel_value(&self.request));
+        let steps = self
+            .steps_value
+            .get_or_init(|| cel_value(&Json::Object(self.steps.clone())));
         let mut context = zhongtai_manifest::expr::context();
-        context.add_variable_from_value("request", self.request.clone());
-        context.add_variable_from_value("steps", self.steps_value.clone());
+        context.add_variable_from_value("request", request.clone());
+        context.add_variable_from_value("steps", steps.clone());
         let value = expression.program.execute(&context).map_err(|e| {
             ApiError::new(
                 400,
@@ -213,7 +249,7 @@ pub fn run_steps(
     // The request becomes a CEL value once, after the caller is admitted.
     let outcome = run
         .admit()
-        .and_then(|caller| run.steps(Scope::new(&request.as_json(caller))));
+        .and_then(|caller| run.steps(Scope::new(request.as_json(caller))));
     Ran {
         outcome,
         records: run.records,
@@ -519,4 +555,73 @@ fn refusal(returned: Returned, errors: &BTreeMap<String, u16>) -> Result<Json, A
     };
     let status = errors.get(case).copied().unwrap_or(422);
     Err(ApiError::new(status, case, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 4] = ["a", "b", "id", "body"];
+
+    fn json() -> impl Strategy<Value = Json> {
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            any::<i64>().prop_map(Json::from),
+            (u64::MAX / 2..u64::MAX).prop_map(Json::from),
+            (-1e12f64..1e12).prop_map(Json::from),
+            "[a-z ]{0,6}".prop_map(Json::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Json::Array),
+                prop::collection::btree_map(prop::sample::select(NAMES.to_vec()), inner, 0..4)
+                    .prop_map(|map| Json::Object(
+                        map.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                    )),
+            ]
+        })
+    }
+
+    proptest! {
+        /// A plain path read from the JSON gives what CEL gives for it.
+        #[test]
+        fn a_path_read_from_json_equals_its_cel_value(
+            request in json(),
+            steps in prop::collection::btree_map(prop::sample::select(NAMES.to_vec()), json(), 0..3),
+            root in prop::sample::select(vec!["request", "steps"]),
+            fields in prop::collection::vec(prop::sample::select(NAMES.to_vec()), 0..4),
+        ) {
+            let mut scope = Scope::new(request);
+            for (name, result) in steps {
+                scope.record(name, result);
+            }
+            let source = std::iter::once(root).chain(fields).collect::<Vec<_>>().join(".");
+            let expression = Expression::compile(&source).unwrap();
+            prop_assert!(expression.path().is_some());
+            if let Some(read) = scope.read_path(&expression) {
+                let evaluated = scope.evaluate_cel(&expression, None);
+                prop_assert_eq!(Some(&read), evaluated.as_ref().ok(), "{}", source);
+            }
+        }
+    }
+
+    #[test]
+    fn a_path_that_leads_nowhere_is_refused_as_cel_refuses_it() {
+        let scope = Scope::new(serde_json::json!({"body": {"id": "x"}}));
+        let missing = Expression::compile("request.body.name").unwrap();
+        assert_eq!(scope.read_path(&missing), None);
+        let refused = scope.evaluate(&missing, Some("s")).unwrap_err();
+        assert_eq!(refused.status, 400);
+        assert!(
+            refused
+                .message
+                .contains("`request.body.name` could not be evaluated"),
+            "{}",
+            refused.message
+        );
+        let found = Expression::compile("request.body.id").unwrap();
+        assert_eq!(scope.evaluate(&found, None).unwrap(), "x");
+    }
 }

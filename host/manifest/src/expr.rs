@@ -19,6 +19,9 @@ pub struct Expression {
     pub source: String,
     /// The compiled program.
     pub program: cel::Program,
+    /// When the expression is a plain path — a variable and field names,
+    /// `request.body.id`, `steps.subject` — its names in order.
+    path: Option<Vec<String>>,
 }
 
 impl Clone for Expression {
@@ -32,10 +35,19 @@ impl Expression {
     pub fn compile(source: &str) -> Result<Self, String> {
         let program = cel::Program::compile(source)
             .map_err(|e| format!("not a valid CEL expression: {e}"))?;
+        let path = field_path(program.expression());
         Ok(Self {
             source: source.to_owned(),
             program,
+            path,
         })
+    }
+
+    /// The names of a plain path expression (`request.body.id` →
+    /// `request`, `body`, `id`), which can be read from JSON directly
+    /// rather than evaluated; `None` for any other expression.
+    pub fn path(&self) -> Option<&[String]> {
+        self.path.as_deref()
     }
 
     /// The variables it uses at the top level (`request`, `steps`).
@@ -116,6 +128,21 @@ impl BodyFields {
                 fields.insert(field.to_owned());
             }
         }
+    }
+}
+
+/// The names of `expr` when it is a variable followed by field selections
+/// (no `has()`, no index, no call).
+fn field_path(expr: &cel::IdedExpr) -> Option<Vec<String>> {
+    use cel::common::ast::Expr;
+    match &expr.expr {
+        Expr::Ident(name) => Some(vec![name.clone()]),
+        Expr::Select(select) if !select.test => {
+            let mut path = field_path(&select.operand)?;
+            path.push(select.field.clone());
+            Some(path)
+        }
+        _ => None,
     }
 }
 
@@ -269,6 +296,30 @@ mod tests {
         assert_eq!(merged, named(&["a", "b"]));
         merged.merge(BodyFields::All);
         assert_eq!(merged, BodyFields::All);
+    }
+
+    #[test]
+    fn plain_paths_are_recognised_and_nothing_else() {
+        let path = |source: &str| {
+            Expression::compile(source)
+                .unwrap()
+                .path()
+                .map(|names| names.join("/"))
+        };
+        assert_eq!(path("request.body.id").as_deref(), Some("request/body/id"));
+        assert_eq!(path("steps.subject").as_deref(), Some("steps/subject"));
+        assert_eq!(path("request").as_deref(), Some("request"));
+        for other in [
+            "request.body['id']",
+            "has(request.body.id)",
+            "request.body.id + 'x'",
+            "size(request.body)",
+            "'request.body'",
+            "steps.fee.amount > 0",
+            "request.body.ids[0]",
+        ] {
+            assert_eq!(path(other), None, "{other}");
+        }
     }
 
     #[test]
