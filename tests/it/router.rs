@@ -554,3 +554,50 @@ fn a_department_at_its_limit_is_refused_while_others_are_served() {
         assert_eq!(again.status(), StatusCode::OK);
     });
 }
+
+/// A call that runs long gives its place on the step pool up: with a
+/// single place, another department's request is answered while a guest
+/// loops until its deadline, not after it.
+#[test]
+fn a_looping_call_does_not_keep_the_step_pool_from_others() {
+    let limits = RuntimeLimits {
+        deadline: std::time::Duration::from_millis(1_500),
+        // Only the pool's own rule frees the place: no demotion.
+        demote_after: None,
+        step_threads: 1,
+        ..RuntimeLimits::default()
+    };
+    let served = serve_with(limits, &["civil-affairs", "education"], |host| host);
+    let host = served.host.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let app = zhongtai_api::app(host.clone());
+        let started = std::time::Instant::now();
+        let spinning = tokio::spawn(async move {
+            app.oneshot(request("POST", "/civil-affairs/spin", ""))
+                .await
+                .unwrap()
+                .status()
+        });
+        while host.gates().in_progress("civil-affairs") < 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let sum = zhongtai_api::app(host.clone())
+            .oneshot(request("POST", "/education/sum", r#"{"a": 2, "b": 3}"#))
+            .await
+            .unwrap();
+        assert_eq!(sum.status(), StatusCode::OK);
+        let answered = started.elapsed();
+        assert!(
+            answered < std::time::Duration::from_millis(1_000),
+            "answered after {answered:?}, as if waiting for the loop's deadline"
+        );
+        assert!(!spinning.is_finished(), "the loop still runs");
+        assert_eq!(spinning.await.unwrap(), StatusCode::GATEWAY_TIMEOUT);
+    });
+}
