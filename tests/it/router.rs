@@ -503,12 +503,7 @@ fn a_department_at_its_limit_is_refused_while_others_are_served() {
         host.with_department_limit(2)
     });
     let host = served.host.clone();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
+    two_workers().block_on(async move {
         let spin = || {
             let app = zhongtai_api::app(host.clone());
             tokio::spawn(async move {
@@ -569,12 +564,7 @@ fn a_looping_call_does_not_keep_the_step_pool_from_others() {
     };
     let served = serve_with(limits, &["civil-affairs", "education"], |host| host);
     let host = served.host.clone();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
+    two_workers().block_on(async move {
         let app = zhongtai_api::app(host.clone());
         let started = std::time::Instant::now();
         let spinning = tokio::spawn(async move {
@@ -600,4 +590,14 @@ fn a_looping_call_does_not_keep_the_step_pool_from_others() {
         assert!(!spinning.is_finished(), "the loop still runs");
         assert_eq!(spinning.await.unwrap(), StatusCode::GATEWAY_TIMEOUT);
     });
+}
+
+/// A Tokio runtime of two workers, as a host has on this machine, for
+/// requests sent at once.
+fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }

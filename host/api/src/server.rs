@@ -392,8 +392,8 @@ async fn answer(
     // on locks and the state store, so not on this async worker); the
     // audit write is awaited here, so no thread waits for the trail's sync.
     let log = audit.clone();
-    let steps = runtime.clone();
-    let (ran, request) = steps
+    let (ran, request) = host
+        .runtime()
         .steps()
         .run(move || {
             let service = &deployment.manifest.services[index];

@@ -78,6 +78,19 @@ struct State {
     closed: bool,
 }
 
+impl State {
+    /// The count a thread holding its place as `place` is in: `running`
+    /// for a place of its own, `lent` for a long job's loan, none while it
+    /// waits.
+    fn count(&mut self, place: Place) -> Option<&mut usize> {
+        match place {
+            Place::Held => Some(&mut self.running),
+            Place::Detached => Some(&mut self.lent),
+            Place::Waiting => None,
+        }
+    }
+}
+
 /// An idle thread: where a job is handed to it, and how it is woken.
 #[derive(Default)]
 struct Idle {
@@ -139,11 +152,6 @@ impl StepPool {
         }
     }
 
-    /// How many jobs run at once outside waits.
-    pub fn places(&self) -> usize {
-        self.shared.places
-    }
-
     /// Runs `work` on a thread of the pool, when a place is free; the
     /// result, once it has run.
     pub fn run<R: Send + 'static>(
@@ -182,13 +190,20 @@ impl Shared {
         self.fill_places(&mut state);
     }
 
+    /// The next queued job, in a place taken for it, when one is free.
+    fn next_queued(&self, state: &mut State) -> Option<Job> {
+        if state.running >= self.places + state.lent {
+            return None;
+        }
+        let job = state.queue.pop_front()?;
+        state.running += 1;
+        Some(job)
+    }
+
     /// Starts queued jobs while places are free: on idle threads first,
     /// else on new ones.
     fn fill_places(self: &Arc<Self>, state: &mut State) {
-        while state.running < self.places + state.lent
-            && let Some(job) = state.queue.pop_front()
-        {
-            state.running += 1;
+        while let Some(job) = self.next_queued(state) {
             match state.idle.pop() {
                 Some(idle) => idle.hand(Handed::Job(job)),
                 None => self.spawn(state, job),
@@ -223,23 +238,18 @@ impl Shared {
             job();
             JOB_STARTED.set(None);
             let mut state = self.lock();
-            match PLACE.get() {
-                Place::Held => state.running -= 1,
-                Place::Detached => state.lent -= 1,
-                Place::Waiting => unreachable!("a wait ends before its job"),
+            // A wait ends (and takes its place back) before its job does.
+            if let Some(count) = state.count(PLACE.get()) {
+                *count -= 1;
             }
             // The next job: a queued one while a place is free, else one
             // handed to this thread once it is idle.
-            if state.running < self.places + state.lent
-                && let Some(next) = state.queue.pop_front()
-            {
-                state.running += 1;
-                job = next;
-                continue;
-            }
-            match self.idle(state) {
+            match self.next_queued(&mut state) {
                 Some(next) => job = next,
-                None => break,
+                None => match self.idle(state) {
+                    Some(next) => job = next,
+                    None => break,
+                },
             }
         }
         POOL.set(None);
@@ -255,26 +265,20 @@ impl Shared {
         let idle = Arc::new(Idle::default());
         state.idle.push(idle.clone());
         drop(state);
-        let handed = idle.wait(KEEP_ALIVE);
-        let handed = match handed {
-            Handed::Nothing => {
-                // Not handed anything in time: leave the idle list, unless
-                // a job was handed on the way here.
-                let mut state = self.lock();
-                let late = std::mem::take(&mut *idle.job.lock().unwrap_or_else(|e| e.into_inner()));
-                if matches!(late, Handed::Nothing) {
-                    state.idle.retain(|other| !Arc::ptr_eq(other, &idle));
-                    state.threads -= 1;
-                    return None;
-                }
-                late
+        let mut handed = idle.wait(KEEP_ALIVE);
+        let mut state = self.lock();
+        if let Handed::Nothing = handed {
+            // Nothing in time: leave the idle list, unless something was
+            // handed on the way here (under the pool's lock, so not after).
+            handed = std::mem::take(&mut *idle.job.lock().unwrap_or_else(|e| e.into_inner()));
+            if let Handed::Nothing = handed {
+                state.idle.retain(|other| !Arc::ptr_eq(other, &idle));
             }
-            handed => handed,
-        };
+        }
         match handed {
             Handed::Job(job) => Some(job),
             Handed::Exit | Handed::Nothing => {
-                self.lock().threads -= 1;
+                state.threads -= 1;
                 None
             }
         }
@@ -285,10 +289,8 @@ impl Shared {
     /// the pool a place besides; the next queued jobs take them.
     fn give_up(self: &Arc<Self>, from: Place, to: Place) {
         let mut state = self.lock();
-        match from {
-            Place::Held => state.running -= 1,
-            Place::Detached => state.lent -= 1,
-            Place::Waiting => {}
+        if let Some(count) = state.count(from) {
+            *count -= 1;
         }
         if to == Place::Detached {
             state.lent += 1;
@@ -299,11 +301,8 @@ impl Shared {
     /// Takes the place held as `held` again after a wait (even when all
     /// are taken: the job goes on; the pool catches up as jobs end).
     fn take_back(&self, held: Place) {
-        let mut state = self.lock();
-        match held {
-            Place::Held => state.running += 1,
-            Place::Detached => state.lent += 1,
-            Place::Waiting => {}
+        if let Some(count) = self.lock().count(held) {
+            *count += 1;
         }
     }
 }
