@@ -6,7 +6,15 @@ for line in io.lines(os.getenv("TOKENS_FILE")) do
   tokens[#tokens + 1] = line
 end
 local counter = 0
-local prefix = tostring(math.random(1, 1000000000))
+-- Each wrk thread has its own Lua state, seeded alike: a run-wide random
+-- part and the thread's number (set by setup) keep the ids of the threads
+-- apart, so that no application is a replay of another thread's.
+local threads = 0
+local run = tostring(os.time()) .. "-" .. tostring(math.random(1, 1000000000))
+setup = function(thread)
+  threads = threads + 1
+  thread:set("prefix", run .. "-" .. threads)
+end
 
 request = function()
   counter = counter + 1

@@ -28,7 +28,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use zhongtai_audit::{Entry, Kind, SyncObserver, SyncReport};
 use zhongtai_runtime::Runtime;
-use zhongtai_runtime::state::{KeyPage, KeyValueStore, Session, StateError, Write};
+use zhongtai_runtime::state::{KeyPage, KeyValueStore, Mark, Session, StateError, Write};
 
 /// The content type of [`Metrics::encode`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -129,6 +129,7 @@ pub struct Metrics {
     state_commit_seconds: Histogram,
     state_commit_writes: Histogram,
     state_commit_failures: Counter,
+    state_flush_wait_seconds: Histogram,
     runtime: Arc<RuntimeGauges>,
 }
 
@@ -233,7 +234,9 @@ impl Metrics {
         let state_commit_seconds = seconds();
         registry.register_with_unit(
             "state_commit_duration",
-            "Time of one durable commit of component state",
+            "Time to apply one commit of component state: until it is durable on PostgreSQL; \
+             until it is written to the log on the embedded store, whose flush follows \
+             (zhongtai_state_flush_wait_duration_seconds)",
             Unit::Seconds,
             state_commit_seconds.clone(),
         );
@@ -248,6 +251,14 @@ impl Metrics {
             "state_commit_failures",
             "Commits of component state that failed",
             state_commit_failures.clone(),
+        );
+        let state_flush_wait_seconds = seconds();
+        registry.register_with_unit(
+            "state_flush_wait_duration",
+            "Time a call waited, after its commit, for the state it wrote or read to be \
+             flushed to disk (embedded store; one flush serves every commit before it)",
+            Unit::Seconds,
+            state_flush_wait_seconds.clone(),
         );
         let runtime = Arc::new(RuntimeGauges::default());
         registry.register_collector(Box::new(runtime.clone()));
@@ -269,6 +280,7 @@ impl Metrics {
             state_commit_seconds,
             state_commit_writes,
             state_commit_failures,
+            state_flush_wait_seconds,
             runtime,
         }
     }
@@ -423,7 +435,7 @@ impl Metrics {
         })
     }
 
-    fn observe_commit(&self, writes: usize, started: Instant, result: &Result<(), StateError>) {
+    fn observe_commit<T>(&self, writes: usize, started: Instant, result: &Result<T, StateError>) {
         if result.is_err() {
             self.state_commit_failures.inc();
             return;
@@ -501,6 +513,30 @@ impl KeyValueStore for MeasuredStore {
         result
     }
 
+    fn apply(&self, writes: Vec<Write>) -> Result<Mark, StateError> {
+        let (count, started) = (writes.len(), Instant::now());
+        let result = self.inner.apply(writes);
+        self.metrics.observe_commit(count, started, &result);
+        result
+    }
+
+    fn applied_mark(&self, package: &str) -> Mark {
+        self.inner.applied_mark(package)
+    }
+
+    fn wait_durable(&self, mark: Mark) -> Result<(), StateError> {
+        let started = Instant::now();
+        let result = self.inner.wait_durable(mark);
+        if result.is_ok() {
+            self.metrics
+                .state_flush_wait_seconds
+                .observe(started.elapsed().as_secs_f64());
+        } else {
+            self.metrics.state_commit_failures.inc();
+        }
+        result
+    }
+
     fn session(self: Arc<Self>, deadline: Instant) -> Result<Box<dyn Session>, StateError> {
         Ok(Box::new(MeasuredSession {
             inner: self.inner.clone().session(deadline)?,
@@ -540,6 +576,13 @@ impl Session for MeasuredSession {
     fn commit(&mut self, writes: Vec<Write>) -> Result<(), StateError> {
         let (count, started) = (writes.len(), Instant::now());
         let result = self.inner.commit(writes);
+        self.metrics.observe_commit(count, started, &result);
+        result
+    }
+
+    fn apply(&mut self, writes: Vec<Write>) -> Result<Mark, StateError> {
+        let (count, started) = (writes.len(), Instant::now());
+        let result = self.inner.apply(writes);
         self.metrics.observe_commit(count, started, &result);
         result
     }

@@ -35,5 +35,5 @@ pub use outcome::{Outcome, Returned};
 pub use pool::{StepPool, StepsFailed};
 pub use runtime::{LiveInstance, Runtime, RuntimeOptions};
 pub use state::{
-    KeyValueStore, PostgresStore, Session, SqliteStore, StateError, Write, import_sled,
+    KeyValueStore, Mark, PostgresStore, Session, SqliteStore, StateError, Write, import_sled,
 };

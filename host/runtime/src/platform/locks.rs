@@ -4,7 +4,8 @@
 //! A [`LockTable`] belongs to the runtime; on a store several hosts share,
 //! the call's session also takes the lock for every other host, until the
 //! call ends. A guest's [`LockGuard`] lives in its store's resource table. When the guest drops it, the lock stays held
-//! until the call's writes are committed (so the next holder reads them),
+//! until the call's writes are applied (so the next holder reads them; on
+//! the embedded store their flush to disk may still be running),
 //! and it is released at the latest when the store of the call is dropped —
 //! including after a trap or a timeout. Waiting is bounded by the call's deadline: a host call cannot
 //! be interrupted by the epoch, so it must give up on its own.

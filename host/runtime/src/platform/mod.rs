@@ -289,19 +289,31 @@ impl HostState {
         Ok((&mut self.transaction, session))
     }
 
-    /// Commits the call's writes, then lets go of the locks it released:
-    /// the next holder of a lock sees what this call wrote under it. The
-    /// session ends here (locks a guest still holds end with its store).
+    /// Commits the call's writes: applies them, lets go of the locks the
+    /// guest released (the next holder of a lock reads what this call
+    /// wrote under it), then waits until they — and whatever else of its
+    /// package the call may have read — are durable, so that nobody is
+    /// answered about state a crash could still take. The session ends
+    /// here (locks a guest still holds end with its store).
     pub(crate) fn commit(&mut self) -> Result<(), crate::state::StateError> {
         let writes = self.transaction.take();
-        let result = match (&mut self.session, writes.is_empty()) {
-            (_, true) => Ok(()),
-            // A commit waits for its sync (or the store's round trip).
-            (Some(session), false) => crate::pool::blocking(|| session.commit(writes)),
-            (None, false) => crate::pool::blocking(|| self.kv.commit(writes)),
+        let touched_state = self.session.is_some() || !writes.is_empty();
+        let applied = match (&mut self.session, writes.is_empty()) {
+            (_, true) => Ok(0),
+            // Waits for the writer (or the store's round trip).
+            (Some(session), false) => crate::pool::blocking(|| session.apply(writes)),
+            (None, false) => crate::pool::blocking(|| self.kv.apply(writes)),
         };
         self.end_session();
-        result
+        let applied = applied?;
+        if !touched_state {
+            return Ok(());
+        }
+        let mark = applied.max(self.kv.applied_mark(&self.package));
+        if mark == 0 {
+            return Ok(());
+        }
+        crate::pool::blocking(|| self.kv.wait_durable(mark))
     }
 
     /// Drops the call's writes and lets go of the locks it released; after

@@ -4,8 +4,9 @@
 //! `ok` or an `err` alike) the runtime commits the writes in one
 //! [`KeyValueStore::commit`]; when it traps, times out or runs out of
 //! memory they are dropped with the call's store, and nothing changed.
-//! Locks a call released stay held until its commit is done (see
-//! `platform::locks`), so the next holder reads what this call wrote.
+//! Locks a call released stay held until its writes are applied (see
+//! `platform::locks`), so the next holder reads what this call wrote; the
+//! call answers only once they are durable (`HostState::commit`).
 
 use std::collections::BTreeMap;
 

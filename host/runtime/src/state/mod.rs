@@ -8,6 +8,15 @@
 //! [`commit`](KeyValueStore::commit) when the call returns (see
 //! `platform::transaction`): all of them or none, durable before the call's
 //! answer is given, and the commits of concurrent calls share one flush.
+//! A store may split a commit in two ([`apply`](KeyValueStore::apply),
+//! then [`wait_durable`](KeyValueStore::wait_durable)): the embedded store
+//! makes a call's writes visible first, so that the call can let go of its
+//! locks, and flushes them afterwards, many calls' writes in one flush; the
+//! call still answers only once they are on disk, and so does every call
+//! that read them (see `platform::HostState::commit`). That keeps a lock
+//! held for the time of a write, not of a disk flush, so calls that take
+//! the same lock (every fee paid to one department) are not bound to one
+//! flush each.
 //! Counters ([`increment`](KeyValueStore::increment)) are the exception:
 //! like a database sequence they advance at once, outside the call's
 //! transaction, so a number taken by a call that fails is skipped, never
@@ -61,6 +70,17 @@ impl From<rusqlite::Error> for StateError {
     fn from(error: rusqlite::Error) -> Self {
         Self::Engine(error.to_string())
     }
+}
+
+/// How far a store's applied writes go: it counts the commits (and
+/// counters) applied, so a higher mark covers every lower one.
+pub type Mark = u64;
+
+/// The package a stored bucket's name (`package/identifier`) belongs to.
+pub(crate) fn bucket_package(bucket: &str) -> &str {
+    bucket
+        .rsplit_once('/')
+        .map_or(bucket, |(package, _)| package)
 }
 
 /// A page of keys from [`KeyValueStore::list_keys`].
@@ -120,6 +140,8 @@ pub trait Session: Send {
     fn lock(&mut self, name: &str, deadline: Instant) -> Result<bool, StateError>;
     /// As [`KeyValueStore::commit`].
     fn commit(&mut self, writes: Vec<Write>) -> Result<(), StateError>;
+    /// As [`KeyValueStore::apply`].
+    fn apply(&mut self, writes: Vec<Write>) -> Result<Mark, StateError>;
     /// Releases every lock [`Session::lock`] took.
     fn unlock_all(&mut self);
 }
@@ -153,6 +175,10 @@ impl<S: KeyValueStore + ?Sized> Session for Direct<S> {
         self.0.commit(writes)
     }
 
+    fn apply(&mut self, writes: Vec<Write>) -> Result<Mark, StateError> {
+        self.0.apply(writes)
+    }
+
     fn unlock_all(&mut self) {}
 }
 
@@ -167,12 +193,33 @@ pub trait KeyValueStore: Send + Sync + 'static {
         cursor: Option<u64>,
         limit: usize,
     ) -> Result<KeyPage, StateError>;
-    /// Atomically and durably adds `delta` to a decimal counter (a missing
-    /// key counts as 0) and returns the new value, at once, outside any
-    /// commit.
+    /// Atomically adds `delta` to a decimal counter (a missing key counts
+    /// as 0) and returns the new value, at once, outside any commit; like
+    /// an applied commit, it is durable once
+    /// [`KeyValueStore::wait_durable`] of its package's
+    /// [`applied_mark`](KeyValueStore::applied_mark) returns.
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StateError>;
     /// Applies `writes` in order, all or none, durably before it returns.
     fn commit(&self, writes: Vec<Write>) -> Result<(), StateError>;
+
+    /// Applies `writes` in order, all or none, so that every read from now
+    /// on sees them, possibly before they are durable; they are durable
+    /// once [`KeyValueStore::wait_durable`] of the returned mark returns.
+    /// A store whose commits are durable at once returns mark 0. (Not
+    /// defaulted, like the two below, so that a store wrapping another
+    /// cannot forget to pass them on.)
+    fn apply(&self, writes: Vec<Write>) -> Result<Mark, StateError>;
+
+    /// The mark of the last writes (or counter) applied to a bucket of
+    /// `package` (buckets are named `package/identifier`): a call of the
+    /// package that read state waits until this is durable before it
+    /// answers, since it may have read them. 0 when nothing waits to be
+    /// made durable.
+    fn applied_mark(&self, package: &str) -> Mark;
+
+    /// Waits until everything applied up to `mark` is durable. Fails when
+    /// the store could not flush, and from then on.
+    fn wait_durable(&self, mark: Mark) -> Result<(), StateError>;
 
     /// A session for one call, which must be done with it by `deadline`
     /// (a store that hands out connections waits for one until then).

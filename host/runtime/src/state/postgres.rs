@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use postgres::{Client, NoTls};
 use sha2::Digest;
 
-use super::{KeyPage, KeyValueStore, Session, StateError, Write, add_to_counter, seal, unseal};
+use super::{
+    KeyPage, KeyValueStore, Mark, Session, StateError, Write, add_to_counter, seal, unseal,
+};
 
 /// The schema, one step per version; applied in order, each once.
 const MIGRATIONS: &[&str] = &[
@@ -251,6 +253,21 @@ impl KeyValueStore for PostgresStore {
         self.with_client(|c| commit(c, &writes))
     }
 
+    // A PostgreSQL commit is durable when it returns: nothing is left to
+    // wait for. (Its locks are the database's and the other hosts' too, so
+    // they are held through the commit's round trip.)
+    fn apply(&self, writes: Vec<Write>) -> Result<Mark, StateError> {
+        self.commit(writes).map(|()| 0)
+    }
+
+    fn applied_mark(&self, _package: &str) -> Mark {
+        0
+    }
+
+    fn wait_durable(&self, _mark: Mark) -> Result<(), StateError> {
+        Ok(())
+    }
+
     fn session(self: Arc<Self>, deadline: Instant) -> Result<Box<dyn Session>, StateError> {
         // Waits for a connection, while all are in use.
         let client = crate::pool::blocking(|| self.pool.take(deadline))?;
@@ -318,6 +335,10 @@ impl Session for PgSession {
 
     fn commit(&mut self, writes: Vec<Write>) -> Result<(), StateError> {
         self.run(|c| commit(c, &writes))
+    }
+
+    fn apply(&mut self, writes: Vec<Write>) -> Result<Mark, StateError> {
+        self.commit(writes).map(|()| 0)
     }
 
     fn unlock_all(&mut self) {

@@ -1,13 +1,20 @@
 //! [`SqliteStore`]: component state in one SQLite database file.
 //!
-//! One table, `kv(bucket, key, value)`, in WAL mode with
-//! `synchronous=FULL`: a commit is on disk when it returns, and a crash at
-//! any moment leaves the last committed state (SQLite's own guarantee, the
-//! most tested of any storage engine). Readers use their own connections
-//! and run beside the writer. Commits go through one writer connection in
-//! groups: a committer that finds the writer busy queues its writes, and
-//! whoever holds the writer next applies every queued commit in one
-//! transaction — one flush for all of them — and tells each its result.
+//! One table, `kv(bucket, key, value)`, in WAL mode. Readers use their own
+//! connections and run beside the writer. A commit is in two steps: the
+//! writer connection applies it to the log (`synchronous=NORMAL`: written,
+//! not flushed), from when on every read sees it; then
+//! [`wait_durable`](KeyValueStore::wait_durable) flushes the log with
+//! `fdatasync`. One flush covers every commit applied before it began, so
+//! commits that wait together share it, and a call releases its locks
+//! between the two steps (early lock release): the next holder works on
+//! the applied state while the flush runs, and the log's order makes its
+//! own commit durable only after the one it built on. A crash at any moment
+//! leaves the state as of some flush (SQLite's guarantee, the most tested
+//! of any storage engine); nobody has been answered about a commit the
+//! crash took, since answers wait for the flush. A flush that fails leaves
+//! the store refusing every later wait: what is on disk is then unknown,
+//! and the host must be restarted (as PostgreSQL does).
 //!
 //! The file belongs to one process: it is opened through SQLite's
 //! `unix-excl` VFS, which takes one lock on the file for the process and
@@ -19,12 +26,15 @@
 //! trail.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{KeyPage, KeyValueStore, StateError, Write, add_to_counter, seal, unseal};
+use super::{
+    KeyPage, KeyValueStore, Mark, StateError, Write, add_to_counter, bucket_package, seal, unseal,
+};
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS kv (
@@ -73,23 +83,39 @@ fn connect(path: Option<&Path>, first: bool) -> Result<Connection, StateError> {
     Ok(connection)
 }
 
-/// Commits waiting for the writer, and the results of those applied.
+/// The writer connection and what it has applied.
+struct Writer {
+    connection: Connection,
+    /// Commits and counters applied so far: the mark of the last one.
+    applied: Mark,
+}
+
+/// How far the log is flushed.
 #[derive(Default)]
-struct Queue {
-    waiting: Vec<(u64, Vec<Write>)>,
-    next_ticket: u64,
-    /// Someone is applying a group now.
-    busy: bool,
-    results: HashMap<u64, Result<(), String>>,
+struct Flushed {
+    /// Everything applied up to this mark is on disk.
+    upto: Mark,
+    /// A thread is flushing now.
+    flushing: bool,
+    /// Why a flush failed; the store is then refused.
+    failed: Option<String>,
+    /// The log file, opened at the first flush.
+    log: Option<File>,
+    /// How many flushes there were.
+    count: u64,
 }
 
 /// [`KeyValueStore`] on SQLite; see the module docs.
 pub struct SqliteStore {
     path: Option<PathBuf>,
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
+    /// The writer's `applied`, readable without the writer's lock.
+    applied: std::sync::atomic::AtomicU64,
+    /// The mark of the last write applied to each package's buckets.
+    packages: Mutex<HashMap<Box<str>, Mark>>,
     readers: Mutex<Vec<Connection>>,
-    queue: Mutex<Queue>,
-    applied: Condvar,
+    flushed: Mutex<Flushed>,
+    flush_done: Condvar,
 }
 
 impl SqliteStore {
@@ -110,13 +136,71 @@ impl SqliteStore {
 
     fn with_writer(path: Option<PathBuf>, writer: Connection) -> Result<Self, StateError> {
         writer.execute_batch(SCHEMA)?;
+        // The writer's commits are flushed by `wait_durable`, not by SQLite.
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(Self {
             path,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer {
+                connection: writer,
+                applied: 0,
+            }),
+            packages: Mutex::new(HashMap::new()),
+            applied: std::sync::atomic::AtomicU64::new(0),
             readers: Mutex::new(Vec::new()),
-            queue: Mutex::new(Queue::default()),
-            applied: Condvar::new(),
+            flushed: Mutex::new(Flushed::default()),
+            flush_done: Condvar::new(),
         })
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `write` on the writer as the commit with the next mark, for
+    /// writes to `buckets`, and returns the mark. The mark counts as
+    /// applied whether or not `write` succeeds (a failed one changed
+    /// nothing, and flushing past it is harmless).
+    fn write<T>(
+        &self,
+        buckets: &mut dyn Iterator<Item = &str>,
+        write: impl FnOnce(&mut Connection) -> Result<T, StateError>,
+    ) -> Result<(T, Mark), StateError> {
+        let mut writer = self.writer();
+        let mark = writer.applied + 1;
+        // Before the writes are applied: a reader that sees them finds
+        // their package's mark at least this high.
+        {
+            let mut packages = self.packages.lock().unwrap_or_else(|e| e.into_inner());
+            for bucket in buckets {
+                let package = bucket_package(bucket);
+                match packages.get_mut(package) {
+                    Some(last) => *last = mark,
+                    None => {
+                        packages.insert(package.into(), mark);
+                    }
+                }
+            }
+        }
+        let result = write(&mut writer.connection);
+        writer.applied = mark;
+        self.applied
+            .store(mark, std::sync::atomic::Ordering::Release);
+        result.map(|value| (value, mark))
+    }
+
+    /// Flushes the log to disk; `log` is the file, opened on first use.
+    fn flush_log(path: &Path, log: &mut Option<File>) -> std::io::Result<()> {
+        if log.is_none() {
+            let mut name = path.as_os_str().to_owned();
+            name.push("-wal");
+            let file = std::fs::OpenOptions::new().write(true).open(&name)?;
+            // The log's name in its directory must survive a crash too.
+            if let Some(directory) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                File::open(directory)?.sync_all()?;
+            }
+            *log = Some(file);
+        }
+        log.as_ref().map_or(Ok(()), File::sync_data)
     }
 
     /// Runs `read` on a reader connection (the writer's, for an in-memory
@@ -126,8 +210,7 @@ impl SqliteStore {
         read: impl FnOnce(&Connection) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
         let Some(path) = &self.path else {
-            let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-            return read(&writer);
+            return read(&self.writer().connection);
         };
         let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let connection = match pooled {
@@ -142,10 +225,9 @@ impl SqliteStore {
         result
     }
 
-    /// Applies every queued commit in one transaction.
-    fn apply(&self, group: &[(u64, Vec<Write>)]) -> Result<(), StateError> {
-        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let transaction = writer.transaction()?;
+    /// Applies `writes` in one transaction on `connection`.
+    fn apply_writes(connection: &mut Connection, writes: &[Write]) -> Result<(), StateError> {
+        let transaction = connection.transaction()?;
         {
             let mut set = transaction.prepare_cached(
                 "INSERT INTO kv (bucket, key, value) VALUES (?1, ?2, ?3)
@@ -153,7 +235,7 @@ impl SqliteStore {
             )?;
             let mut delete =
                 transaction.prepare_cached("DELETE FROM kv WHERE bucket = ?1 AND key = ?2")?;
-            for write in group.iter().flat_map(|(_, writes)| writes) {
+            for write in writes {
                 match &write.value {
                     Some(value) => set.execute(params![write.bucket, write.key, seal(value)])?,
                     None => delete.execute(params![write.bucket, write.key])?,
@@ -164,12 +246,18 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// How many times the log has been flushed; for tests.
+    #[doc(hidden)]
+    pub fn flushes(&self) -> u64 {
+        self.flushed.lock().unwrap_or_else(|e| e.into_inner()).count
+    }
+
     /// Overwrites the stored bytes of a key, checksum and all; for tests
     /// that play a damaged disk.
     #[doc(hidden)]
     pub fn damage(&self, bucket: &str, key: &str) -> Result<(), StateError> {
-        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut stored: Vec<u8> = writer.query_row(
+        let writer = self.writer();
+        let mut stored: Vec<u8> = writer.connection.query_row(
             "SELECT value FROM kv WHERE bucket = ?1 AND key = ?2",
             params![bucket, key],
             |row| row.get(0),
@@ -177,7 +265,7 @@ impl SqliteStore {
         if let Some(last) = stored.last_mut() {
             *last ^= 0xff;
         }
-        writer.execute(
+        writer.connection.execute(
             "UPDATE kv SET value = ?3 WHERE bucket = ?1 AND key = ?2",
             params![bucket, key, stored],
         )?;
@@ -232,44 +320,79 @@ impl KeyValueStore for SqliteStore {
     }
 
     fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, StateError> {
-        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        // A counter is committed without a flush of its own: the commit of
-        // whatever uses the number flushes the log, and with it this
-        // earlier entry. A crash before then loses only a number nobody
-        // kept, which may then be handed out again.
-        writer.pragma_update(None, "synchronous", "NORMAL")?;
-        let counted = increment_unsynced(&mut writer, bucket, key, delta);
-        writer.pragma_update(None, "synchronous", "FULL")?;
-        counted
+        // Flushed by whatever waits for the package's writes next: a call
+        // that took the number, or the commit that keeps it. A crash before
+        // then loses only a number nobody was told, which may then be
+        // handed out again.
+        self.write(&mut std::iter::once(bucket), |writer| {
+            increment_unsynced(writer, bucket, key, delta)
+        })
+        .map(|(counted, _)| counted)
     }
 
     fn commit(&self, writes: Vec<Write>) -> Result<(), StateError> {
+        let mark = self.apply(writes)?;
+        self.wait_durable(mark)
+    }
+
+    fn apply(&self, writes: Vec<Write>) -> Result<Mark, StateError> {
         if writes.is_empty() {
-            return Ok(());
+            return Ok(self.applied.load(std::sync::atomic::Ordering::Acquire));
         }
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let ticket = queue.next_ticket;
-        queue.next_ticket += 1;
-        queue.waiting.push((ticket, writes));
+        self.write(&mut writes.iter().map(|w| w.bucket.as_str()), |writer| {
+            Self::apply_writes(writer, &writes)
+        })
+        .map(|((), mark)| mark)
+    }
+
+    fn applied_mark(&self, package: &str) -> Mark {
+        let packages = self.packages.lock().unwrap_or_else(|e| e.into_inner());
+        packages.get(package).copied().unwrap_or(0)
+    }
+
+    fn wait_durable(&self, mark: Mark) -> Result<(), StateError> {
+        // An in-memory store has nothing to flush.
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let mut flushed = self.flushed.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(result) = queue.results.remove(&ticket) {
-                return result.map_err(StateError::Engine);
+            if let Some(failed) = &flushed.failed {
+                return Err(StateError::Engine(failed.clone()));
             }
-            if queue.busy {
-                queue = self.applied.wait(queue).unwrap_or_else(|e| e.into_inner());
+            if flushed.upto >= mark {
+                return Ok(());
+            }
+            if flushed.flushing {
+                flushed = self
+                    .flush_done
+                    .wait(flushed)
+                    .unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            // Lead: apply everything queued so far, this commit included.
-            queue.busy = true;
-            let group = std::mem::take(&mut queue.waiting);
-            drop(queue);
-            let result = self.apply(&group).map_err(|e| e.to_string());
-            queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            queue.busy = false;
-            for (done, _) in &group {
-                queue.results.insert(*done, result.clone());
+            // Flush everything applied so far, for every waiter at once.
+            flushed.flushing = true;
+            let upto = self.applied.load(std::sync::atomic::Ordering::Acquire);
+            let mut log = flushed.log.take();
+            drop(flushed);
+            let result = Self::flush_log(path, &mut log);
+            flushed = self.flushed.lock().unwrap_or_else(|e| e.into_inner());
+            flushed.flushing = false;
+            flushed.log = log;
+            match result {
+                Ok(()) => {
+                    flushed.upto = flushed.upto.max(upto);
+                    flushed.count += 1;
+                }
+                Err(error) => {
+                    flushed.failed = Some(format!(
+                        "flushing {}-wal failed ({error}); what is on disk is unknown: \
+                         restart the host",
+                        path.display()
+                    ));
+                }
             }
-            self.applied.notify_all();
+            self.flush_done.notify_all();
         }
     }
 }
@@ -368,6 +491,66 @@ mod tests {
             .unwrap();
         assert_eq!(store.get("b", "a").unwrap(), None);
         assert_eq!(store.get("b", "b").unwrap().as_deref(), Some(&b"2"[..]));
+    }
+
+    fn package_write(bucket: &str, key: &str) -> Write {
+        Write {
+            bucket: bucket.into(),
+            key: key.into(),
+            value: Some(b"v".to_vec()),
+        }
+    }
+
+    #[test]
+    fn applied_writes_are_read_at_once_and_one_flush_covers_all_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+        let first = store.apply(vec![package_write("pay/orders", "1")]).unwrap();
+        let second = store.apply(vec![package_write("pay/ledger", "2")]).unwrap();
+        let other = store.apply(vec![package_write("auth/keys", "k")]).unwrap();
+        assert!(first < second && second < other, "{first} {second} {other}");
+        // Visible before any flush.
+        assert!(store.get("pay/orders", "1").unwrap().is_some());
+        assert_eq!(store.flushes(), 0);
+        // A package's mark is its last write's; a package never written has
+        // nothing to wait for.
+        assert_eq!(store.applied_mark("pay"), second);
+        assert_eq!(store.applied_mark("auth"), other);
+        assert_eq!(store.applied_mark("license"), 0);
+        store.wait_durable(first).unwrap();
+        assert_eq!(
+            store.flushes(),
+            1,
+            "the first wait flushes everything applied"
+        );
+        store.wait_durable(other).unwrap();
+        store.wait_durable(0).unwrap();
+        assert_eq!(store.flushes(), 1, "later marks were covered by that flush");
+        // A counter is a write of its package too.
+        store.increment("pay/counters", "n", 1).unwrap();
+        assert!(store.applied_mark("pay") > other);
+    }
+
+    #[test]
+    fn a_failed_flush_refuses_every_later_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let mark = store.apply(vec![package_write("pay/orders", "1")]).unwrap();
+        // The log vanishes before its first flush: the flush cannot happen.
+        std::fs::remove_file(dir.path().join("state.db-wal")).unwrap();
+        let error = store.wait_durable(mark).unwrap_err().to_string();
+        assert!(
+            error.contains("state.db-wal failed") && error.contains("restart the host"),
+            "{error}"
+        );
+        let again = store.wait_durable(mark).unwrap_err().to_string();
+        assert_eq!(again, error);
+        assert!(
+            store
+                .commit(vec![package_write("pay/orders", "2")])
+                .is_err()
+        );
     }
 
     #[test]
