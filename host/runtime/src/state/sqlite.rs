@@ -83,13 +83,6 @@ fn connect(path: Option<&Path>, first: bool) -> Result<Connection, StateError> {
     Ok(connection)
 }
 
-/// The writer connection and what it has applied.
-struct Writer {
-    connection: Connection,
-    /// Commits and counters applied so far: the mark of the last one.
-    applied: Mark,
-}
-
 /// How far the log is flushed.
 #[derive(Default)]
 struct Flushed {
@@ -108,8 +101,9 @@ struct Flushed {
 /// [`KeyValueStore`] on SQLite; see the module docs.
 pub struct SqliteStore {
     path: Option<PathBuf>,
-    writer: Mutex<Writer>,
-    /// The writer's `applied`, readable without the writer's lock.
+    writer: Mutex<Connection>,
+    /// Commits and counters applied so far: the mark of the last one.
+    /// Written under the writer's lock, read without it.
     applied: std::sync::atomic::AtomicU64,
     /// The mark of the last write applied to each package's buckets.
     packages: Mutex<HashMap<Box<str>, Mark>>,
@@ -140,10 +134,7 @@ impl SqliteStore {
         writer.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(Self {
             path,
-            writer: Mutex::new(Writer {
-                connection: writer,
-                applied: 0,
-            }),
+            writer: Mutex::new(writer),
             packages: Mutex::new(HashMap::new()),
             applied: std::sync::atomic::AtomicU64::new(0),
             readers: Mutex::new(Vec::new()),
@@ -152,7 +143,7 @@ impl SqliteStore {
         })
     }
 
-    fn writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+    fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -166,7 +157,7 @@ impl SqliteStore {
         write: impl FnOnce(&mut Connection) -> Result<T, StateError>,
     ) -> Result<(T, Mark), StateError> {
         let mut writer = self.writer();
-        let mark = writer.applied + 1;
+        let mark = self.applied.load(std::sync::atomic::Ordering::Acquire) + 1;
         // Before the writes are applied: a reader that sees them finds
         // their package's mark at least this high.
         {
@@ -181,8 +172,7 @@ impl SqliteStore {
                 }
             }
         }
-        let result = write(&mut writer.connection);
-        writer.applied = mark;
+        let result = write(&mut writer);
         self.applied
             .store(mark, std::sync::atomic::Ordering::Release);
         result.map(|value| (value, mark))
@@ -210,7 +200,7 @@ impl SqliteStore {
         read: impl FnOnce(&Connection) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
         let Some(path) = &self.path else {
-            return read(&self.writer().connection);
+            return read(&self.writer());
         };
         let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let connection = match pooled {
@@ -257,7 +247,7 @@ impl SqliteStore {
     #[doc(hidden)]
     pub fn damage(&self, bucket: &str, key: &str) -> Result<(), StateError> {
         let writer = self.writer();
-        let mut stored: Vec<u8> = writer.connection.query_row(
+        let mut stored: Vec<u8> = writer.query_row(
             "SELECT value FROM kv WHERE bucket = ?1 AND key = ?2",
             params![bucket, key],
             |row| row.get(0),
@@ -265,7 +255,7 @@ impl SqliteStore {
         if let Some(last) = stored.last_mut() {
             *last ^= 0xff;
         }
-        writer.connection.execute(
+        writer.execute(
             "UPDATE kv SET value = ?3 WHERE bucket = ?1 AND key = ?2",
             params![bucket, key, stored],
         )?;
@@ -336,8 +326,9 @@ impl KeyValueStore for SqliteStore {
     }
 
     fn apply(&self, writes: Vec<Write>) -> Result<Mark, StateError> {
+        // Nothing applied: nothing to wait for.
         if writes.is_empty() {
-            return Ok(self.applied.load(std::sync::atomic::Ordering::Acquire));
+            return Ok(0);
         }
         self.write(&mut writes.iter().map(|w| w.bucket.as_str()), |writer| {
             Self::apply_writes(writer, &writes)
