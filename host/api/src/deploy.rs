@@ -401,27 +401,30 @@ pub fn lock(manifest: &Checked, file: &str, registry: &dyn Registry) -> Result<L
     }
 }
 
-/// Turns JSON into a CEL value; integers that fit are `int`, so that
-/// arithmetic with literals works.
-pub(crate) fn cel_value(json: &Json) -> cel::Value {
-    use std::collections::HashMap;
-    use std::sync::Arc;
+/// Turns JSON into a CEL value, built straight into CEL's own
+/// representation (no intermediate `cel::Value` to convert again on every
+/// evaluation); integers that fit are `int`, so that arithmetic with
+/// literals works.
+pub(crate) fn cel_val(json: &Json) -> Box<dyn cel::common::value::Val> {
+    use cel::common::types::{
+        CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+    };
     match json {
-        Json::Null => cel::Value::Null,
-        Json::Bool(b) => cel::Value::Bool(*b),
+        Json::Null => Box::new(CelNull),
+        Json::Bool(b) => Box::new(CelBool::from(*b)),
         Json::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => cel::Value::Int(i),
-            (None, Some(u)) => cel::Value::UInt(u),
-            _ => cel::Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            (Some(i), _) => Box::new(CelInt::from(i)),
+            (None, Some(u)) => Box::new(CelUInt::from(u)),
+            _ => Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN))),
         },
-        Json::String(s) => cel::Value::String(Arc::new(s.clone())),
-        Json::Array(items) => cel::Value::List(Arc::new(items.iter().map(cel_value).collect())),
-        Json::Object(map) => {
-            let map: HashMap<cel::objects::Key, cel::Value> = map
-                .iter()
-                .map(|(k, v)| (cel::objects::Key::String(Arc::new(k.clone())), cel_value(v)))
-                .collect();
-            cel::Value::Map(cel::objects::Map { map: Arc::new(map) })
+        Json::String(s) => Box::new(CelString::from(s.clone())),
+        Json::Array(items) => {
+            Box::new(CelList::from(items.iter().map(cel_val).collect::<Vec<_>>()))
         }
+        Json::Object(map) => Box::new(CelMap::from(
+            map.iter()
+                .map(|(k, v)| (CelMapKey::from(k.clone()), cel_val(v)))
+                .collect::<std::collections::HashMap<_, _>>(),
+        )),
     }
 }

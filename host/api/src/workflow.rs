@@ -11,6 +11,8 @@ use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use cel::common::value::{CowVal, Val};
+
 use serde_json::{Value as Json, json};
 use zhongtai_audit::{AuditLog, DigestKey, Entry};
 use zhongtai_manifest::expr::Expression;
@@ -18,7 +20,7 @@ use zhongtai_manifest::{Action, Call, Caller, CheckedService};
 use zhongtai_runtime::{CallContext, Outcome, Returned, Runtime};
 
 use crate::audited::{CallTarget, call_entry, context_entry};
-use crate::deploy::{AUTHENTICATE, Deployment, cel_value};
+use crate::deploy::{AUTHENTICATE, Deployment, cel_val};
 use crate::error::ApiError;
 use crate::traces::Trace;
 use opentelemetry::KeyValue;
@@ -84,12 +86,28 @@ impl RequestData {
 /// the JSON as it is; any other expression is evaluated by CEL, on the
 /// request and the steps converted to CEL values once, when the first
 /// such expression needs them (the steps again only after a step adds
-/// one).
+/// one), and lent to each evaluation rather than copied into it.
 struct Scope {
     request: Json,
-    request_value: OnceCell<cel::Value>,
+    request_value: OnceCell<Box<dyn Val>>,
     steps: serde_json::Map<String, Json>,
-    steps_value: OnceCell<cel::Value>,
+    steps_value: OnceCell<Box<dyn Val>>,
+}
+
+/// `request` and `steps` for one evaluation, borrowed from the [`Scope`].
+struct Variables<'a> {
+    request: &'a dyn Val,
+    steps: &'a dyn Val,
+}
+
+impl cel::context::VariableResolver for Variables<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        match variable {
+            "request" => Some(CowVal::Borrowed(self.request)),
+            "steps" => Some(CowVal::Borrowed(self.steps)),
+            _ => None,
+        }
+    }
 }
 
 impl Scope {
@@ -134,13 +152,18 @@ impl Scope {
 
     /// `expression` evaluated by CEL.
     fn evaluate_cel(&self, expression: &Expression, step: Option<&str>) -> Result<Json, ApiError> {
-        let request = self.request_value.get_or_init(|| cel_value(&self.request));
-        let steps = self
-            .steps_value
-            .get_or_init(|| cel_value(&Json::Object(self.steps.clone())));
+        let variables = Variables {
+            request: self
+                .request_value
+                .get_or_init(|| cel_val(&self.request))
+                .as_ref(),
+            steps: self
+                .steps_value
+                .get_or_init(|| cel_val_of_steps(&self.steps))
+                .as_ref(),
+        };
         let mut context = zhongtai_manifest::expr::context();
-        context.add_variable_from_value("request", request.clone());
-        context.add_variable_from_value("steps", steps.clone());
+        context.set_variable_resolver(&variables);
         let value = expression.program.execute(&context).map_err(|e| {
             ApiError::new(
                 400,
@@ -161,6 +184,18 @@ impl Scope {
             .at_step(step)
         })
     }
+}
+
+/// The steps' results as one CEL map, without copying them into a JSON
+/// object first.
+fn cel_val_of_steps(steps: &serde_json::Map<String, Json>) -> Box<dyn Val> {
+    use cel::common::types::{CelMap, CelMapKey};
+    Box::new(CelMap::from(
+        steps
+            .iter()
+            .map(|(name, result)| (CelMapKey::from(name.clone()), cel_val(result)))
+            .collect::<std::collections::HashMap<_, _>>(),
+    ))
 }
 
 /// Runs `service` of `deployment` for `request`; returns status and body.
