@@ -217,12 +217,8 @@ impl SqliteStore {
 
     /// Applies `writes` in one transaction on `connection`.
     fn apply_writes(connection: &mut Connection, writes: &[Write]) -> Result<(), StateError> {
-        let transaction = connection.transaction()?;
-        {
-            let mut set = transaction.prepare_cached(
-                "INSERT INTO kv (bucket, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value",
-            )?;
+        in_transaction(connection, |transaction| {
+            let mut set = transaction.prepare_cached(UPSERT)?;
             let mut delete =
                 transaction.prepare_cached("DELETE FROM kv WHERE bucket = ?1 AND key = ?2")?;
             for write in writes {
@@ -231,9 +227,8 @@ impl SqliteStore {
                     None => delete.execute(params![write.bucket, write.key])?,
                 };
             }
-        }
-        transaction.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// How many times the log has been flushed; for tests.
@@ -395,22 +390,48 @@ fn increment_unsynced(
     key: &str,
     delta: u64,
 ) -> Result<u64, StateError> {
-    let transaction = writer.transaction()?;
-    let stored: Option<Vec<u8>> = transaction
-        .prepare_cached("SELECT value FROM kv WHERE bucket = ?1 AND key = ?2")?
-        .query_row(params![bucket, key], |row| row.get(0))
-        .optional()?;
-    let current = stored
-        .map(|sealed| unseal(bucket, key, &sealed))
-        .transpose()?;
-    let new = add_to_counter(key, current.as_deref(), delta)?;
-    transaction.execute(
-        "INSERT INTO kv (bucket, key, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value",
-        params![bucket, key, seal(new.to_string().as_bytes())],
-    )?;
-    transaction.commit()?;
-    Ok(new)
+    in_transaction(writer, |transaction| {
+        let stored: Option<Vec<u8>> = transaction
+            .prepare_cached("SELECT value FROM kv WHERE bucket = ?1 AND key = ?2")?
+            .query_row(params![bucket, key], |row| row.get(0))
+            .optional()?;
+        let current = stored
+            .map(|sealed| unseal(bucket, key, &sealed))
+            .transpose()?;
+        let new = add_to_counter(key, current.as_deref(), delta)?;
+        transaction.prepare_cached(UPSERT)?.execute(params![
+            bucket,
+            key,
+            seal(new.to_string().as_bytes())
+        ])?;
+        Ok(new)
+    })
+}
+
+/// Sets a key's value, whether or not it is there.
+const UPSERT: &str = "INSERT INTO kv (bucket, key, value) VALUES (?1, ?2, ?3)
+    ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value";
+
+/// Runs `body` in one transaction on `connection`: committed when it
+/// succeeds, rolled back when it or the commit fails. `BEGIN`, `COMMIT` and
+/// `ROLLBACK` are prepared once per connection and kept, like every other
+/// statement here, rather than parsed again for every commit.
+fn in_transaction<T>(
+    connection: &mut Connection,
+    body: impl FnOnce(&Connection) -> Result<T, StateError>,
+) -> Result<T, StateError> {
+    connection.prepare_cached("BEGIN")?.execute([])?;
+    let result = body(connection).and_then(|value| {
+        connection.prepare_cached("COMMIT")?.execute([])?;
+        Ok(value)
+    });
+    if result.is_err() && !connection.is_autocommit() {
+        // The error said is the one that stopped the commit.
+        let _ = connection
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut rollback| rollback.execute([]));
+    }
+    result
 }
 
 #[cfg(test)]
@@ -468,6 +489,15 @@ mod tests {
             store.increment("b", "text", 1),
             Err(StateError::NotACounter { .. })
         ));
+        // The refused increment's transaction was rolled back: the writer
+        // takes the next commit and counter as if nothing had happened.
+        assert_eq!(
+            store.get("b", "text").unwrap().as_deref(),
+            Some(&b"abc"[..])
+        );
+        store.commit(vec![write("after", Some(b"1"))]).unwrap();
+        assert_eq!(store.increment("b", "n", 1).unwrap(), 8);
+        assert_eq!(store.get("b", "after").unwrap().as_deref(), Some(&b"1"[..]));
     }
 
     #[test]
