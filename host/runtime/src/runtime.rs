@@ -101,6 +101,12 @@ impl Runtime {
         // about 8% of the host's CPU per request (BENCHMARKS.md). Alone,
         // a call is as fast either way.
         config.memory_init_cow(false);
+        // `ZHONGTAI_PROFILE=perfmap` writes /tmp/perf-<pid>.map, so that
+        // `perf report` names the guests' functions, as `wasmtime run
+        // --profile=perfmap` does.
+        if std::env::var_os("ZHONGTAI_PROFILE").is_some_and(|v| v == "perfmap") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         let mut linker = Linker::new(&engine);
         platform::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
