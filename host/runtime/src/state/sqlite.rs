@@ -16,6 +16,14 @@
 //! the store refusing every later wait: what is on disk is then unknown,
 //! and the host must be restarted (as PostgreSQL does).
 //!
+//! Checkpoints (copying the log's pages into the database file, so that the
+//! log can start over) run on their own thread and connection, beside the
+//! writer, every [`CHECKPOINT_EVERY`] writes. Left to SQLite, the writer
+//! checkpoints inside a commit once the log reaches 1,000 pages, and every
+//! commit behind it waited the 10 ms or so that took, with its locks held.
+//! Should the thread fall behind, the writer still checkpoints itself once
+//! the log reaches [`WRITER_CHECKPOINT_PAGES`].
+//!
 //! The file belongs to one process: it is opened through SQLite's
 //! `unix-excl` VFS, which takes one lock on the file for the process and
 //! keeps the WAL index in the process's memory, so that the connections
@@ -28,7 +36,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -83,6 +91,96 @@ fn connect(path: Option<&Path>, first: bool) -> Result<Connection, StateError> {
     Ok(connection)
 }
 
+/// How many writes (commits and counters) apart the checkpoint thread is
+/// woken.
+pub const CHECKPOINT_EVERY: u64 = 128;
+/// The log's length, in pages, at which the writer checkpoints itself.
+pub const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
+
+/// The checkpoint thread's orders.
+#[derive(Default)]
+struct CheckpointOrders {
+    /// Writes were made since it last looked.
+    wanted: bool,
+    /// The store is closing.
+    stop: bool,
+    /// How many checkpoints it ran.
+    count: u64,
+}
+
+/// The thread that checkpoints the log beside the writer.
+struct Checkpointer {
+    orders: Arc<(Mutex<CheckpointOrders>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts the thread, with its own connection to `path`.
+    fn start(path: &Path) -> Result<Self, StateError> {
+        let connection = connect(Some(path), false)?;
+        let orders = Arc::new((Mutex::new(CheckpointOrders::default()), Condvar::new()));
+        let theirs = Arc::clone(&orders);
+        let thread = std::thread::Builder::new()
+            .name("zhongtai-checkpoint".into())
+            .spawn(move || checkpoint_loop(&connection, &theirs))
+            .map_err(|e| StateError::Engine(format!("starting the checkpoint thread: {e}")))?;
+        Ok(Self {
+            orders,
+            thread: Some(thread),
+        })
+    }
+
+    /// Wakes the thread to checkpoint what has been written.
+    fn wake(&self) {
+        let (orders, wake) = &*self.orders;
+        orders.lock().unwrap_or_else(|e| e.into_inner()).wanted = true;
+        wake.notify_one();
+    }
+
+    fn count(&self) -> u64 {
+        self.orders
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .count
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let (orders, wake) = &*self.orders;
+        orders.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Checkpoints whenever woken, until told to stop. A passive checkpoint
+/// copies what it can without waiting for the writer or any reader; what
+/// it could not copy, the next one does.
+fn checkpoint_loop(connection: &Connection, orders: &(Mutex<CheckpointOrders>, Condvar)) {
+    let (orders, wake) = orders;
+    loop {
+        {
+            let mut state = orders.lock().unwrap_or_else(|e| e.into_inner());
+            while !state.wanted && !state.stop {
+                state = wake.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+            if state.stop {
+                return;
+            }
+            state.wanted = false;
+        }
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            // The writer checkpoints itself should this go on failing.
+            tracing::warn!("checkpointing the state log failed: {error}");
+        }
+        orders.lock().unwrap_or_else(|e| e.into_inner()).count += 1;
+    }
+}
+
 /// How far the log is flushed.
 #[derive(Default)]
 struct Flushed {
@@ -110,6 +208,8 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     flushed: Mutex<Flushed>,
     flush_done: Condvar,
+    /// For a file; an in-memory store's writer checkpoints nothing.
+    checkpointer: Option<Checkpointer>,
 }
 
 impl SqliteStore {
@@ -132,6 +232,9 @@ impl SqliteStore {
         writer.execute_batch(SCHEMA)?;
         // The writer's commits are flushed by `wait_durable`, not by SQLite.
         writer.pragma_update(None, "synchronous", "NORMAL")?;
+        // Checkpoints are the checkpoint thread's, not the writer's.
+        writer.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        let checkpointer = path.as_deref().map(Checkpointer::start).transpose()?;
         Ok(Self {
             path,
             writer: Mutex::new(writer),
@@ -140,6 +243,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             flushed: Mutex::new(Flushed::default()),
             flush_done: Condvar::new(),
+            checkpointer,
         })
     }
 
@@ -175,6 +279,12 @@ impl SqliteStore {
         let result = write(&mut writer);
         self.applied
             .store(mark, std::sync::atomic::Ordering::Release);
+        drop(writer);
+        if mark.is_multiple_of(CHECKPOINT_EVERY)
+            && let Some(checkpointer) = &self.checkpointer
+        {
+            checkpointer.wake();
+        }
         result.map(|value| (value, mark))
     }
 
@@ -229,6 +339,12 @@ impl SqliteStore {
             }
             Ok(())
         })
+    }
+
+    /// How many checkpoints the checkpoint thread has run; for tests.
+    #[doc(hidden)]
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpointer.as_ref().map_or(0, Checkpointer::count)
     }
 
     /// How many times the log has been flushed; for tests.
@@ -520,6 +636,43 @@ mod tests {
             key: key.into(),
             value: Some(b"v".to_vec()),
         }
+    }
+
+    #[test]
+    fn the_log_is_checkpointed_beside_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = SqliteStore::open(&path).unwrap();
+        // Until a checkpoint, every page written is in the log and the
+        // database file keeps its size; the writer alone would not
+        // checkpoint for thousands of pages yet.
+        let before = std::fs::metadata(&path).unwrap().len();
+        let value = vec![7u8; 1000];
+        for n in 0..CHECKPOINT_EVERY * 2 {
+            store
+                .commit(vec![Write {
+                    bucket: "b".into(),
+                    key: format!("k{n}"),
+                    value: Some(value.clone()),
+                }])
+                .unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while store.checkpoints() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint after {} writes",
+                CHECKPOINT_EVERY * 2
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // 256 values of 1 KB: at least 64 pages copied into the file.
+        assert!(std::fs::metadata(&path).unwrap().len() >= before + 64 * 4096);
+        assert_eq!(store.get("b", "k0").unwrap(), Some(value.clone()));
+        drop(store);
+        let reopened = SqliteStore::open(&path).unwrap();
+        let last = format!("k{}", CHECKPOINT_EVERY * 2 - 1);
+        assert_eq!(reopened.get("b", &last).unwrap(), Some(value));
     }
 
     #[test]
