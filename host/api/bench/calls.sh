@@ -16,14 +16,10 @@ SERVICE=${1:-license}
 PORT=${PORT:-18688}
 export ZHONGTAI_ADMIN_TOKEN=bench-calls-0123456789abcdef0123456789
 source host/api/bench/common.sh
+SCRIPT=$(wrk_script "$SERVICE") || exit 2
 start embedded 1
 PID=${PIDS[-1]}
 tokens
-case $SERVICE in
-  whoami) SCRIPT=host/api/bench/whoami.lua ;;
-  license) SCRIPT=host/api/bench/apply.lua ;;
-  *) echo "unknown service $SERVICE: whoami or license" >&2; exit 2 ;;
-esac
 ADMIN=http://127.0.0.1:$((BASE_PORT + 1000))
 snapshot() {
   curl -sf -H "Authorization: Bearer $ZHONGTAI_ADMIN_TOKEN" "$ADMIN/metrics" \

@@ -42,6 +42,15 @@ start() {
   done
 }
 
+# wrk_script SERVICE: the wrk script that loads SERVICE (whoami or license).
+wrk_script() {
+  case $1 in
+    whoami) echo host/api/bench/whoami.lua ;;
+    license) echo host/api/bench/apply.lua ;;
+    *) echo "unknown service $1: whoami or license" >&2; return 2 ;;
+  esac
+}
+
 # 100 citizens with valid resident identity numbers, registered and logged in.
 tokens() {
   export TOKENS_FILE=${DIRS[0]}/tokens

@@ -14,14 +14,10 @@ command -v perf >/dev/null || { echo "perf is needed: apt-get install linux-perf
 SERVICE=${1:-whoami}
 PORT=${PORT:-18588}
 source host/api/bench/common.sh
+SCRIPT=$(wrk_script "$SERVICE") || exit 2
 start embedded 1
 PID=${PIDS[-1]}
 tokens
-case $SERVICE in
-  whoami) SCRIPT=host/api/bench/whoami.lua ;;
-  license) SCRIPT=host/api/bench/apply.lua ;;
-  *) echo "unknown service $SERVICE: whoami or license" >&2; exit 2 ;;
-esac
 mkdir -p target/profile
 OUT=target/profile/wrk.txt
 wrk -t2 -c64 -d14s --latency -s "$SCRIPT" "${URLS[0]}" >"$OUT" 2>&1 &
