@@ -389,13 +389,7 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 
 impl KeyValueStore for SqliteStore {
     fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StateError> {
-        let sealed: Option<Vec<u8>> = self.read(|c| {
-            Ok(
-                c.prepare_cached("SELECT value FROM kv WHERE bucket = ?1 AND key = ?2")?
-                    .query_row(params![bucket, key], |row| row.get(0))
-                    .optional()?,
-            )
-        })?;
+        let sealed = self.read(|c| stored_value(c, bucket, key))?;
         sealed.map(|s| unseal(bucket, key, &s)).transpose()
     }
 
@@ -511,11 +505,7 @@ fn increment_unsynced(
     delta: u64,
 ) -> Result<u64, StateError> {
     in_transaction(writer, |transaction| {
-        let stored: Option<Vec<u8>> = transaction
-            .prepare_cached("SELECT value FROM kv WHERE bucket = ?1 AND key = ?2")?
-            .query_row(params![bucket, key], |row| row.get(0))
-            .optional()?;
-        let current = stored
+        let current = stored_value(transaction, bucket, key)?
             .map(|sealed| unseal(bucket, key, &sealed))
             .transpose()?;
         let new = add_to_counter(key, current.as_deref(), delta)?;
@@ -526,6 +516,18 @@ fn increment_unsynced(
         ])?;
         Ok(new)
     })
+}
+
+/// A key's stored (sealed) value, if it is there.
+fn stored_value(
+    connection: &Connection,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, StateError> {
+    Ok(connection
+        .prepare_cached("SELECT value FROM kv WHERE bucket = ?1 AND key = ?2")?
+        .query_row(params![bucket, key], |row| row.get(0))
+        .optional()?)
 }
 
 /// Sets a key's value, whether or not it is there.
