@@ -12,6 +12,7 @@ mod audit_trail;
 mod auth_component;
 mod auth_lockout;
 mod cli_call;
+mod compile_process;
 mod console_browser;
 mod credit_component;
 mod disk_full;

@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::Args;
 use zhongtai_registry::{PublicKey, Registry, TrustPolicy};
 use zhongtai_runtime::{
-    HostConfig, KeyValueStore, PostgresStore, Runtime, RuntimeLimits, RuntimeOptions, SqliteStore,
+    Compiler, HostConfig, KeyValueStore, PostgresStore, Runtime, RuntimeLimits, RuntimeOptions,
+    SqliteStore,
 };
 
 /// Where the registry is, and the token for changing it.
@@ -169,6 +170,7 @@ impl HostArgs {
             cache_dir: Some(self.data_dir.join("cache")),
             config: HostConfig::default(),
             store: Arc::new(SqliteStore::temporary()?),
+            compiler: compiler(),
         })
     }
 
@@ -228,8 +230,18 @@ impl HostArgs {
             cache_dir: Some(self.data_dir.join("cache")),
             config,
             store,
+            compiler: compiler(),
         })
     }
+}
+
+/// Components are compiled in a child process running this executable
+/// (see `zhongtai_runtime::compiler`), or here if it cannot be found.
+fn compiler() -> Compiler {
+    Compiler::this_executable().unwrap_or_else(|error| {
+        tracing::warn!(%error, "this executable cannot be found; compiling components in this process");
+        Compiler::InProcess
+    })
 }
 
 /// `url` without its password, for messages.

@@ -14,6 +14,8 @@ mod witness_commands;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // A child started to compile a component does only that.
+    zhongtai_runtime::compiler::serve_compile_request();
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

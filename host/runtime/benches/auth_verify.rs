@@ -98,6 +98,7 @@ fn bench(c: &mut Criterion) {
         cache_dir: None,
         config: config.clone(),
         store: store.clone(),
+        compiler: Default::default(),
     })
     .expect("runtime");
     let auth = runtime

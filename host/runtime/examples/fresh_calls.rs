@@ -36,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         cache_dir: None,
         config,
         store: Arc::new(SqliteStore::temporary()?),
+        compiler: Default::default(),
     })?;
     let auth = runtime.load(&std::fs::read(&built["zhongtai-auth"])?)?;
     let citizen = "11010519491231002X";

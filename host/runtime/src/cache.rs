@@ -7,8 +7,10 @@
 //! never reuse an entry. Only files this cache wrote are ever deserialized —
 //! never bytes that came from outside — and each is written to a temporary
 //! file and renamed, so a crash leaves no partial entry behind.
+//!
+//! What is not cached is compiled by the runtime's
+//! [`Compiler`](crate::compiler::Compiler), in this process or a child.
 
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use wasmtime::Engine;
@@ -25,11 +27,9 @@ impl CompileCache {
     /// A cache in `dir` for components compiled by `engine`; `None` disables
     /// caching.
     pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
         Self {
             dir,
-            engine_key: format!("{:016x}", hasher.finish()),
+            engine_key: format!("{:016x}", crate::runtime::compatibility(engine)),
         }
     }
 
@@ -44,33 +44,46 @@ impl CompileCache {
         self.entry(digest).is_some_and(|path| path.exists())
     }
 
-    /// The compiled form of `bytes` (whose sha256 is `digest`): from the cache
-    /// when present and loadable, else compiled now and stored.
+    /// The compiled form of the component whose sha256 is `digest`: from
+    /// the cache when present and loadable, else made by `compile` (which
+    /// returns what `Component::serialize` would) and stored.
     pub fn load_or_compile(
         &self,
         engine: &Engine,
         digest: &str,
-        bytes: &[u8],
-    ) -> wasmtime::Result<(Component, bool)> {
-        let Some(path) = self.entry(digest) else {
-            return Ok((Component::new(engine, bytes)?, false));
-        };
-        if path.exists() {
+        compile: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+    ) -> anyhow::Result<(Component, bool)> {
+        let path = self.entry(digest);
+        if let Some(path) = path.as_ref().filter(|path| path.exists()) {
             // SAFETY: the file was produced by `Component::serialize` of this
             // engine configuration and written by this cache only (see the
             // module docs); wasmtime checks the engine compatibility again.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+            match unsafe { Component::deserialize_file(engine, path) } {
                 Ok(component) => return Ok((component, true)),
                 Err(error) => {
                     tracing::warn!(path = %path.display(), %error, "discarding unloadable compiled component");
                 }
             }
         }
-        let component = Component::new(engine, bytes)?;
-        if let Err(error) = store_entry(&path, &component.serialize()?) {
-            tracing::warn!(path = %path.display(), %error, "could not cache compiled component");
+        let compiled = compile()?;
+        if let Some(path) = path {
+            match store_entry(&path, &compiled) {
+                // SAFETY: as above; the file now holds `compiled`.
+                Ok(()) => {
+                    return Ok((
+                        unsafe { Component::deserialize_file(engine, &path) }?,
+                        false,
+                    ));
+                }
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "could not cache compiled component");
+                }
+            }
         }
-        Ok((component, false))
+        // SAFETY: `compiled` was made by the runtime's compiler, from an
+        // engine whose compatibility hash equals `engine`'s (see
+        // `crate::compiler`); wasmtime checks the compatibility again.
+        Ok((unsafe { Component::deserialize(engine, &compiled) }?, false))
     }
 }
 

@@ -3,7 +3,7 @@
 //! How the pieces fit: a [`Runtime`] owns one wasmtime [`Engine`](wasmtime::Engine)
 //! (component model, pooling allocator, epoch interruption) and one linker
 //! holding the [`platform`] imports. [`Runtime::load`] compiles a component
-//! (or takes it from the [`cache`]), lists its exports with their WIT types
+//! (in this process or a child, see [`compiler`]; or takes it from the [`cache`]), lists its exports with their WIT types
 //! ([`component`]) and prepares an `InstancePre`. [`Runtime::call`] turns JSON
 //! arguments into WIT values ([`values`]), instantiates the component afresh
 //! in a store of its own — with the [`limits`] and the caller's
@@ -13,6 +13,7 @@
 //! capability: every component goes through the same path.
 
 pub mod cache;
+pub mod compiler;
 pub mod component;
 pub mod config;
 pub mod context;
@@ -26,6 +27,7 @@ mod runtime;
 pub mod state;
 pub mod values;
 
+pub use compiler::Compiler;
 pub use component::LoadedComponent;
 pub use config::HostConfig;
 pub use context::{CallContext, Slug};

@@ -28,6 +28,7 @@ use wasmtime::component::{Func, Instance, Linker, Val};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
 use crate::cache::CompileCache;
+use crate::compiler::Compiler;
 use crate::component::{self, ExportedFunction, LoadedComponent, LoadedInner};
 use crate::config::HostConfig;
 use crate::context::CallContext;
@@ -48,6 +49,8 @@ pub struct RuntimeOptions {
     pub config: HostConfig,
     /// State behind `wasi:keyvalue`.
     pub store: Arc<dyn KeyValueStore>,
+    /// Where components missing from the cache are compiled.
+    pub compiler: Compiler,
 }
 
 /// Runs components: loads them once, instantiates them afresh for each call.
@@ -58,6 +61,8 @@ pub struct Runtime {
     config: HostConfig,
     limits: RuntimeLimits,
     cache: CompileCache,
+    compiler: Compiler,
+    compatibility: u64,
     steps: crate::pool::StepPool,
     _ticker: EpochTicker,
 }
@@ -66,41 +71,8 @@ impl Runtime {
     /// Builds the engine, the linker and the epoch ticker.
     pub fn new(options: RuntimeOptions) -> anyhow::Result<Self> {
         let limits = options.limits;
-        let instances = limits.max_concurrent_instances.max(1);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(instances)
-            .total_core_instances(instances.saturating_mul(8))
-            .total_memories(instances.saturating_mul(2))
-            .total_tables(instances.saturating_mul(4))
-            .max_memories_per_component(4)
-            .max_tables_per_component(8)
-            .max_core_instances_per_component(16)
-            .max_memory_size(limits.memory_bytes)
-            // Linear memory is returned to the kernel on reuse rather than
-            // kept resident: the kernel reports every page written since the
-            // last decommit as dirty, so a slot that once ran a heavy call
-            // (argon2 at login) would otherwise be memset in full on every
-            // later reuse. Decommits are batched to amortise TLB flushes.
-            // See BENCHMARKS.md for the measurements behind these settings.
-            .linear_memory_keep_resident(0)
-            .table_keep_resident(1 << 16)
-            .decommit_batch_size(32);
-        // One fiber stack per instance that may be live at once.
-        pool.total_stacks(instances);
-        let mut config = wasmtime::Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .max_wasm_stack(limits.max_wasm_stack)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        // Linear memory starts as zeroed anonymous pages with the data
-        // segments copied in, not as a copy-on-write mapping of the
-        // component's image: under load, every first write to an image
-        // page was a copy-on-write fault that flushed the TLB of every
-        // core running the host (a process-wide shootdown), which cost
-        // about 8% of the host's CPU per request (BENCHMARKS.md). Alone,
-        // a call is as fast either way.
-        config.memory_init_cow(false);
+        let mut config = engine_config(&limits);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(&limits)));
         // `ZHONGTAI_PROFILE=perfmap` writes /tmp/perf-<pid>.map, so that
         // `perf report` names the guests' functions, as `wasmtime run
         // --profile=perfmap` does.
@@ -111,6 +83,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         platform::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
         let cache = CompileCache::new(&engine, options.cache_dir);
+        let compatibility = compatibility(&engine);
         let ticker = EpochTicker::start(engine.clone());
         Ok(Self {
             engine,
@@ -124,6 +97,8 @@ impl Runtime {
             steps: crate::pool::StepPool::new(limits.step_threads, "zhongtai-steps"),
             limits,
             cache,
+            compiler: options.compiler,
+            compatibility,
             _ticker: ticker,
         })
     }
@@ -181,7 +156,15 @@ impl Runtime {
         let digest = hex::encode(Sha256::digest(bytes));
         let (component, from_cache) = self
             .cache
-            .load_or_compile(&self.engine, &digest, bytes)
+            .load_or_compile(&self.engine, &digest, || {
+                crate::compiler::compile(
+                    &self.compiler,
+                    &self.engine,
+                    &self.limits,
+                    self.compatibility,
+                    bytes,
+                )
+            })
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let interfaces = component::catalog(&self.engine, &component);
         let package = match package {
@@ -662,4 +645,59 @@ impl Drop for EpochTicker {
             let _ = thread.join();
         }
     }
+}
+
+/// The engine settings a runtime with `limits` compiles and runs under,
+/// but for the instance allocator; a compiler process
+/// ([`crate::compiler`]) builds its engine from the same settings.
+pub(crate) fn engine_config(limits: &RuntimeLimits) -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(limits.max_wasm_stack);
+    // Linear memory starts as zeroed anonymous pages with the data
+    // segments copied in, not as a copy-on-write mapping of the
+    // component's image: under load, every first write to an image
+    // page was a copy-on-write fault that flushed the TLB of every
+    // core running the host (a process-wide shootdown), which cost
+    // about 8% of the host's CPU per request (BENCHMARKS.md). Alone,
+    // a call is as fast either way.
+    config.memory_init_cow(false);
+    config
+}
+
+/// The pooling allocator's settings for a runtime with `limits`.
+fn pooling(limits: &RuntimeLimits) -> PoolingAllocationConfig {
+    let instances = limits.max_concurrent_instances.max(1);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(8))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(4))
+        .max_memories_per_component(4)
+        .max_tables_per_component(8)
+        .max_core_instances_per_component(16)
+        .max_memory_size(limits.memory_bytes)
+        // Linear memory is returned to the kernel on reuse rather than
+        // kept resident: the kernel reports every page written since the
+        // last decommit as dirty, so a slot that once ran a heavy call
+        // (argon2 at login) would otherwise be memset in full on every
+        // later reuse. Decommits are batched to amortise TLB flushes.
+        // See BENCHMARKS.md for the measurements behind these settings.
+        .linear_memory_keep_resident(0)
+        .table_keep_resident(1 << 16)
+        .decommit_batch_size(32);
+    // One fiber stack per instance that may be live at once.
+    pool.total_stacks(instances);
+    pool
+}
+
+/// A hash of what makes code compiled by `engine` loadable by another
+/// engine: equal hashes, compatible engines.
+pub(crate) fn compatibility(engine: &Engine) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.finish()
 }

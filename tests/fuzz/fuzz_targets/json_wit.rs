@@ -34,6 +34,7 @@ fn types() -> &'static Vec<Type> {
                 cache_dir: None,
                 config: HostConfig::default(),
                 store: Arc::new(SqliteStore::temporary().unwrap()),
+                compiler: Default::default(),
             })
             .unwrap();
             let types = parameter_types(&runtime.load(&bytes).unwrap());

@@ -69,6 +69,7 @@ pub fn runtime_in(dir: &Path, limits: RuntimeLimits, config: HostConfig) -> Runt
         cache_dir: Some(compile_cache()),
         config,
         store: Arc::new(store),
+        compiler: Default::default(),
     })
     .expect("building runtime")
 }
@@ -83,6 +84,7 @@ pub fn runtime_over(
         cache_dir: Some(compile_cache()),
         config: HostConfig::default(),
         store,
+        compiler: Default::default(),
     })
     .expect("building runtime")
 }

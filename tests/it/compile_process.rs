@@ -1,0 +1,148 @@
+//! Components compiled in a child process (what `zhongtai` does): they load
+//! and run as if compiled in the host, land in the compile cache, and a
+//! compile that fails or a compiler that dies is reported as a load error
+//! while the host goes on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::json;
+use zhongtai_runtime::{
+    Compiler, HostConfig, LoadError, Runtime, RuntimeLimits, RuntimeOptions, SqliteStore,
+};
+
+use crate::support::{context, guest_bytes};
+
+/// A runtime compiling with `program`, caching in `cache` when given.
+fn runtime(program: &Path, cache: Option<PathBuf>) -> Runtime {
+    Runtime::new(RuntimeOptions {
+        limits: RuntimeLimits::default(),
+        cache_dir: cache,
+        config: HostConfig::default(),
+        store: Arc::new(SqliteStore::temporary().expect("temporary store")),
+        compiler: Compiler::Child {
+            program: program.to_owned(),
+        },
+    })
+    .expect("building runtime")
+}
+
+fn zhongtai() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_zhongtai"))
+}
+
+/// `shapes.add` of `sampler` loaded by `runtime` works.
+fn adds(runtime: &Runtime, sampler: &zhongtai_runtime::LoadedComponent) {
+    let returned = runtime
+        .call(
+            sampler,
+            context("tests"),
+            "shapes",
+            "add",
+            &json!({"a": 2, "b": 40}),
+        )
+        .expect("add");
+    assert_eq!(returned.json, json!(42));
+}
+
+#[test]
+fn a_component_compiled_by_the_child_is_cached_and_runs() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let bytes = guest_bytes("fixture-sampler");
+
+    let first = runtime(zhongtai(), Some(cache.path().to_owned()));
+    let sampler = first.load(&bytes).expect("compiled in a child");
+    assert!(!sampler.was_cached());
+    adds(&first, &sampler);
+    let entries: Vec<_> = std::fs::read_dir(cache.path())
+        .expect("cache dir")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "one compiled entry, no temporary file: {entries:?}"
+    );
+
+    // A runtime whose compiler cannot run at all still loads it: from the cache.
+    let second = runtime(Path::new("/bin/false"), Some(cache.path().to_owned()));
+    let cached = second.load(&bytes).expect("from the cache");
+    assert!(cached.was_cached());
+    adds(&second, &cached);
+
+    // And with no cache the child's output is loaded from memory.
+    let uncached = runtime(zhongtai(), None);
+    let sampler = uncached.load(&bytes).expect("compiled in a child");
+    adds(&uncached, &sampler);
+}
+
+#[test]
+fn a_compile_error_in_the_child_reads_as_in_the_host() {
+    // A component's preamble, then bytes that are not a component.
+    let mut bytes = b"\0asm\x0d\x00\x01\x00".to_vec();
+    bytes.extend_from_slice(b"\x01\x05not a section");
+    let in_host = Runtime::new(RuntimeOptions {
+        limits: RuntimeLimits::default(),
+        cache_dir: None,
+        config: HostConfig::default(),
+        store: Arc::new(SqliteStore::temporary().expect("temporary store")),
+        compiler: Compiler::InProcess,
+    })
+    .expect("building runtime");
+    let expected = match in_host.load(&bytes) {
+        Err(LoadError::Compile(message)) => message,
+        other => panic!("expected a compile error, got {:?}", other.map(|_| ())),
+    };
+    let cache = tempfile::tempdir().expect("temp dir");
+    match runtime(zhongtai(), Some(cache.path().to_owned())).load(&bytes) {
+        Err(LoadError::Compile(message)) => assert_eq!(message, expected),
+        other => panic!("expected a compile error, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(
+        std::fs::read_dir(cache.path()).expect("cache dir").count(),
+        0,
+        "nothing is cached for a component that did not compile"
+    );
+}
+
+#[test]
+fn a_compiler_that_dies_is_a_load_error_and_the_host_goes_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let killed = dir.path().join("killed-compiler");
+    // Written by a shell, not here: a file this process held open for
+    // writing while another test thread forked could not be executed.
+    let written = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "printf '#!/bin/sh\\nkill -KILL $$\\n' >\"$1\" && chmod 755 \"$1\"",
+            "sh",
+        ])
+        .arg(&killed)
+        .status()
+        .expect("sh");
+    assert!(written.success());
+    let bytes = guest_bytes("fixture-sampler");
+
+    for (program, says) in [
+        (killed.as_path(), "signal: 9"),
+        (Path::new("/bin/false"), "exit status: 1"),
+    ] {
+        let runtime = runtime(program, None);
+        match runtime.load(&bytes) {
+            Err(LoadError::Compile(message)) => {
+                assert!(
+                    message.starts_with(&format!(
+                        "the compiler process ({}) ended with ",
+                        program.display()
+                    )) && message.contains(says),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a compile error, got {:?}", other.map(|_| ())),
+        }
+    }
+    // The same component then compiles in a working child.
+    let runtime = runtime(zhongtai(), None);
+    let sampler = runtime.load(&bytes).expect("compiled in a child");
+    adds(&runtime, &sampler);
+}
