@@ -144,6 +144,36 @@ fn a_call_running_past_demote_after_goes_on_at_idle_priority() {
 }
 
 #[test]
+fn a_call_that_timed_out_waiting_leaves_its_service_at_normal_priority() {
+    // A call that ran until its deadline without running (asleep here;
+    // waiting for a busy CPU or a lock alike) is no sign that its
+    // service's calls run long: were it taken for one, the service's next
+    // calls would start at idle priority, where beside looping guests
+    // they would time out too, and so stay there.
+    let limits = RuntimeLimits {
+        demote_after: Some(Duration::from_millis(20)),
+        ..limits()
+    };
+    let (runtime, _dir) = runtime(limits, HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    let error = antics(&runtime, &sampler, "nap", &json!({"lock": "", "ms": 5000})).unwrap_err();
+    assert!(matches!(error, CallError::Timeout { .. }), "{error}");
+    let demoted = runtime.demoted_calls();
+    assert_eq!(add(&runtime, &sampler, 2, 2).unwrap().json, json!(4));
+    assert_eq!(
+        runtime.demoted_calls(),
+        demoted,
+        "the next call was demoted"
+    );
+    // A call of the same service that ran until its deadline running is.
+    let error = antics(&runtime, &sampler, "spin", &json!({})).unwrap_err();
+    assert!(matches!(error, CallError::Timeout { .. }), "{error}");
+    let demoted = runtime.demoted_calls();
+    assert_eq!(add(&runtime, &sampler, 2, 3).unwrap().json, json!(5));
+    assert_eq!(runtime.demoted_calls(), demoted + 1);
+}
+
+#[test]
 fn a_guest_growing_memory_past_its_limit_fails_that_call_only() {
     let (runtime, _dir) = runtime(limits(), HostConfig::default());
     let sampler = load(&runtime, "fixture-sampler");

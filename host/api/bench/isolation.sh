@@ -16,6 +16,8 @@
 # (never), alternating, twice. Prints req/s and p50/p99 of whoami, the
 # loop's outcomes, and the host's resident memory before, at most during
 # and after the loop (and, with demotion, after 10,000 more loops).
+# ROUNDS (2), SPINS (10000) and DEMOTES ("5 0", the --demote-after-ms
+# values to run) change the run.
 # Usage: host/api/bench/isolation.sh   (needs wrk: apt-get install wrk)
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -92,7 +94,7 @@ other() {
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-  for demote in 5 0; do
+  for demote in ${DEMOTES:-5 0}; do
     echo "== round $round, --demote-after-ms $demote"
     UP_ARGS=(--dir "$DEPARTMENTS" --deadline-ms 250 --demote-after-ms "$demote")
     start embedded 1

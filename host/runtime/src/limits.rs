@@ -33,7 +33,8 @@ pub struct RuntimeLimits {
     /// A call that has used this much CPU time goes on at idle CPU
     /// priority (Linux `SCHED_IDLE`): it runs only when no normal thread
     /// of the machine wants the CPU; and, as after a call that ran until
-    /// its deadline, its service's calls start there for the next second.
+    /// its deadline running rather than waiting, its service's calls start
+    /// there for the next second.
     /// `None` keeps every call at normal priority.
     pub demote_after: Option<Duration>,
     /// How many requests' steps run at once on the runtime's

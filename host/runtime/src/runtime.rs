@@ -12,8 +12,9 @@
 //! of CPU time it yields once, and the thread driving the call hands the
 //! rest of it to a thread at idle CPU priority (`SCHED_IDLE` on Linux; the
 //! threads are kept for reuse, see `crate::idle`) and waits for it. Its
-//! service's next calls, as after a call that timed out, start there for a
-//! second. Short calls rarely meet a tick, and a looping guest takes only
+//! service's next calls start there for a second, as after a call that
+//! ran until its deadline running (not one that timed out waiting for the
+//! CPU or a lock; see `HostState::end`). Short calls rarely meet a tick, and a looping guest takes only
 //! the CPU nobody else wants until its deadline ends it.
 
 use std::path::PathBuf;

@@ -131,6 +131,8 @@ pub struct HostState {
     pub(crate) demoted: bool,
     /// Whether the call in progress has run past `demote_after`.
     pub(crate) ran_long: bool,
+    /// The call in progress's `demote_after`, when it may be demoted.
+    pub(crate) demote_after: Option<std::time::Duration>,
     /// The services whose calls lately ran long.
     pub(crate) long_calls: Arc<crate::limits::LongCalls>,
 }
@@ -186,6 +188,7 @@ impl HostState {
             started_cpu: std::time::Duration::ZERO,
             demoted: false,
             ran_long: false,
+            demote_after: None,
             long_calls: shared.long_calls.clone(),
         }
     }
@@ -205,6 +208,7 @@ impl HostState {
         self.deadline_at = deadline_at;
         self.lock_wait_until = lock_wait_until(deadline_at);
         self.ran_long = false;
+        self.demote_after = demote_after;
         if demote_after.is_none() {
             self.demoted = false;
             return false;
@@ -223,11 +227,24 @@ impl HostState {
 
     /// Ends what [`HostState::begin`] began, on the thread that began it
     /// (at normal priority, so that no lock other calls need is taken at
-    /// idle priority): a call that ran long, or until its deadline
-    /// (`timed_out`), has its service remembered as one whose calls run
-    /// long.
+    /// idle priority): a call that ran long has its service remembered as
+    /// one whose calls run long, and so has a call that ran until its
+    /// deadline (`timed_out`) when it was running rather than waiting —
+    /// it had already been demoted, or it used at least a quarter of
+    /// `demote_after` in CPU time (a guest looping among many on a busy
+    /// machine may not reach `demote_after` itself before its deadline).
+    /// A short call that timed out because it waited for the CPU (or a
+    /// lock) says nothing about its service: marking it would send the
+    /// service's next calls to idle priority, where beside looping guests
+    /// they would time out again, and keep it there.
     pub(crate) fn end(&mut self, timed_out: bool) {
-        if self.ran_long || timed_out {
+        let running = || {
+            self.demoted
+                || self.demote_after.is_some_and(|after| {
+                    crate::limits::thread_cpu_time().saturating_sub(self.started_cpu) >= after / 4
+                })
+        };
+        if self.ran_long || (timed_out && running()) {
             self.long_calls.mark(
                 self.context.department.as_str(),
                 self.context.service.as_str(),
