@@ -81,7 +81,10 @@ pub(crate) fn compile(
         Compiler::InProcess => return Ok(engine.precompile_component(bytes)?),
         Compiler::Child { program } => program,
     };
+    // The child needs nothing of the host's environment (which may hold
+    // an operator's tokens or a database password) but its request.
     let mut child = match Command::new(program)
+        .env_clear()
         .env(REQUEST_ENV, settings(limits, compatibility))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
