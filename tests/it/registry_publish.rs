@@ -284,6 +284,67 @@ fn the_registry_accepts_exactly_what_the_runtime_links() {
     assert!(matches!(stranger, LoadError::Link(_)), "{stranger}");
 }
 
+/// A registry from elsewhere whose `blob` returns what it is given,
+/// unchecked, over a local one.
+struct Unchecked {
+    inner: LocalRegistry,
+    bytes: Vec<u8>,
+}
+
+impl Registry for Unchecked {
+    fn publish(
+        &self,
+        request: PublishRequest,
+    ) -> Result<zhongtai_registry::PublishOutcome, RegistryError> {
+        self.inner.publish(request)
+    }
+    fn package(&self, name: &PackageName) -> Result<zhongtai_registry::PackageInfo, RegistryError> {
+        self.inner.package(name)
+    }
+    fn search(&self, query: &str) -> Result<Vec<zhongtai_registry::PackageSummary>, RegistryError> {
+        self.inner.search(query)
+    }
+    fn blob(&self, _digest: &Digest) -> Result<Vec<u8>, RegistryError> {
+        Ok(self.bytes.clone())
+    }
+    fn set_yanked(
+        &self,
+        name: &PackageName,
+        version: &semver::Version,
+        yanked: bool,
+    ) -> Result<zhongtai_registry::VersionRecord, RegistryError> {
+        self.inner.set_yanked(name, version, yanked)
+    }
+}
+
+#[test]
+fn fetch_checks_the_bytes_of_a_registry_that_does_not_say_it_does() {
+    let (local, _dir) = registry();
+    let good = guest_bytes("zhongtai-credit");
+    let record = local
+        .publish(request("zhongtai:credit", "1.0.0", good.clone(), None))
+        .unwrap()
+        .record;
+    let mut damaged = good.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x01;
+    let unchecked = Unchecked {
+        inner: local,
+        bytes: damaged,
+    };
+    assert!(!unchecked.checks_blobs());
+    let refused = fetch(&unchecked, &record, &TrustPolicy::default()).unwrap_err();
+    assert_eq!(refused.code(), "blob-corrupt");
+    let unchecked = Unchecked {
+        bytes: good.clone(),
+        ..unchecked
+    };
+    assert_eq!(
+        fetch(&unchecked, &record, &TrustPolicy::default()).unwrap(),
+        good
+    );
+}
+
 #[test]
 fn a_blob_damaged_on_disk_is_refused_on_fetch() {
     let (registry, _dir) = registry();

@@ -341,7 +341,8 @@ fn deploy_component(
         ));
     }
     let bytes = zhongtai_registry::fetch(registry, &record, trust).map_err(|e| e.to_string())?;
-    if !runtime.is_compiled(&bytes) {
+    // `fetch` has checked that the bytes hash to the record's digest.
+    if !runtime.is_compiled_digest(record.digest.hex()) {
         tracing::info!(
             "compiling {}@{} (once; cached afterwards)",
             record.package,
@@ -349,7 +350,7 @@ fn deploy_component(
         );
     }
     let loaded = runtime
-        .load_as(&bytes, Some(package.as_str()))
+        .load_verified(&bytes, record.digest.hex(), package.as_str())
         .map_err(|e| format!("{}@{}: {e}", record.package, record.version))?;
     let types = wanted
         .iter()

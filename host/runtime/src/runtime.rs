@@ -137,7 +137,13 @@ impl Runtime {
     /// Whether loading `bytes` will take its compiled form from the cache
     /// (and so be quick) rather than compile it.
     pub fn is_compiled(&self, bytes: &[u8]) -> bool {
-        self.cache.contains(&hex::encode(Sha256::digest(bytes)))
+        self.is_compiled_digest(&hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// [`Runtime::is_compiled`] for the component whose sha256 is `digest`
+    /// (lowercase hex), without hashing it again.
+    pub fn is_compiled_digest(&self, digest: &str) -> bool {
+        self.cache.contains(digest)
     }
 
     /// Loads a component whose state belongs to the package of its first
@@ -153,8 +159,31 @@ impl Runtime {
         bytes: &[u8],
         package: Option<&str>,
     ) -> Result<LoadedComponent, LoadError> {
+        self.load_digested(bytes, hex::encode(Sha256::digest(bytes)), package)
+    }
+
+    /// [`Runtime::load_as`] for bytes whose sha256 the caller has already
+    /// checked, as the registry's `fetch` does: `digest` (lowercase hex)
+    /// must be theirs, or the compile cache would file their compiled form
+    /// under another component's name. (On a CPU without SHA extensions,
+    /// hashing a 300 KB component takes one to two milliseconds.)
+    pub fn load_verified(
+        &self,
+        bytes: &[u8],
+        digest: &str,
+        package: &str,
+    ) -> Result<LoadedComponent, LoadError> {
+        debug_assert_eq!(digest, hex::encode(Sha256::digest(bytes)));
+        self.load_digested(bytes, digest.to_owned(), Some(package))
+    }
+
+    fn load_digested(
+        &self,
+        bytes: &[u8],
+        digest: String,
+        package: Option<&str>,
+    ) -> Result<LoadedComponent, LoadError> {
         check_header(bytes)?;
-        let digest = hex::encode(Sha256::digest(bytes));
         let (component, from_cache) = self
             .cache
             .load_or_compile(&self.engine, &digest, || {
