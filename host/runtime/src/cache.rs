@@ -29,7 +29,7 @@ impl CompileCache {
     pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
         Self {
             dir,
-            engine_key: format!("{:016x}", crate::runtime::compatibility(engine)),
+            engine_key: crate::runtime::compatibility(engine),
         }
     }
 
@@ -37,6 +37,11 @@ impl CompileCache {
         self.dir
             .as_ref()
             .map(|dir| dir.join(format!("{digest}-{}.cwasm", self.engine_key)))
+    }
+
+    /// The engine's compatibility hash, which names every entry.
+    pub(crate) fn engine_key(&self) -> &str {
+        &self.engine_key
     }
 
     /// Whether a compiled form of the component with this digest is cached.

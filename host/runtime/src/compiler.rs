@@ -61,9 +61,9 @@ impl Compiler {
 }
 
 /// The engine settings a child needs to build an engine like its parent's.
-fn settings(limits: &RuntimeLimits, compatibility: u64) -> String {
+fn settings(limits: &RuntimeLimits, compatibility: &str) -> String {
     format!(
-        "{} {} {} {compatibility:016x}",
+        "{} {} {} {compatibility}",
         limits.memory_bytes, limits.max_wasm_stack, limits.max_concurrent_instances
     )
 }
@@ -74,7 +74,7 @@ pub(crate) fn compile(
     compiler: &Compiler,
     engine: &Engine,
     limits: &RuntimeLimits,
-    compatibility: u64,
+    compatibility: &str,
     bytes: &[u8],
 ) -> anyhow::Result<Vec<u8>> {
     let program = match compiler {
@@ -152,7 +152,7 @@ fn answer(request: &str) -> anyhow::Result<()> {
         ..RuntimeLimits::default()
     };
     let engine = Engine::new(&crate::runtime::engine_config(&limits))?;
-    let ours = format!("{:016x}", crate::runtime::compatibility(&engine));
+    let ours = crate::runtime::compatibility(&engine);
     anyhow::ensure!(
         ours == compatibility,
         "the compiler process's engine settings ({ours}) differ from the host's ({compatibility})"

@@ -14,8 +14,9 @@
 //! threads are kept for reuse, see `crate::idle`) and waits for it. Its
 //! service's next calls start there for a second, as after a call that
 //! ran until its deadline running (not one that timed out waiting for the
-//! CPU or a lock; see `HostState::end`). Short calls rarely meet a tick, and a looping guest takes only
-//! the CPU nobody else wants until its deadline ends it.
+//! CPU or a lock; see `HostState::end`). Short calls rarely meet a tick,
+//! and a looping guest takes only the CPU nobody else wants until its
+//! deadline ends it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -63,7 +64,6 @@ pub struct Runtime {
     limits: RuntimeLimits,
     cache: CompileCache,
     compiler: Compiler,
-    compatibility: u64,
     steps: crate::pool::StepPool,
     _ticker: EpochTicker,
 }
@@ -84,7 +84,6 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         platform::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
         let cache = CompileCache::new(&engine, options.cache_dir);
-        let compatibility = compatibility(&engine);
         let ticker = EpochTicker::start(engine.clone());
         Ok(Self {
             engine,
@@ -99,7 +98,6 @@ impl Runtime {
             limits,
             cache,
             compiler: options.compiler,
-            compatibility,
             _ticker: ticker,
         })
     }
@@ -191,7 +189,7 @@ impl Runtime {
                     &self.compiler,
                     &self.engine,
                     &self.limits,
-                    self.compatibility,
+                    self.cache.engine_key(),
                     bytes,
                 )
             })
@@ -724,10 +722,10 @@ fn pooling(limits: &RuntimeLimits) -> PoolingAllocationConfig {
 }
 
 /// A hash of what makes code compiled by `engine` loadable by another
-/// engine: equal hashes, compatible engines.
-pub(crate) fn compatibility(engine: &Engine) -> u64 {
+/// engine, in hex: equal hashes, compatible engines.
+pub(crate) fn compatibility(engine: &Engine) -> String {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    hasher.finish()
+    format!("{:016x}", hasher.finish())
 }
