@@ -407,9 +407,7 @@ pub fn lock(manifest: &Checked, file: &str, registry: &dyn Registry) -> Result<L
 /// evaluation); integers that fit are `int`, so that arithmetic with
 /// literals works.
 pub(crate) fn cel_val(json: &Json) -> Box<dyn cel::common::value::Val> {
-    use cel::common::types::{
-        CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
-    };
+    use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelNull, CelString, CelUInt};
     match json {
         Json::Null => Box::new(CelNull),
         Json::Bool(b) => Box::new(CelBool::from(*b)),
@@ -422,10 +420,17 @@ pub(crate) fn cel_val(json: &Json) -> Box<dyn cel::common::value::Val> {
         Json::Array(items) => {
             Box::new(CelList::from(items.iter().map(cel_val).collect::<Vec<_>>()))
         }
-        Json::Object(map) => Box::new(CelMap::from(
-            map.iter()
-                .map(|(k, v)| (CelMapKey::from(k.clone()), cel_val(v)))
-                .collect::<std::collections::HashMap<_, _>>(),
-        )),
+        Json::Object(map) => cel_map(map),
     }
+}
+
+/// [`cel_val`] of a JSON object, also for a map held apart from a
+/// `Json::Object` (a run's steps).
+pub(crate) fn cel_map(map: &serde_json::Map<String, Json>) -> Box<dyn cel::common::value::Val> {
+    use cel::common::types::{CelMap, CelMapKey};
+    Box::new(CelMap::from(
+        map.iter()
+            .map(|(k, v)| (CelMapKey::from(k.clone()), cel_val(v)))
+            .collect::<std::collections::HashMap<_, _>>(),
+    ))
 }

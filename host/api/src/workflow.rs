@@ -20,7 +20,7 @@ use zhongtai_manifest::{Action, Call, Caller, CheckedService};
 use zhongtai_runtime::{CallContext, Outcome, Returned, Runtime};
 
 use crate::audited::{CallTarget, call_entry, context_entry};
-use crate::deploy::{AUTHENTICATE, Deployment, cel_val};
+use crate::deploy::{AUTHENTICATE, Deployment, cel_map, cel_val};
 use crate::error::ApiError;
 use crate::traces::Trace;
 use opentelemetry::KeyValue;
@@ -159,7 +159,7 @@ impl Scope {
                 .as_ref(),
             steps: self
                 .steps_value
-                .get_or_init(|| cel_val_of_steps(&self.steps))
+                .get_or_init(|| cel_map(&self.steps))
                 .as_ref(),
         };
         let mut context = zhongtai_manifest::expr::context();
@@ -184,18 +184,6 @@ impl Scope {
             .at_step(step)
         })
     }
-}
-
-/// The steps' results as one CEL map, without copying them into a JSON
-/// object first.
-fn cel_val_of_steps(steps: &serde_json::Map<String, Json>) -> Box<dyn Val> {
-    use cel::common::types::{CelMap, CelMapKey};
-    Box::new(CelMap::from(
-        steps
-            .iter()
-            .map(|(name, result)| (CelMapKey::from(name.clone()), cel_val(result)))
-            .collect::<std::collections::HashMap<_, _>>(),
-    ))
 }
 
 /// Runs `service` of `deployment` for `request`; returns status and body.
