@@ -13,16 +13,24 @@ use zhongtai_runtime::{
 
 use crate::support::{context, guest_bytes};
 
-/// A runtime compiling with `program`, caching in `cache` when given.
+/// A runtime compiling in a child running `program`, caching in `cache`
+/// when given.
 fn runtime(program: &Path, cache: Option<PathBuf>) -> Runtime {
+    runtime_compiling(
+        Compiler::Child {
+            program: program.to_owned(),
+        },
+        cache,
+    )
+}
+
+fn runtime_compiling(compiler: Compiler, cache: Option<PathBuf>) -> Runtime {
     Runtime::new(RuntimeOptions {
         limits: RuntimeLimits::default(),
         cache_dir: cache,
         config: HostConfig::default(),
         store: Arc::new(SqliteStore::temporary().expect("temporary store")),
-        compiler: Compiler::Child {
-            program: program.to_owned(),
-        },
+        compiler,
     })
     .expect("building runtime")
 }
@@ -81,14 +89,7 @@ fn a_compile_error_in_the_child_reads_as_in_the_host() {
     // A component's preamble, then bytes that are not a component.
     let mut bytes = b"\0asm\x0d\x00\x01\x00".to_vec();
     bytes.extend_from_slice(b"\x01\x05not a section");
-    let in_host = Runtime::new(RuntimeOptions {
-        limits: RuntimeLimits::default(),
-        cache_dir: None,
-        config: HostConfig::default(),
-        store: Arc::new(SqliteStore::temporary().expect("temporary store")),
-        compiler: Compiler::InProcess,
-    })
-    .expect("building runtime");
+    let in_host = runtime_compiling(Compiler::InProcess, None);
     let expected = match in_host.load(&bytes) {
         Err(LoadError::Compile(message)) => message,
         other => panic!("expected a compile error, got {:?}", other.map(|_| ())),
