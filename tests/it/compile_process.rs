@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use zhongtai_runtime::{
@@ -19,6 +20,7 @@ fn runtime(program: &Path, cache: Option<PathBuf>) -> Runtime {
     runtime_compiling(
         Compiler::Child {
             program: program.to_owned(),
+            time_limit: zhongtai_runtime::DEFAULT_COMPILE_TIME_LIMIT,
         },
         cache,
     )
@@ -146,4 +148,50 @@ fn a_compiler_that_dies_is_a_load_error_and_the_host_goes_on() {
     let runtime = runtime(zhongtai(), None);
     let sampler = runtime.load(&bytes).expect("compiled in a child");
     adds(&runtime, &sampler);
+}
+
+#[test]
+fn a_compiler_past_its_time_limit_is_stopped_and_the_load_fails_saying_so() {
+    // A compiler that never answers: it neither reads the component nor
+    // writes anything, as one stuck in a component built to take the
+    // compiler minutes would.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stuck = dir.path().join("stuck-compiler");
+    let written = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "printf '#!/bin/sh\\nexec sleep 60\\n' >\"$1\" && chmod 755 \"$1\"",
+            "sh",
+        ])
+        .arg(&stuck)
+        .status()
+        .expect("sh");
+    assert!(written.success());
+    let stopping = runtime_compiling(
+        Compiler::Child {
+            program: stuck.clone(),
+            time_limit: Duration::from_millis(500),
+        },
+        None,
+    );
+    // Larger than a pipe's buffer: writing it cannot finish either.
+    let bytes = guest_bytes("fixture-sampler");
+    assert!(bytes.len() > 1 << 16);
+    let started = Instant::now();
+    match stopping.load(&bytes) {
+        Err(LoadError::Compile(message)) => assert_eq!(
+            message,
+            format!(
+                "the compiler process ({}) was still compiling after 500ms and was stopped",
+                stuck.display()
+            )
+        ),
+        other => panic!("expected a compile error, got {:?}", other.map(|_| ())),
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    // The host goes on: the same component compiles in a working child.
+    let working = runtime(zhongtai(), None);
+    let sampler = working.load(&bytes).expect("compiled in a child");
+    adds(&working, &sampler);
 }

@@ -10,7 +10,9 @@
 //! component to a child's standard input and reads the compiled form from
 //! its standard output; the child builds an engine with the same settings
 //! (it checks that their compatibility hashes agree), compiles, writes and
-//! exits, and what it allocated goes back to the kernel with it.
+//! exits, and what it allocated goes back to the kernel with it. A child
+//! still compiling after its time limit (a component built to take the
+//! compiler minutes) is killed, and the load fails saying so.
 //!
 //! The child side is [`serve_compile_request`]: a binary that hands
 //! [`Compiler::Child`] to its runtimes calls it first thing in `main`.
@@ -18,6 +20,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use wasmtime::Engine;
 
@@ -31,6 +34,11 @@ const REQUEST_ENV: &str = "ZHONGTAI_COMPILE_REQUEST";
 /// holds the reason.
 const COMPILE_FAILED: i32 = 3;
 
+/// How long [`Compiler::this_executable`]'s child may take to compile one
+/// component: the largest example component takes under a second, and a
+/// component of tens of megabytes a minute or two on two cores.
+pub const DEFAULT_COMPILE_TIME_LIMIT: Duration = Duration::from_secs(600);
+
 /// Where [`Runtime`](crate::Runtime) compiles components that are not in
 /// its compile cache.
 #[derive(Debug, Clone, Default)]
@@ -43,20 +51,27 @@ pub enum Compiler {
     Child {
         /// The executable to run.
         program: PathBuf,
+        /// How long one compile may take, in wall-clock time, before the
+        /// child is killed and the load fails.
+        time_limit: Duration,
     },
 }
 
 impl Compiler {
-    /// A child process running the current executable. On Linux it is
-    /// started through `/proc/self/exe`, so it is the same build even
-    /// after the file on disk was replaced by an upgrade.
+    /// A child process running the current executable, with
+    /// [`DEFAULT_COMPILE_TIME_LIMIT`]. On Linux it is started through
+    /// `/proc/self/exe`, so it is the same build even after the file on
+    /// disk was replaced by an upgrade.
     pub fn this_executable() -> std::io::Result<Self> {
         let program = if cfg!(target_os = "linux") {
             PathBuf::from("/proc/self/exe")
         } else {
             std::env::current_exe()?
         };
-        Ok(Self::Child { program })
+        Ok(Self::Child {
+            program,
+            time_limit: DEFAULT_COMPILE_TIME_LIMIT,
+        })
     }
 }
 
@@ -77,9 +92,12 @@ pub(crate) fn compile(
     compatibility: &str,
     bytes: &[u8],
 ) -> anyhow::Result<Vec<u8>> {
-    let program = match compiler {
+    let (program, time_limit) = match compiler {
         Compiler::InProcess => return Ok(engine.precompile_component(bytes)?),
-        Compiler::Child { program } => program,
+        Compiler::Child {
+            program,
+            time_limit,
+        } => (program, *time_limit),
     };
     // The child needs nothing of the host's environment (which may hold
     // an operator's tokens or a database password) but its request.
@@ -98,21 +116,47 @@ pub(crate) fn compile(
             return Ok(engine.precompile_component(bytes)?);
         }
     };
-    // The child reads all of its input before it writes anything, so
-    // writing it all first cannot deadlock on a full pipe.
-    let written = child.stdin.take().expect("stdin is piped").write_all(bytes);
-    let output = child.wait_with_output()?;
-    match output.status.code() {
-        Some(0) => Ok(output.stdout),
+    // The pipes are fed and drained on threads of their own, so that a
+    // child that stops reading or writing cannot hold this one past the
+    // time limit.
+    let (stdin, stdout, stderr) = (
+        child.stdin.take().expect("stdin is piped"),
+        child.stdout.take().expect("stdout is piped"),
+        child.stderr.take().expect("stderr is piped"),
+    );
+    let (status, written, stdout, stderr) = std::thread::scope(|scope| {
+        let written = scope.spawn(move || {
+            let mut stdin = stdin;
+            stdin.write_all(bytes)
+        });
+        let stdout = scope.spawn(move || read_all(stdout));
+        let stderr = scope.spawn(move || read_all(stderr).unwrap_or_default());
+        let status = wait(&mut child, time_limit);
+        (
+            status,
+            written.join().expect("writing to the compiler"),
+            stdout.join().expect("reading the compiler's output"),
+            stderr.join().expect("reading the compiler's errors"),
+        )
+    });
+    let status = match status? {
+        Some(status) => status,
+        None => anyhow::bail!(
+            "the compiler process ({}) was still compiling after {time_limit:?} and was stopped",
+            program.display()
+        ),
+    };
+    match status.code() {
+        Some(0) => Ok(stdout?),
         Some(COMPILE_FAILED) => {
-            anyhow::bail!("{}", String::from_utf8_lossy(&output.stderr).trim_end())
+            anyhow::bail!("{}", String::from_utf8_lossy(&stderr).trim_end())
         }
         _ => {
-            let stderr = String::from_utf8_lossy(&output.stderr);
+            let stderr = String::from_utf8_lossy(&stderr);
             let detail = stderr.trim_end().lines().last().unwrap_or("");
             let reason = match written {
-                Err(error) => format!("{}; writing the component to it: {error}", output.status),
-                Ok(()) => output.status.to_string(),
+                Err(error) => format!("{status}; writing the component to it: {error}"),
+                Ok(()) => status.to_string(),
             };
             anyhow::bail!(
                 "the compiler process ({}) ended with {reason}{}{detail}",
@@ -121,6 +165,37 @@ pub(crate) fn compile(
             )
         }
     }
+}
+
+/// Waits for `child` to end, for at most `limit`: past it the child is
+/// killed and `None` returned.
+fn wait(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let started = Instant::now();
+    // Compiles take a few hundred milliseconds: look often at first,
+    // then every 20 ms.
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if started.elapsed() >= limit {
+            child.kill()?;
+            child.wait()?;
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(limit.saturating_sub(started.elapsed())));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Everything `from` gives until its end.
+fn read_all(mut from: impl Read) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    from.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// When this process was started by [`Compiler::Child`], compiles the

@@ -27,7 +27,7 @@ mod runtime;
 pub mod state;
 pub mod values;
 
-pub use compiler::Compiler;
+pub use compiler::{Compiler, DEFAULT_COMPILE_TIME_LIMIT};
 pub use component::LoadedComponent;
 pub use config::HostConfig;
 pub use context::{CallContext, Slug};
