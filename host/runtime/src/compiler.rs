@@ -167,8 +167,8 @@ pub(crate) fn compile(
     }
 }
 
-/// Waits for `child` to end, for at most `limit`: past it the child is
-/// killed and `None` returned.
+/// Waits for `child` to end, for at most `limit`: past it (or should
+/// waiting fail) the child is killed, and `None` returned.
 fn wait(
     child: &mut std::process::Child,
     limit: Duration,
@@ -178,8 +178,15 @@ fn wait(
     // then every 20 ms.
     let mut pause = Duration::from_millis(1);
     loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(Some(status)),
+            Ok(None) => {}
+            Err(error) => {
+                // Its pipes close with it, so the threads reading them end.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(error);
+            }
         }
         if started.elapsed() >= limit {
             child.kill()?;
