@@ -37,6 +37,25 @@ fn runtime_compiling(compiler: Compiler, cache: Option<PathBuf>) -> Runtime {
     .expect("building runtime")
 }
 
+/// An executable shell script `name` in `dir` running the line `body`.
+/// Written by a shell, not here: a file this process held open for
+/// writing while another test thread forked could not be executed.
+fn shell_script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    let written = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "printf '#!/bin/sh\\n%s\\n' \"$2\" >\"$1\" && chmod 755 \"$1\"",
+            "sh",
+        ])
+        .arg(&path)
+        .arg(body)
+        .status()
+        .expect("sh");
+    assert!(written.success());
+    path
+}
+
 fn zhongtai() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_zhongtai"))
 }
@@ -111,19 +130,7 @@ fn a_compile_error_in_the_child_reads_as_in_the_host() {
 #[test]
 fn a_compiler_that_dies_is_a_load_error_and_the_host_goes_on() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let killed = dir.path().join("killed-compiler");
-    // Written by a shell, not here: a file this process held open for
-    // writing while another test thread forked could not be executed.
-    let written = std::process::Command::new("sh")
-        .args([
-            "-c",
-            "printf '#!/bin/sh\\nkill -KILL $$\\n' >\"$1\" && chmod 755 \"$1\"",
-            "sh",
-        ])
-        .arg(&killed)
-        .status()
-        .expect("sh");
-    assert!(written.success());
+    let killed = shell_script(dir.path(), "killed-compiler", "kill -KILL $$");
     let bytes = guest_bytes("fixture-sampler");
 
     for (program, says) in [
@@ -156,17 +163,7 @@ fn a_compiler_past_its_time_limit_is_stopped_and_the_load_fails_saying_so() {
     // writes anything, as one stuck in a component built to take the
     // compiler minutes would.
     let dir = tempfile::tempdir().expect("temp dir");
-    let stuck = dir.path().join("stuck-compiler");
-    let written = std::process::Command::new("sh")
-        .args([
-            "-c",
-            "printf '#!/bin/sh\\nexec sleep 60\\n' >\"$1\" && chmod 755 \"$1\"",
-            "sh",
-        ])
-        .arg(&stuck)
-        .status()
-        .expect("sh");
-    assert!(written.success());
+    let stuck = shell_script(dir.path(), "stuck-compiler", "exec sleep 60");
     let stopping = runtime_compiling(
         Compiler::Child {
             program: stuck.clone(),

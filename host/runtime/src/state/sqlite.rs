@@ -629,11 +629,11 @@ mod tests {
     #[test]
     fn a_counter_waits_for_a_write_lock_held_elsewhere_rather_than_failing() {
         // Another connection to the file holding the log's write lock a
-        // moment (as SQLite's own log recovery does): a counter read and
-        // then written in one deferred transaction would fail at once with
-        // "database is locked" (SQLite runs no busy handler when a read
-        // transaction asks to write); the writer's transactions take the
-        // write lock as they begin, where the busy handler waits.
+        // moment: a counter read and then written in one deferred
+        // transaction would fail at once with "database is locked" (SQLite
+        // runs no busy handler when a read transaction asks to write); the
+        // writer's transactions take the write lock as they begin, where
+        // the busy handler waits.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         let store = SqliteStore::open(&path).unwrap();
