@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Isolation under load, in one run: whoami (public security) loaded by wrk
 # while another department misbehaves — civil affairs, serving the fixture
-# component example:sampler (tests/manifests/sampler/civil-affairs.toml).
+# component example:sampler (host/api/bench/civil-affairs.toml).
 #   baseline  whoami alone;
 #   loop      whoami while 10,000 requests (64 at a time) call a guest that
 #             loops until its deadline (250 ms here) ends it;
+#   nap       the same with a guest that sleeps past its deadline: the same
+#             requests, instances and timeouts without the loops' CPU, so
+#             what the requests themselves cost whoami;
+#   burn2     whoami beside two busy loops at idle CPU priority in another
+#             process (chrt --idle): what this machine charges for CPU
+#             used at idle priority, which no host can avoid;
+#   burn64    the same with 64 loops, as many as the looping calls: what
+#             that many runnable threads at idle priority cost, whoever
+#             runs them;
 #   count     whoami while another client loads civil affairs with a call
 #             that returns (`antics.count`);
 #   trap      the same with a call that traps (`antics.boom`): a department
@@ -14,8 +23,9 @@
 # for --demote-after-ms: 5 (a call that used 5 ms of CPU, or timed out,
 # goes on at idle CPU priority, and so do its service's next calls) and 0
 # (never), alternating, twice. Prints req/s and p50/p99 of whoami, the
-# loop's outcomes, and the host's resident memory before, at most during
-# and after the loop (and, with demotion, after 10,000 more loops).
+# loop's outcomes, the host's resident memory before, at most during and
+# after the loop (and, with demotion, after 10,000 more loops), and
+# whoami's p99 in the loop, nap and burn phases over its baseline.
 # ROUNDS (2), SPINS (10000) and DEMOTES ("5 0", the --demote-after-ms
 # values to run) change the run.
 # Usage: host/api/bench/isolation.sh   (needs wrk: apt-get install wrk)
@@ -32,11 +42,11 @@ DEPARTMENTS=$(mktemp -d)
 trap 'cleanup; rm -rf "$DEPARTMENTS"' EXIT
 cp -r examples/* "$DEPARTMENTS/"
 mkdir "$DEPARTMENTS/civil-affairs"
-cp tests/manifests/sampler/civil-affairs.toml "$DEPARTMENTS/civil-affairs/zhongtai.toml"
+cp host/api/bench/civil-affairs.toml "$DEPARTMENTS/civil-affairs/zhongtai.toml"
 cat >>"$DEPARTMENTS/policy.toml" <<'TOML'
 
 [departments.civil-affairs]
-"example:sampler" = ["antics.*", "shapes.*"]
+"example:sampler" = ["antics.*"]
 TOML
 
 before_up() {
@@ -45,18 +55,29 @@ before_up() {
 
 rss() { awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/${PIDS[0]}/status"; }
 
-# whoami NAME SECONDS: wrk on whoami; prints req/s, p50, p99.
+# whoami NAME SECONDS: wrk on whoami; prints req/s, p50, p99, and keeps
+# the p99 in ms for p99_ratios.
 whoami() {
   wrk -t2 -c64 -d"$2"s --latency -s host/api/bench/whoami.lua "${URLS[0]}" \
-    | awk -v name="$1" '/^Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {e=$NF}
-        END {printf "  %-9s whoami %6.0f req/s  p50 %-8s p99 %-8s%s\n", name, r, p50, p99, e ? "  (" e " non-2xx)" : ""}'
+    | awk -v name="$1" -v keep="${DIRS[-1]}/p99" '/^Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {e=$NF}
+        END {printf "  %-9s whoami %6.0f req/s  p50 %-8s p99 %-8s%s\n", name, r, p50, p99, e ? "  (" e " non-2xx)" : ""
+             ms = p99 + 0; if (p99 ~ /us$/) ms /= 1000; else if (p99 ~ /[0-9]s$/) ms *= 1000
+             printf "%s %.3f\n", name, ms >> keep}'
 }
 
-# spin: SPINS POSTs to the looping service, 64 at a time; prints statuses.
+# p99_ratios: whoami's p99 in each phase over its baseline's.
+p99_ratios() {
+  awk '$1 == "baseline" {b = $2} $1 != "baseline" && b {printf "%s %s %.2f", (n++ ? "," : "  p99 / baseline:"), $1, $2 / b}
+       END {print ""}' "${DIRS[-1]}/p99"
+}
+
+# spin [PATH NAME]: SPINS POSTs to civil affairs' PATH (the looping
+# service's /spin), 64 at a time; prints statuses.
 spin() {
-  python3 - "${URLS[0]}" "$SPINS" <<'PY'
+  python3 - "${URLS[0]}" "$SPINS" "${1:-/spin}" "${2:-loop}" <<'PY'
 import collections, http.client, sys, threading, urllib.parse
 base, total = urllib.parse.urlparse(sys.argv[1]), int(sys.argv[2])
+path, name = "/civil-affairs" + sys.argv[3], sys.argv[4]
 statuses, lock, left = collections.Counter(), threading.Lock(), [total]
 def client():
     connection = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
@@ -66,7 +87,7 @@ def client():
                 return
             left[0] -= 1
         try:
-            connection.request("POST", "/civil-affairs/spin", body=b"")
+            connection.request("POST", path, body=b"")
             response = connection.getresponse()
             response.read()
             status = response.status
@@ -78,7 +99,7 @@ def client():
 threads = [threading.Thread(target=client) for _ in range(64)]
 for thread in threads: thread.start()
 for thread in threads: thread.join()
-print("  loop      " + ", ".join(f"{n} x {s}" for s, n in sorted(statuses.items(), key=str)))
+print(f"  {name:<9} " + ", ".join(f"{n} x {s}" for s, n in sorted(statuses.items(), key=str)))
 PY
 }
 
@@ -118,6 +139,19 @@ for round in $(seq 1 "$ROUNDS"); do
       spin >/dev/null
       echo "  loop      another $SPINS calls (no other load): host RSS $(rss) MB after"
     fi
+    spin /nap nap >"${DIRS[-1]}/nap.out" &
+    napper=$!
+    whoami nap 20
+    wait $napper
+    cat "${DIRS[-1]}/nap.out"
+    for count in 2 64; do
+      burners=()
+      for _ in $(seq 1 $count); do chrt --idle 0 sh -c 'while :; do :; done' & burners+=($!); done
+      whoami "burn$count" 10
+      kill "${burners[@]}"
+      wait "${burners[@]}" 2>/dev/null || true
+    done
+    p99_ratios
     other /civil-affairs/count count
     other /civil-affairs/boom trap
     cleanup
