@@ -144,6 +144,110 @@ fn a_call_running_past_demote_after_goes_on_at_idle_priority() {
 }
 
 #[test]
+fn many_looping_calls_at_idle_priority_at_once_all_end_at_their_deadline() {
+    // No more run at idle priority at once than there are cores; the rest
+    // wait for a place and, finding none, end at their deadline as the
+    // ones running do.
+    let limits = RuntimeLimits {
+        demote_after: Some(Duration::from_millis(20)),
+        deadline: Duration::from_secs(1),
+        ..limits()
+    };
+    let (runtime, _dir) = runtime(limits, HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let turned_away = runtime.calls_turned_away_at_idle_priority();
+    let started = Instant::now();
+    let ended: Vec<_> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..cores * 3 + 2)
+            .map(|_| {
+                scope.spawn(|| {
+                    let outcome = antics(&runtime, &sampler, "spin", &json!({}));
+                    (outcome, started.elapsed())
+                })
+            })
+            .collect();
+        calls.into_iter().map(|call| call.join().unwrap()).collect()
+    });
+    for (outcome, elapsed) in ended {
+        let error = outcome.unwrap_err();
+        assert!(matches!(error, CallError::Timeout { .. }), "{error}");
+        assert!(
+            (Duration::from_secs(1)..Duration::from_secs(4)).contains(&elapsed),
+            "a call ended after {elapsed:?}"
+        );
+    }
+    let now_turned_away = runtime.calls_turned_away_at_idle_priority() - turned_away;
+    assert!(
+        now_turned_away >= cores as u64,
+        "{now_turned_away} calls found no place"
+    );
+    // The places were all given back: the service's next call (at idle
+    // priority, its calls ran long a moment ago) finds one.
+    let demoted = runtime.demoted_calls();
+    assert_eq!(add(&runtime, &sampler, 3, 4).unwrap().json, json!(7));
+    assert_eq!(runtime.demoted_calls(), demoted + 1);
+}
+
+#[test]
+fn a_short_call_started_at_idle_priority_does_not_wait_behind_looping_calls() {
+    // A service whose calls ran long a moment ago has its next calls start
+    // at idle priority. A short one among them must not wait for a place
+    // there until looping calls of another department end: it would time
+    // out, and its service's calls would stay there.
+    let limits = RuntimeLimits {
+        demote_after: Some(Duration::from_millis(20)),
+        deadline: Duration::from_secs(2),
+        ..limits()
+    };
+    let (runtime, _dir) = runtime(limits, HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let before = runtime.demoted_calls();
+    std::thread::scope(|scope| {
+        // One loop of the tests department (which marks its service), and
+        // one of another for each place.
+        let loops: Vec<_> = std::iter::once("tests")
+            .chain(std::iter::repeat_n("loops", cores))
+            .map(|department| {
+                let (runtime, sampler) = (&runtime, &sampler);
+                scope.spawn(move || {
+                    runtime.call(sampler, context(department), "antics", "spin", &json!({}))
+                })
+            })
+            .collect();
+        let started = Instant::now();
+        while runtime.demoted_calls() < before + cores as u64 + 1
+            && started.elapsed() < Duration::from_millis(1500)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            runtime.demoted_calls(),
+            before + cores as u64 + 1,
+            "every loop is demoted"
+        );
+        let demoted = runtime.demoted_calls();
+        assert_eq!(add(&runtime, &sampler, 20, 22).unwrap().json, json!(42));
+        assert_eq!(
+            runtime.demoted_calls(),
+            demoted + 1,
+            "the short call started at idle priority"
+        );
+        let unfinished = loops.iter().filter(|call| !call.is_finished()).count();
+        assert_eq!(
+            unfinished,
+            cores + 1,
+            "the short call returned only after a loop ended"
+        );
+        for call in loops {
+            let error = call.join().unwrap().unwrap_err();
+            assert!(matches!(error, CallError::Timeout { .. }), "{error}");
+        }
+    });
+}
+
+#[test]
 fn a_call_that_timed_out_waiting_leaves_its_service_at_normal_priority() {
     // A call that ran until its deadline without running (asleep here;
     // waiting for a busy CPU or a lock alike) is no sign that its
