@@ -478,13 +478,6 @@ impl Collector for RuntimeGauges {
             None,
             demoted.metric_type(),
         )?)?;
-        let turned_away = ConstCounter::new(runtime.calls_turned_away_at_idle_priority());
-        turned_away.encode(encoder.encode_descriptor(
-            "idle_priority_turned_away",
-            "Calls waiting to run at idle CPU priority that found no place there (one per core) before their deadline, and timed out unrun",
-            None,
-            turned_away.metric_type(),
-        )?)?;
         Ok(())
     }
 }

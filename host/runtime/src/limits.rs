@@ -102,8 +102,6 @@ pub(crate) struct LongCalls {
     marks: RwLock<HashMap<String, HashMap<String, Instant>>>,
     /// Calls that went on (or started) at idle priority.
     pub(crate) demoted: AtomicU64,
-    /// The places for calls running at idle priority at once.
-    pub(crate) places: crate::idle::Places,
 }
 
 impl LongCalls {

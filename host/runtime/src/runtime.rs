@@ -17,17 +17,6 @@
 //! CPU or a lock; see `HostState::end`). Short calls rarely meet a tick,
 //! and a looping guest takes only the CPU nobody else wants until its
 //! deadline ends it.
-//!
-//! No more calls run at idle priority at once than the machine has cores
-//! (`crate::idle::Places`); the others wait for a place until their
-//! deadline, and one that finds none ends then as a timeout without running
-//! on (which marks its service only if the call had run long before). Calls
-//! that started there because their service's calls ran long wait in the
-//! first lane; a call that runs past `demote_after` there, or has held its
-//! place for [`PLACE_SLICE`] while others wait, gives the place up and waits
-//! again in the second. So a short call of such a service is served within
-//! a slice or two, and looping calls take turns at the CPU nobody else
-//! wants, as many at a time as there are cores.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -133,17 +122,6 @@ impl Runtime {
     /// idle priority since the runtime was built.
     pub fn demoted_calls(&self) -> u64 {
         self.shared.long_calls.demoted.load(Ordering::Relaxed)
-    }
-
-    /// How many of those found no place at idle priority before their
-    /// deadline, and ended then as timeouts; at most as many calls run
-    /// there at once as the machine has cores.
-    pub fn calls_turned_away_at_idle_priority(&self) -> u64 {
-        self.shared
-            .long_calls
-            .places
-            .turned_away
-            .load(Ordering::Relaxed)
     }
 
     /// Component instances alive now (each call's fresh instance, and any
@@ -280,13 +258,12 @@ impl Runtime {
             false,
         );
         let pre = &component.inner.pre;
-        let (instance, waited) = within_deadline(
+        let instance = within_deadline(
             self.limits.deadline,
             demoted,
-            &self.shared.long_calls.places,
             pre.instantiate_async(&mut store),
         );
-        store.data_mut().end(timed_out(&instance) && !waited);
+        store.data_mut().end(timed_out(&instance));
         let instance = instance.map_err(|e| classify_instantiate(e, &self.limits))?;
         Ok(LiveInstance {
             store,
@@ -337,14 +314,12 @@ impl LiveInstance {
             self.limits.demote_after,
             true,
         );
-        let long_calls = self.store.data().long_calls.clone();
-        let (outcome, waited) = within_deadline(
+        let outcome = within_deadline(
             self.limits.deadline,
             demoted,
-            &long_calls.places,
             func.call_async(&mut self.store, params, &mut results),
         );
-        self.store.data_mut().end(timed_out(&outcome) && !waited);
+        self.store.data_mut().end(timed_out(&outcome));
         // A call that returned commits its writes, durably, before anyone
         // is told anything; one that trapped leaves nothing behind.
         match &outcome {
@@ -382,65 +357,34 @@ fn watch_epochs(store: &mut Store<HostState>, demote_after: Option<Duration>) {
             return Ok(wasmtime::UpdateDeadline::Interrupt);
         }
         if let Some(after) = demote_after
-            && (state.ran_past(after) || slice_over(state))
+            && state.ran_past(after)
         {
-            DEMOTE.set(Demote::Again);
+            DEMOTE.set(true);
             return Ok(wasmtime::UpdateDeadline::Yield(1));
         }
         Ok(wasmtime::UpdateDeadline::Continue(1))
     });
 }
 
-/// How long a call at idle priority keeps its place while others wait.
-pub(crate) const PLACE_SLICE: Duration = Duration::from_millis(10);
-
-/// Whether the call, running at idle priority, has held its place for
-/// [`PLACE_SLICE`] while another call waits for one.
-fn slice_over(state: &HostState) -> bool {
-    state.demoted
-        && crate::idle::job_wall_time().is_some_and(|held| held >= PLACE_SLICE)
-        && state.long_calls.places.anyone_waiting()
-}
-
-/// Whether the call the thread drives should go on at idle priority.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Demote {
-    /// No: it goes on where it is.
-    No,
-    /// Its service's calls lately ran long: it starts there, in the first
-    /// lane for a place.
-    Fresh,
-    /// It has run past `demote_after`, or had its slice: it goes on there
-    /// once it has a place from the second lane.
-    Again,
-}
-
 thread_local! {
-    /// Set by a guest's epoch callback on the thread driving it (a thread
-    /// at normal or at idle priority), and by [`within_deadline`] for a
-    /// call demoted from its start.
-    static DEMOTE: std::cell::Cell<Demote> = const { std::cell::Cell::new(Demote::No) };
+    /// Set by a guest's epoch callback on the thread driving it: the call
+    /// has run past `demote_after` and should go on at idle priority.
+    static DEMOTE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Runs `call` (an instantiation or a call on a fiber) to completion, or
 /// stops it at `deadline` wherever it waits: a timer for a guest blocked in
 /// `wasi:io/poll`, where the epoch (which interrupts wasm code) cannot reach
 /// it. A call stopped so ends as an epoch interrupt does.
-/// With `demoted`, the call runs at idle priority from its start; a call
-/// at idle priority waits there for one of `places`. Also says whether the
-/// call ended waiting for a place (timed out, but not running).
+/// With `demoted`, the call runs at idle priority from its start.
 fn within_deadline<T: Send>(
     deadline: Duration,
     demoted: bool,
-    places: &crate::idle::Places,
     call: impl Future<Output = wasmtime::Result<T>> + Send,
-) -> (wasmtime::Result<T>, bool) {
+) -> wasmtime::Result<T> {
     // A little later than the epoch, so that wasm code still ends by the
     // epoch and only a waiting guest by the timer.
     let limit = deadline + EPOCH_TICK * 2;
-    // A call waiting for a place at idle priority waits until the deadline
-    // itself: a place found later would only see the epoch end it.
-    let place_until = Instant::now() + deadline;
     // WASI's timers and pollables need a Tokio runtime to register with;
     // the future itself is driven on this thread, not inside the runtime,
     // so that host functions may block (a PostgreSQL client does).
@@ -452,14 +396,14 @@ fn within_deadline<T: Send>(
     // Most calls never wait: they end in their first poll, and need no
     // timer (arming one and disarming it took the Tokio runtime's timer
     // lock twice per call).
-    DEMOTE.set(Demote::No);
+    DEMOTE.set(false);
     if !demoted {
         let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
         if let std::task::Poll::Ready(outcome) = call
             .as_mut()
             .poll(&mut std::task::Context::from_waker(&waker))
         {
-            return (outcome, false);
+            return outcome;
         }
     }
     // The timer is registered here, at normal priority: registering takes
@@ -470,10 +414,8 @@ fn within_deadline<T: Send>(
         .as_mut()
         .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
     // A guest that yielded in its first poll asked to be demoted.
-    if demoted {
-        DEMOTE.set(Demote::Fresh);
-    }
-    match block_on(
+    DEMOTE.set(demoted || DEMOTE.get());
+    block_on(
         std::future::poll_fn(move |context| {
             if let std::task::Poll::Ready(outcome) = call.as_mut().poll(context) {
                 return std::task::Poll::Ready(outcome);
@@ -484,13 +426,7 @@ fn within_deadline<T: Send>(
                 .map(|()| Err(wasmtime::Error::from(Trap::Interrupt)))
         }),
         &handle,
-        places,
-        place_until,
-    ) {
-        Some(outcome) => (outcome, false),
-        // It found no place at idle priority before its deadline.
-        None => (Err(wasmtime::Error::from(Trap::Interrupt)), true),
-    }
+    )
 }
 
 /// The Tokio runtime for calls made outside one (the CLI, tests).
@@ -523,15 +459,8 @@ impl std::task::Wake for Unpark {
 /// When the guest it drives asks to be demoted (or [`DEMOTE`] is set
 /// before it starts), the rest of it runs on a thread of idle priority
 /// (entered into `handle`, the Tokio runtime its timers use) while this
-/// one waits, once it has one of `places` (see `crate::idle`). `None` when
-/// none came before `until`: the rest has not run, and `future` is
-/// dropped where it stopped.
-fn block_on<F: Future + Send>(
-    future: F,
-    handle: &tokio::runtime::Handle,
-    places: &crate::idle::Places,
-    until: Instant,
-) -> Option<F::Output>
+/// one waits.
+fn block_on<F: Future + Send>(future: F, handle: &tokio::runtime::Handle) -> F::Output
 where
     F::Output: Send,
 {
@@ -539,72 +468,46 @@ where
     let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut context = std::task::Context::from_waker(&waker);
     loop {
-        let demote = DEMOTE.replace(Demote::No);
-        if demote != Demote::No {
+        if DEMOTE.replace(false) {
+            let mut rest = future.as_mut();
             // The guest's log lines go where they went on this thread.
             let dispatch = tracing::dispatcher::get_default(Clone::clone);
             let span = tracing::Span::current();
-            let mut lane = match demote {
-                Demote::Fresh => crate::idle::Lane::Fresh,
-                _ => crate::idle::Lane::Again,
-            };
-            // All its turns at idle priority, and its waits for them, out
-            // of the step pool.
             let finished = crate::pool::blocking(|| {
-                loop {
-                    let rest = future.as_mut();
-                    let ran = crate::idle::run(places, lane, until, || {
-                        let _entered = handle.enter();
-                        tracing::dispatcher::with_default(&dispatch, || {
-                            span.in_scope(|| drive(rest))
-                        })
-                    });
-                    use crate::idle::Ran;
-                    match ran {
-                        Ran::Done(Ok(Some(output))) => return Ran::Done(Ok(output)),
-                        // It ran long, or had its slice: it waits for a
-                        // place again.
-                        Ran::Done(Ok(None)) => lane = crate::idle::Lane::Again,
-                        Ran::Done(Err(panic)) => return Ran::Done(Err(panic)),
-                        Ran::PastDeadline => return Ran::PastDeadline,
-                        Ran::NoThread => return Ran::NoThread,
-                    }
-                }
+                crate::idle::run(move || {
+                    let _entered = handle.enter();
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        span.in_scope(|| drive(rest.as_mut()))
+                    })
+                })
             });
             match finished {
-                crate::idle::Ran::Done(Ok(output)) => return Some(output),
-                crate::idle::Ran::Done(Err(panic)) => std::panic::resume_unwind(panic),
-                crate::idle::Ran::PastDeadline => return None,
+                Some(Ok(output)) => return output,
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
                 // Without a thread to spare, the call goes on here.
-                crate::idle::Ran::NoThread => {}
+                None => {}
             }
         }
         if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return Some(output);
+            return output;
         }
         // A guest that yielded to be demoted goes on at once; one that
         // waits (on a timer, a pollable) gives its place in the step pool
         // up while it does.
-        if DEMOTE.get() == Demote::No {
+        if !DEMOTE.get() {
             crate::pool::blocking(std::thread::park);
         }
     }
 }
 
-/// Polls `future` on this idle thread until it is ready, parking in
-/// between; `None` when the guest it drives yielded its place (it ran long,
-/// or had its slice while others wait).
-fn drive<F: Future>(future: F) -> Option<F::Output> {
+/// Polls `future` on this thread until it is ready, parking in between.
+fn drive<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
     let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut context = std::task::Context::from_waker(&waker);
-    DEMOTE.set(Demote::No);
     loop {
         if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return Some(output);
-        }
-        if DEMOTE.replace(Demote::No) != Demote::No {
-            return None;
+            return output;
         }
         std::thread::park();
     }

@@ -127,12 +127,6 @@ pub struct HostState {
     /// The CPU time of the thread running the call (or instantiation) in
     /// progress when it began.
     pub(crate) started_cpu: std::time::Duration,
-    /// The CPU time the call in progress has used at idle priority, over
-    /// all its turns there, as seen at its epoch ticks.
-    pub(crate) idle_cpu: std::time::Duration,
-    /// The idle thread's job the call last ran in, and the job's CPU time
-    /// at that tick.
-    idle_job: (u64, std::time::Duration),
     /// Whether the call in progress already runs at idle priority.
     pub(crate) demoted: bool,
     /// Whether the call in progress has run past `demote_after`.
@@ -192,8 +186,6 @@ impl HostState {
             deadline_at,
             lock_wait_until: lock_wait_until(deadline_at),
             started_cpu: std::time::Duration::ZERO,
-            idle_cpu: std::time::Duration::ZERO,
-            idle_job: (0, std::time::Duration::ZERO),
             demoted: false,
             ran_long: false,
             demote_after: None,
@@ -216,8 +208,6 @@ impl HostState {
         self.deadline_at = deadline_at;
         self.lock_wait_until = lock_wait_until(deadline_at);
         self.ran_long = false;
-        self.idle_cpu = std::time::Duration::ZERO;
-        self.idle_job = (0, std::time::Duration::ZERO);
         self.demote_after = demote_after;
         if demote_after.is_none() {
             self.demoted = false;
@@ -240,22 +230,19 @@ impl HostState {
     /// idle priority): a call that ran long has its service remembered as
     /// one whose calls run long, and so has a call that ran until its
     /// deadline (`timed_out`) when it was running rather than waiting —
-    /// it used at least a quarter of `demote_after` in CPU time, at normal
-    /// or at idle priority (a guest looping among many on a busy machine
-    /// may not reach `demote_after` itself before its deadline). A short
-    /// call that timed out because it waited for the CPU (or a lock, or a
-    /// place at idle priority: the caller passes `false` then) says nothing
-    /// about its service, even if it started at idle priority: marking it
-    /// would keep the service's next calls there, where beside looping
-    /// guests they would time out again, and keep it there for as long as
-    /// the loops go on.
+    /// it had already been demoted, or it used at least a quarter of
+    /// `demote_after` in CPU time (a guest looping among many on a busy
+    /// machine may not reach `demote_after` itself before its deadline).
+    /// A short call that timed out because it waited for the CPU (or a
+    /// lock) says nothing about its service: marking it would send the
+    /// service's next calls to idle priority, where beside looping guests
+    /// they would time out again, and keep it there.
     pub(crate) fn end(&mut self, timed_out: bool) {
         let running = || {
-            self.demote_after.is_some_and(|after| {
-                self.idle_cpu >= after / 4
-                    || crate::limits::thread_cpu_time().saturating_sub(self.started_cpu)
-                        >= after / 4
-            })
+            self.demoted
+                || self.demote_after.is_some_and(|after| {
+                    crate::limits::thread_cpu_time().saturating_sub(self.started_cpu) >= after / 4
+                })
         };
         if self.ran_long || (timed_out && running()) {
             self.long_calls.mark(
@@ -268,20 +255,15 @@ impl HostState {
     /// At an epoch tick of a call that may be demoted after `after` of
     /// CPU time (not wall-clock time: a short call waiting for a busy CPU
     /// is not a long call): notes whether it has now used that much, and
-    /// returns whether it just has. It then goes on at idle priority,
-    /// waiting for a place there in the second lane: moved there (and its
-    /// service remembered at once) from the thread that began it, or, when
-    /// it started there because its service's calls ran long, from the
-    /// first lane.
+    /// returns whether it should now go on at idle priority (it does not
+    /// already, and its service is then remembered at once).
     pub(crate) fn ran_past(&mut self, after: std::time::Duration) -> bool {
         if self.ran_long {
             return false;
         }
-        // A call demoted from its start runs in idle threads' jobs, one per
-        // turn at a place.
+        // A call demoted from its start runs on an idle thread's job.
         let used = if self.demoted {
-            self.note_idle_cpu();
-            self.idle_cpu
+            crate::idle::job_cpu_time()
         } else {
             crate::limits::thread_cpu_time().saturating_sub(self.started_cpu)
         };
@@ -296,28 +278,11 @@ impl HostState {
                 self.context.service.as_str(),
             );
         }
-        if !std::mem::replace(&mut self.demoted, true) {
+        let demote = !std::mem::replace(&mut self.demoted, true);
+        if demote {
             self.long_calls.demoted.fetch_add(1, Ordering::Relaxed);
         }
-        true
-    }
-
-    /// Adds the CPU time the call has used at idle priority since the last
-    /// tick to `idle_cpu`; called at its epoch ticks on an idle thread.
-    fn note_idle_cpu(&mut self) {
-        let job = crate::idle::job_id();
-        if job == 0 {
-            return;
-        }
-        let used = crate::idle::job_cpu_time();
-        let (last_job, seen) = self.idle_job;
-        let before = if last_job == job {
-            seen
-        } else {
-            std::time::Duration::ZERO
-        };
-        self.idle_cpu += used.saturating_sub(before);
-        self.idle_job = (job, used);
+        demote
     }
 
     /// The call's pending writes and its session with the store, which is
