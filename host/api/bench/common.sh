@@ -42,6 +42,11 @@ start() {
   done
 }
 
+# ms LATENCY: a wrk latency (123.45us, 1.2ms, 1.5s) in ms.
+ms() {
+  awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }; printf "%.2f", v }'
+}
+
 # wrk_script SERVICE: the wrk script that loads SERVICE (whoami or license).
 wrk_script() {
   case $1 in

@@ -58,11 +58,11 @@ rss() { awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/${PIDS[0]}/status"; }
 # whoami NAME SECONDS: wrk on whoami; prints req/s, p50, p99, and keeps
 # the p99 in ms for p99_ratios.
 whoami() {
-  wrk -t2 -c64 -d"$2"s --latency -s host/api/bench/whoami.lua "${URLS[0]}" \
-    | awk -v name="$1" -v keep="${DIRS[-1]}/p99" '/^Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {e=$NF}
-        END {printf "  %-9s whoami %6.0f req/s  p50 %-8s p99 %-8s%s\n", name, r, p50, p99, e ? "  (" e " non-2xx)" : ""
-             ms = p99 + 0; if (p99 ~ /us$/) ms /= 1000; else if (p99 ~ /[0-9]s$/) ms *= 1000
-             printf "%s %.3f\n", name, ms >> keep}'
+  local out
+  out=$(wrk -t2 -c64 -d"$2"s --latency -s host/api/bench/whoami.lua "${URLS[0]}")
+  awk -v name="$1" '/^Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {e=$NF}
+      END {printf "  %-9s whoami %6.0f req/s  p50 %-8s p99 %-8s%s\n", name, r, p50, p99, e ? "  (" e " non-2xx)" : ""}' <<<"$out"
+  echo "$1 $(ms "$(awk '/^ +99%/ {print $2}' <<<"$out")")" >>"${DIRS[-1]}/p99"
 }
 
 # p99_ratios: whoami's p99 in each phase over its baseline's.

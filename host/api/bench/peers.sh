@@ -57,10 +57,6 @@ for url in "http://127.0.0.1:$WASMTIME_PORT/" "http://127.0.0.1:$AXUM_PORT/"; do
   curl -sf "$url" >/dev/null || { echo "$url does not answer" >&2; exit 1; }
 done
 
-ms() { # a wrk latency (123.45us, 1.2ms, 1.5s) in ms
-  awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }; printf "%.2f", v }'
-}
-
 # measure NAME PID URL WRK-ARGS...: one wrk run; prints "NAME req/s p50 p99 rss-MB errors"
 measure() {
   local name=$1 pid=$2 url=$3; shift 3
