@@ -30,7 +30,9 @@ pub struct RuntimeLimits {
     pub max_wasm_stack: usize,
     /// Most instances alive at once; calls beyond it are refused as busy.
     pub max_concurrent_instances: u32,
-    /// A call that has used this much CPU time goes on at idle CPU
+    /// A call that has used this much CPU time, counted from the first
+    /// epoch tick it meets running wasm code (so one tick, 5 ms, more at
+    /// most), goes on at idle CPU
     /// priority (Linux `SCHED_IDLE`): it runs only when no normal thread
     /// of the machine wants the CPU; and, as after a call that ran until
     /// its deadline running rather than waiting, its service's calls start

@@ -9,7 +9,9 @@
 //!
 //! At every epoch tick a running guest's store looks at the clock: past its
 //! deadline the guest is interrupted; past [`RuntimeLimits::demote_after`]
-//! of CPU time it yields once, and the thread driving the call hands the
+//! of CPU time since the first tick it met (what a thread is charged
+//! before that is not counted: see `platform::TickedCpu`) it yields once,
+//! and the thread driving the call hands the
 //! rest of it to a thread at idle CPU priority (`SCHED_IDLE` on Linux; the
 //! threads are kept for reuse, see `crate::idle`) and waits for it. Its
 //! service's next calls start there for a second, as after a call that

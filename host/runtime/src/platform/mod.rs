@@ -127,6 +127,9 @@ pub struct HostState {
     /// The CPU time of the thread running the call (or instantiation) in
     /// progress when it began.
     pub(crate) started_cpu: std::time::Duration,
+    /// The CPU time the call in progress has used since the first epoch
+    /// tick it met running wasm code.
+    pub(crate) ticked: TickedCpu,
     /// Whether the call in progress already runs at idle priority.
     pub(crate) demoted: bool,
     /// Whether the call in progress has run past `demote_after`.
@@ -142,6 +145,40 @@ pub struct HostState {
 fn lock_wait_until(deadline_at: Instant) -> Instant {
     let left = deadline_at.saturating_duration_since(Instant::now());
     deadline_at - (left / 5).min(std::time::Duration::from_millis(250))
+}
+
+/// The CPU time a call has used since the first epoch tick it met while
+/// running wasm code: what decides whether it runs long.
+///
+/// Counted from its start, a short call could look long: on a virtual
+/// machine the thread's CPU clock sometimes charges it milliseconds it
+/// did not use (a verify call of some 30 µs was seen at 5–9 ms of thread
+/// CPU time, without blocking, under load on the development machine), and
+/// one such reading marked a short service as running long, sending its
+/// calls to idle priority. A call meets its first tick at most one tick
+/// after it starts running wasm code and, if short, ends before the next;
+/// what it is charged before the first tick never counts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TickedCpu {
+    /// What the call had used when it met its first tick.
+    at_first_tick: Option<std::time::Duration>,
+}
+
+impl TickedCpu {
+    /// At an epoch tick, when the call has used `used` since it began:
+    /// what it has used since its first tick (nothing, at the first).
+    pub(crate) fn at_tick(&mut self, used: std::time::Duration) -> std::time::Duration {
+        used.saturating_sub(*self.at_first_tick.get_or_insert(used))
+    }
+
+    /// What a call that has used `used` since it began has used since its
+    /// first tick; nothing if it met none.
+    pub(crate) fn since_first_tick(&self, used: std::time::Duration) -> std::time::Duration {
+        self.at_first_tick
+            .map_or(std::time::Duration::ZERO, |first| {
+                used.saturating_sub(first)
+            })
+    }
 }
 
 /// What a call's [`HostState`] is made from, besides the call's context.
@@ -186,6 +223,7 @@ impl HostState {
             deadline_at,
             lock_wait_until: lock_wait_until(deadline_at),
             started_cpu: std::time::Duration::ZERO,
+            ticked: TickedCpu::default(),
             demoted: false,
             ran_long: false,
             demote_after: None,
@@ -208,6 +246,7 @@ impl HostState {
         self.deadline_at = deadline_at;
         self.lock_wait_until = lock_wait_until(deadline_at);
         self.ran_long = false;
+        self.ticked = TickedCpu::default();
         self.demote_after = demote_after;
         if demote_after.is_none() {
             self.demoted = false;
@@ -231,8 +270,10 @@ impl HostState {
     /// one whose calls run long, and so has a call that ran until its
     /// deadline (`timed_out`) when it was running rather than waiting —
     /// it had already been demoted, or it used at least a quarter of
-    /// `demote_after` in CPU time (a guest looping among many on a busy
-    /// machine may not reach `demote_after` itself before its deadline).
+    /// `demote_after` in CPU time after its first epoch tick (a guest
+    /// looping among many on a busy machine may not reach `demote_after`
+    /// itself before its deadline; see [`TickedCpu`] for why not from its
+    /// start).
     /// A short call that timed out because it waited for the CPU (or a
     /// lock) says nothing about its service: marking it would send the
     /// service's next calls to idle priority, where beside looping guests
@@ -241,7 +282,8 @@ impl HostState {
         let running = || {
             self.demoted
                 || self.demote_after.is_some_and(|after| {
-                    crate::limits::thread_cpu_time().saturating_sub(self.started_cpu) >= after / 4
+                    let used = crate::limits::thread_cpu_time().saturating_sub(self.started_cpu);
+                    self.ticked.since_first_tick(used) >= after / 4
                 })
         };
         if self.ran_long || (timed_out && running()) {
@@ -254,7 +296,8 @@ impl HostState {
 
     /// At an epoch tick of a call that may be demoted after `after` of
     /// CPU time (not wall-clock time: a short call waiting for a busy CPU
-    /// is not a long call): notes whether it has now used that much, and
+    /// is not a long call), counted from the first tick it met (see
+    /// [`TickedCpu`]): notes whether it has now used that much, and
     /// returns whether it should now go on at idle priority (it does not
     /// already, and its service is then remembered at once).
     pub(crate) fn ran_past(&mut self, after: std::time::Duration) -> bool {
@@ -267,7 +310,7 @@ impl HostState {
         } else {
             crate::limits::thread_cpu_time().saturating_sub(self.started_cpu)
         };
-        if used < after {
+        if self.ticked.at_tick(used) < after {
             return false;
         }
         self.ran_long = true;
@@ -371,4 +414,40 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     Capability::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TickedCpu;
+    use std::time::Duration;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn what_a_short_call_was_charged_before_its_first_tick_does_not_make_it_long() {
+        let mut ticked = TickedCpu::default();
+        // Charged 9 ms it did not use by the time it met its first tick.
+        assert_eq!(ticked.at_tick(9 * MS), Duration::ZERO);
+        // It ends at once: nothing since that tick.
+        assert_eq!(ticked.since_first_tick(9 * MS + MS / 20), MS / 20);
+    }
+
+    #[test]
+    fn a_looping_call_is_counted_from_its_first_tick_on() {
+        let mut ticked = TickedCpu::default();
+        let used: Vec<_> = [2, 7, 12, 17]
+            .into_iter()
+            .map(|ms| ticked.at_tick(ms * MS))
+            .collect();
+        assert_eq!(used, [Duration::ZERO, 5 * MS, 10 * MS, 15 * MS]);
+        assert_eq!(ticked.since_first_tick(20 * MS), 18 * MS);
+    }
+
+    #[test]
+    fn a_call_that_met_no_tick_used_nothing_that_counts() {
+        assert_eq!(
+            TickedCpu::default().since_first_tick(300 * MS),
+            Duration::ZERO
+        );
+    }
 }
