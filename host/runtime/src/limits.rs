@@ -34,9 +34,9 @@ pub struct RuntimeLimits {
     /// epoch tick it meets running wasm code (so one tick, 5 ms, more at
     /// most), goes on at idle CPU
     /// priority (Linux `SCHED_IDLE`): it runs only when no normal thread
-    /// of the machine wants the CPU; and, as after a call that ran until
-    /// its deadline running rather than waiting, its service's calls start
-    /// there for the next second.
+    /// of the machine wants the CPU. One that goes on to use four times
+    /// this much, or runs until its deadline running rather than waiting,
+    /// has its service's calls start there for the next second.
     /// `None` keeps every call at normal priority.
     pub demote_after: Option<Duration>,
     /// How many requests' steps run at once on the runtime's
