@@ -34,9 +34,9 @@ pub struct RuntimeLimits {
     /// epoch tick it meets running wasm code (so one tick, 5 ms, more at
     /// most), goes on at idle CPU
     /// priority (Linux `SCHED_IDLE`): it runs only when no normal thread
-    /// of the machine wants the CPU. One that goes on to use four times
-    /// this much, or runs until its deadline running rather than waiting,
-    /// has its service's calls start there for the next second.
+    /// of the machine wants the CPU. When two of a service's calls do so
+    /// within a second, or one runs until its deadline running rather than
+    /// waiting, the service's calls start there for the next second.
     /// `None` keeps every call at normal priority.
     pub demote_after: Option<Duration>,
     /// How many requests' steps run at once on the runtime's
@@ -92,45 +92,105 @@ pub(crate) fn thread_cpu_time() -> Duration {
     }
 }
 
-/// How long a service whose call ran past `demote_after` has its calls
-/// start at idle priority.
+/// How long a service whose calls ran long has its calls start at idle
+/// priority, and how close together two calls that ran past
+/// `demote_after` must be for that.
 const LONG_CALL_MEMORY: Duration = Duration::from_secs(1);
 
-/// The services (department and service) whose calls lately ran past
-/// `demote_after`, with when they last did.
+/// The services (department and service) whose calls lately ran long,
+/// with when.
+///
+/// One call that ran past `demote_after` is not enough: now and then a
+/// short call does (a whoami call of some 30 µs was seen at 10 ms of CPU
+/// time, 9 of them in user space, under load on the development machine),
+/// and marking its service at once sent every whoami call to idle
+/// priority for a second. So a call that ran past it is a strike, and a
+/// second strike within [`LONG_CALL_MEMORY`] marks the service; a looping
+/// department's calls, started many at once, strike twice within a few
+/// milliseconds. A call that ran until its deadline running marks its
+/// service at once.
 #[derive(Default)]
 pub(crate) struct LongCalls {
     /// By department, then service.
-    marks: RwLock<HashMap<String, HashMap<String, Instant>>>,
+    marks: RwLock<HashMap<String, HashMap<String, Memory>>>,
     /// Calls that went on (or started) at idle priority.
     pub(crate) demoted: AtomicU64,
 }
 
+/// What is remembered of one service.
+#[derive(Debug, Default, Clone, Copy)]
+struct Memory {
+    /// When its calls were last found to run long.
+    marked: Option<Instant>,
+    /// When one of its calls last ran past `demote_after`.
+    struck: Option<Instant>,
+}
+
+impl Memory {
+    fn lately(at: Option<Instant>, now: Instant) -> bool {
+        at.is_some_and(|at| now.saturating_duration_since(at) < LONG_CALL_MEMORY)
+    }
+}
+
 impl LongCalls {
-    /// Remembers that a call of `department`'s `service` ran long.
+    /// Remembers that `department`'s `service` has calls that run long.
     pub(crate) fn mark(&self, department: &str, service: &str) {
+        self.remember(department, service, Instant::now(), |memory, now| {
+            memory.marked = Some(now);
+        });
+    }
+
+    /// Counts a call of `department`'s `service` that ran past
+    /// `demote_after`: the second within [`LONG_CALL_MEMORY`] marks it.
+    pub(crate) fn strike(&self, department: &str, service: &str) {
+        self.strike_at(department, service, Instant::now());
+    }
+
+    fn strike_at(&self, department: &str, service: &str, now: Instant) {
+        self.remember(department, service, now, |memory, now| {
+            if Memory::lately(memory.struck, now) {
+                memory.marked = Some(now);
+            }
+            memory.struck = Some(now);
+        });
+    }
+
+    fn remember(
+        &self,
+        department: &str,
+        service: &str,
+        now: Instant,
+        change: impl FnOnce(&mut Memory, Instant),
+    ) {
         let mut marks = self.marks.write().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
         if marks.values().map(HashMap::len).sum::<usize>() >= 4096 {
             for services in marks.values_mut() {
-                services.retain(|_, at| now.duration_since(*at) < LONG_CALL_MEMORY);
+                services.retain(|_, memory| {
+                    Memory::lately(memory.marked, now) || Memory::lately(memory.struck, now)
+                });
             }
             marks.retain(|_, services| !services.is_empty());
         }
-        marks
+        let memory = marks
             .entry(department.to_owned())
             .or_default()
-            .insert(service.to_owned(), now);
+            .entry(service.to_owned())
+            .or_default();
+        change(memory, now);
     }
 
-    /// Whether a call of `department`'s `service` ran long within the last
-    /// [`LONG_CALL_MEMORY`].
+    /// Whether `department`'s `service` was found to have calls that run
+    /// long within the last [`LONG_CALL_MEMORY`].
     pub(crate) fn lately(&self, department: &str, service: &str) -> bool {
+        self.lately_at(department, service, Instant::now())
+    }
+
+    fn lately_at(&self, department: &str, service: &str, now: Instant) -> bool {
         let marks = self.marks.read().unwrap_or_else(|e| e.into_inner());
         marks
             .get(department)
             .and_then(|services| services.get(service))
-            .is_some_and(|at| at.elapsed() < LONG_CALL_MEMORY)
+            .is_some_and(|memory| Memory::lately(memory.marked, now))
     }
 }
 
@@ -178,5 +238,46 @@ impl wasmtime::ResourceLimiter for CallLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn one_call_that_ran_long_leaves_its_service_at_normal_priority() {
+        let calls = LongCalls::default();
+        let start = Instant::now();
+        calls.strike_at("public-security", "whoami", start);
+        assert!(!calls.lately_at("public-security", "whoami", start + MS));
+        // Another, over a second later, is again the only one lately.
+        calls.strike_at("public-security", "whoami", start + 1500 * MS);
+        assert!(!calls.lately_at("public-security", "whoami", start + 1501 * MS));
+    }
+
+    #[test]
+    fn two_within_a_second_mark_their_service_for_a_second() {
+        let calls = LongCalls::default();
+        let start = Instant::now();
+        calls.strike_at("civil-affairs", "looping", start);
+        calls.strike_at("civil-affairs", "looping", start + 5 * MS);
+        assert!(calls.lately_at("civil-affairs", "looping", start + 6 * MS));
+        assert!(calls.lately_at("civil-affairs", "looping", start + 1004 * MS));
+        assert!(!calls.lately_at("civil-affairs", "looping", start + 1006 * MS));
+        // Strikes of one service do not count against another.
+        calls.strike_at("civil-affairs", "counted", start + 7 * MS);
+        assert!(!calls.lately_at("civil-affairs", "counted", start + 8 * MS));
+        assert!(!calls.lately_at("public-security", "looping", start + 8 * MS));
+    }
+
+    #[test]
+    fn a_call_that_ran_until_its_deadline_marks_its_service_at_once() {
+        let calls = LongCalls::default();
+        calls.mark("civil-affairs", "looping");
+        assert!(calls.lately("civil-affairs", "looping"));
+        assert!(!calls.lately("civil-affairs", "napping"));
     }
 }

@@ -134,13 +134,9 @@ pub struct HostState {
     pub(crate) demoted: bool,
     /// Whether the call in progress has run past `demote_after`.
     pub(crate) ran_long: bool,
-    /// Whether it has run past [`MARK_AFTER`] times `demote_after`, and
-    /// so marks its service as one whose calls run long.
-    pub(crate) ran_longer: bool,
-    /// The CPU time the call in progress had used, from its start, when it
-    /// moved to a thread at idle priority, where its job's CPU time adds
-    /// to it.
-    pub(crate) used_before_idle: std::time::Duration,
+    /// Whether that has been counted against its service already (see
+    /// `LongCalls::strike`).
+    pub(crate) struck: bool,
     /// The call in progress's `demote_after`, when it may be demoted.
     pub(crate) demote_after: Option<std::time::Duration>,
     /// The services whose calls lately ran long.
@@ -153,16 +149,6 @@ fn lock_wait_until(deadline_at: Instant) -> Instant {
     let left = deadline_at.saturating_duration_since(Instant::now());
     deadline_at - (left / 5).min(std::time::Duration::from_millis(250))
 }
-
-/// How many times `demote_after` of CPU time a call uses before its
-/// service is remembered as one whose calls run long.
-///
-/// A short call now and then runs past `demote_after`: a whoami call was
-/// seen at 10 ms of CPU time, 9 of them in user space, under load on the
-/// development machine, where it usually takes some 30 µs. Marking its
-/// service at once sent all its calls to idle priority for a second;
-/// beside looping guests there, some of them timed out.
-pub(crate) const MARK_AFTER: u32 = 4;
 
 /// The CPU time a call has used since the first epoch tick it met while
 /// running wasm code: what decides whether it runs long.
@@ -243,8 +229,7 @@ impl HostState {
             ticked: TickedCpu::default(),
             demoted: false,
             ran_long: false,
-            ran_longer: false,
-            used_before_idle: std::time::Duration::ZERO,
+            struck: false,
             demote_after: None,
             long_calls: shared.long_calls.clone(),
         }
@@ -265,8 +250,7 @@ impl HostState {
         self.deadline_at = deadline_at;
         self.lock_wait_until = lock_wait_until(deadline_at);
         self.ran_long = false;
-        self.ran_longer = false;
-        self.used_before_idle = std::time::Duration::ZERO;
+        self.struck = false;
         self.ticked = TickedCpu::default();
         self.demote_after = demote_after;
         if demote_after.is_none() {
@@ -287,10 +271,11 @@ impl HostState {
 
     /// Ends what [`HostState::begin`] began, on the thread that began it
     /// (at normal priority, so that no lock other calls need is taken at
-    /// idle priority): a call that ran [`MARK_AFTER`] times `demote_after`
-    /// has its service remembered as one whose calls run long, and so has
-    /// a call that ran until its
-    /// deadline (`timed_out`) when it was running rather than waiting —
+    /// idle priority): a call that ran long counts against its service
+    /// (`LongCalls::strike`: two such calls within a second, and its
+    /// service is remembered as one whose calls run long), and a call that
+    /// ran until its deadline (`timed_out`) when it was running rather than
+    /// waiting has its service remembered at once —
     /// it had already been demoted, or it used at least a quarter of
     /// `demote_after` in CPU time after its first epoch tick (a guest
     /// looping among many on a busy machine may not reach `demote_after`
@@ -308,11 +293,14 @@ impl HostState {
                     self.ticked.since_first_tick(used) >= after / 4
                 })
         };
-        if self.ran_longer || (timed_out && running()) {
-            self.long_calls.mark(
-                self.context.department.as_str(),
-                self.context.service.as_str(),
-            );
+        let (department, service) = (
+            self.context.department.as_str(),
+            self.context.service.as_str(),
+        );
+        if timed_out && running() {
+            self.long_calls.mark(department, service);
+        } else if self.ran_long && !self.struck {
+            self.long_calls.strike(department, service);
         }
     }
 
@@ -320,37 +308,36 @@ impl HostState {
     /// CPU time (not wall-clock time: a short call waiting for a busy CPU
     /// is not a long call), counted from the first tick it met (see
     /// [`TickedCpu`]): notes whether it has now used that much, and
-    /// [`MARK_AFTER`] times that much, and returns whether it should now
-    /// go on at idle priority (it has just run past `after` and does not
-    /// run there already).
-    ///
-    /// Its service is remembered as one whose calls run long only when it
-    /// has run past the second mark (or until its deadline, running; see
-    /// [`HostState::end`]): a call now and then that runs a little long
-    /// goes on at idle priority itself but leaves its service's next calls
-    /// at normal priority, where a looping guest's calls would not be.
+    /// returns whether it should now go on at idle priority (it does not
+    /// already; the call then counts against its service at once, see
+    /// `LongCalls::strike`).
     pub(crate) fn ran_past(&mut self, after: std::time::Duration) -> bool {
-        if self.ran_longer {
+        if self.ran_long {
             return false;
         }
-        // On an idle thread the call runs in that thread's job.
+        // A call demoted from its start runs on an idle thread's job.
         let used = if self.demoted {
-            self.used_before_idle + crate::idle::job_cpu_time()
+            crate::idle::job_cpu_time()
         } else {
             crate::limits::thread_cpu_time().saturating_sub(self.started_cpu)
         };
-        let since_first_tick = self.ticked.at_tick(used);
-        if since_first_tick < after {
+        if self.ticked.at_tick(used) < after {
             return false;
         }
-        self.ran_longer = since_first_tick >= after * MARK_AFTER;
-        if std::mem::replace(&mut self.ran_long, true) || self.demoted {
-            return false;
+        self.ran_long = true;
+        if !self.demoted {
+            // Still on the thread that began the call, at normal priority.
+            self.long_calls.strike(
+                self.context.department.as_str(),
+                self.context.service.as_str(),
+            );
+            self.struck = true;
         }
-        self.demoted = true;
-        self.used_before_idle = used;
-        self.long_calls.demoted.fetch_add(1, Ordering::Relaxed);
-        true
+        let demote = !std::mem::replace(&mut self.demoted, true);
+        if demote {
+            self.long_calls.demoted.fetch_add(1, Ordering::Relaxed);
+        }
+        demote
     }
 
     /// The call's pending writes and its session with the store, which is
