@@ -32,9 +32,8 @@ pub struct RuntimeLimits {
     pub max_concurrent_instances: u32,
     /// A call that has used this much CPU time, counted from the first
     /// epoch tick it meets running wasm code (so one tick, 5 ms, more at
-    /// most), goes on at idle CPU
-    /// priority (Linux `SCHED_IDLE`): it runs only when no normal thread
-    /// of the machine wants the CPU. When two of a service's calls do so
+    /// most), goes on at idle CPU priority (Linux `SCHED_IDLE`): it runs
+    /// only when no normal thread of the machine wants the CPU. When two of a service's calls do so
     /// within a second, or one runs until its deadline running rather than
     /// waiting, the service's calls start there for the next second.
     /// `None` keeps every call at normal priority.

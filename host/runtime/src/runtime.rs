@@ -11,17 +11,16 @@
 //! deadline the guest is interrupted; past [`RuntimeLimits::demote_after`]
 //! of CPU time since the first tick it met (what a thread is charged
 //! before that is not counted: see `platform::TickedCpu`) it yields once,
-//! and the thread driving the call hands the
-//! rest of it to a thread at idle CPU priority (`SCHED_IDLE` on Linux; the
-//! threads are kept for reuse, see `crate::idle`) and waits for it. When
-//! another call of its service did so within the last second (one such
-//! call is not enough: a short call now and then runs a little long; see
-//! `LongCalls`), its service's next calls start there for a second, as
-//! after a call that ran until its deadline running (not one that timed
-//! out waiting for the CPU or a lock; see `HostState::end`). Short calls
-//! rarely meet a tick,
-//! and a looping guest takes only the CPU nobody else wants until its
-//! deadline ends it.
+//! and the thread driving the call hands the rest of it to a thread at
+//! idle CPU priority (`SCHED_IDLE` on Linux; the threads are kept for
+//! reuse, see `crate::idle`) and waits for it. When another call of its
+//! service did so within the last second (one such call is not enough: a
+//! short call now and then runs a little long; see `LongCalls`), its
+//! service's next calls start there for a second, as after a call that ran
+//! until its deadline running (not one that timed out waiting for the CPU
+//! or a lock; see `HostState::end`). Short calls rarely meet a tick, and a
+//! looping guest takes only the CPU nobody else wants until its deadline
+//! ends it.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -171,7 +171,8 @@ impl TickedCpu {
     /// At an epoch tick, when the call has used `used` since it began:
     /// what it has used since its first tick (nothing, at the first).
     pub(crate) fn at_tick(&mut self, used: std::time::Duration) -> std::time::Duration {
-        used.saturating_sub(*self.at_first_tick.get_or_insert(used))
+        self.at_first_tick.get_or_insert(used);
+        self.since_first_tick(used)
     }
 
     /// What a call that has used `used` since it began has used since its
@@ -275,8 +276,8 @@ impl HostState {
     /// (`LongCalls::strike`: two such calls within a second, and its
     /// service is remembered as one whose calls run long), and a call that
     /// ran until its deadline (`timed_out`) when it was running rather than
-    /// waiting has its service remembered at once —
-    /// it had already been demoted, or it used at least a quarter of
+    /// waiting has its service remembered at once — it had already been
+    /// demoted, or it used at least a quarter of
     /// `demote_after` in CPU time after its first epoch tick (a guest
     /// looping among many on a busy machine may not reach `demote_after`
     /// itself before its deadline; see [`TickedCpu`] for why not from its
