@@ -439,3 +439,52 @@ fn a_chatty_guest_writes_at_most_a_thousand_log_lines_a_call() {
         assert_eq!(count.load(std::sync::atomic::Ordering::Relaxed), 1011);
     });
 }
+
+/// A pool slot keeps the pages a call wrote mapped for the next instance
+/// (zeroed), and returns the rest to the kernel: neither way may let an
+/// instance read what an earlier call left in its stack, statics or heap.
+#[test]
+fn a_fresh_instance_finds_nothing_an_earlier_call_left_in_memory() {
+    let (runtime, _dir) = runtime(limits(), HostConfig::default());
+    let sampler = load(&runtime, "fixture-sampler");
+    // The sampler XORs every byte with 0x5a, so this argument is not
+    // itself a copy of the secret in the guest's memory.
+    let secret: Vec<u8> = b"a citizen's session key, call one"
+        .iter()
+        .map(|byte| byte ^ 0x5a)
+        .collect();
+    // The scan finds what stays in one instance: the static copy at least.
+    let mut live = runtime.instantiate(&sampler, context("tests")).unwrap();
+    live.call("antics", "leave", &json!({"secret": secret, "kib": 64}))
+        .unwrap();
+    let kept = live
+        .call("antics", "peek", &json!({"secret": secret}))
+        .unwrap();
+    assert!(
+        kept.as_u64().unwrap() >= 1,
+        "peek missed its own instance's copy: {kept}"
+    );
+    drop(live);
+    // Heap larger and smaller than what a slot keeps resident (256 KiB).
+    for (round, kib) in [4, 64, 512, 4096, 16].into_iter().enumerate() {
+        let left = antics(
+            &runtime,
+            &sampler,
+            "leave",
+            &json!({"secret": secret, "kib": kib}),
+        )
+        .unwrap();
+        assert!(
+            left.as_u64().unwrap() > 8,
+            "round {round}: the scan found only {left} copies in the instance that wrote them"
+        );
+        for _ in 0..3 {
+            let seen = antics(&runtime, &sampler, "peek", &json!({"secret": secret})).unwrap();
+            assert_eq!(
+                seen,
+                json!(0),
+                "round {round}: a fresh instance found copies left by a call with {kib} KiB of heap"
+            );
+        }
+    }
+}
