@@ -94,6 +94,17 @@ fn connect(path: Option<&Path>, first: bool) -> Result<Connection, StateError> {
     Ok(connection)
 }
 
+/// Reader connections kept open between reads; a read that finds none
+/// idle opens another, and it is closed after its read if this many are
+/// idle already. Under the business-license load about forty reads were
+/// open at once, each connection with its own page cache.
+pub const IDLE_READERS: usize = 8;
+
+/// The page cache of a reader connection, in KiB (SQLite's default is
+/// 2,000). Every commit of the writer invalidates what a reader cached, so
+/// under writes a reader's cache holds little more than one read's pages.
+pub const READER_CACHE_KIB: i64 = 256;
+
 /// How many writes (commits and counters) apart the checkpoint thread is
 /// woken.
 pub const CHECKPOINT_EVERY: u64 = 128;
@@ -319,13 +330,17 @@ impl SqliteStore {
         let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let connection = match pooled {
             Some(connection) => connection,
-            None => connect(Some(path), false)?,
+            None => {
+                let connection = connect(Some(path), false)?;
+                connection.pragma_update(None, "cache_size", READER_CACHE_KIB.wrapping_neg())?;
+                connection
+            }
         };
         let result = read(&connection);
-        self.readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(connection);
+        let mut idle = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(connection);
+        }
         result
     }
 
