@@ -599,6 +599,39 @@ mod tests {
     }
 
     #[test]
+    fn reads_at_once_leave_at_most_the_idle_readers_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+        store.set("b", "k", b"v").unwrap();
+        let opened = std::sync::atomic::AtomicUsize::new(0);
+        let all_in = std::sync::Barrier::new(3 * IDLE_READERS);
+        std::thread::scope(|scope| {
+            for _ in 0..3 * IDLE_READERS {
+                scope.spawn(|| {
+                    // Every thread holds its reader until all have one.
+                    store
+                        .read(|connection| {
+                            opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            all_in.wait();
+                            let cache: i64 =
+                                connection
+                                    .pragma_query_value(None, "cache_size", |row| row.get(0))?;
+                            assert_eq!(cache, -READER_CACHE_KIB);
+                            Ok(())
+                        })
+                        .unwrap();
+                });
+            }
+        });
+        assert_eq!(
+            opened.load(std::sync::atomic::Ordering::Relaxed),
+            3 * IDLE_READERS
+        );
+        assert_eq!(store.readers.lock().unwrap().len(), IDLE_READERS);
+        assert_eq!(store.get("b", "k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+
+    #[test]
     fn list_keys_pages_through_every_key_once() {
         let store = SqliteStore::temporary().unwrap();
         let writes = (0..25)
