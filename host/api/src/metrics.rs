@@ -464,6 +464,13 @@ impl Collector for RuntimeGauges {
             None,
             in_use.metric_type(),
         )?)?;
+        let resident = ConstGauge::new(runtime.pool_resident_bytes() as i64);
+        resident.encode(encoder.encode_descriptor(
+            "pool_resident_bytes",
+            "Memory idle instance slots keep resident, zeroed, for the next instance",
+            None,
+            resident.metric_type(),
+        )?)?;
         let max = ConstGauge::new(runtime.limits().max_concurrent_instances as i64);
         max.encode(encoder.encode_descriptor(
             "instances_max",

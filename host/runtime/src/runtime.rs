@@ -136,6 +136,20 @@ impl Runtime {
             .map_or(0, |metrics| metrics.component_instances())
     }
 
+    /// Bytes that idle instance slots keep resident for the next instance:
+    /// the zeroed pages of linear memories, tables and fiber stacks (see
+    /// `KEEP_RESIDENT`).
+    pub fn pool_resident_bytes(&self) -> u64 {
+        self.engine
+            .pooling_allocator_metrics()
+            .map_or(0, |metrics| {
+                let bytes = metrics.unused_memory_bytes_resident()
+                    + metrics.unused_table_bytes_resident()
+                    + metrics.unused_stack_bytes_resident().unwrap_or(0);
+                bytes as u64
+            })
+    }
+
     /// Whether loading `bytes` will take its compiled form from the cache
     /// (and so be quick) rather than compile it.
     pub fn is_compiled(&self, bytes: &[u8]) -> bool {
