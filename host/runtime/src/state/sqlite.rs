@@ -332,7 +332,7 @@ impl SqliteStore {
             Some(connection) => connection,
             None => {
                 let connection = connect(Some(path), false)?;
-                connection.pragma_update(None, "cache_size", READER_CACHE_KIB.wrapping_neg())?;
+                connection.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
                 connection
             }
         };
