@@ -457,36 +457,43 @@ impl Collector for RuntimeGauges {
         let Some(runtime) = self.runtime.get().and_then(Weak::upgrade) else {
             return Ok(());
         };
-        let in_use = ConstGauge::new(runtime.instances_in_use() as i64);
-        in_use.encode(encoder.encode_descriptor(
+        read_at_scrape(
+            &mut encoder,
             "instances_in_use",
             "Component instances alive now",
-            None,
-            in_use.metric_type(),
-        )?)?;
-        let resident = ConstGauge::new(runtime.pool_resident_bytes() as i64);
-        resident.encode(encoder.encode_descriptor(
+            ConstGauge::new(runtime.instances_in_use() as i64),
+        )?;
+        read_at_scrape(
+            &mut encoder,
             "pool_resident_bytes",
             "Memory idle instance slots keep resident, zeroed, for the next instance",
-            None,
-            resident.metric_type(),
-        )?)?;
-        let max = ConstGauge::new(runtime.limits().max_concurrent_instances as i64);
-        max.encode(encoder.encode_descriptor(
+            ConstGauge::new(runtime.pool_resident_bytes() as i64),
+        )?;
+        read_at_scrape(
+            &mut encoder,
             "instances_max",
             "Component instances that may be alive at once; beyond them calls are refused as busy",
-            None,
-            max.metric_type(),
-        )?)?;
-        let demoted = ConstCounter::new(runtime.demoted_calls());
-        demoted.encode(encoder.encode_descriptor(
+            ConstGauge::new(runtime.limits().max_concurrent_instances as i64),
+        )?;
+        read_at_scrape(
+            &mut encoder,
             "demoted_calls",
             "Calls that went on, or started, at idle CPU priority because they ran long",
-            None,
-            demoted.metric_type(),
-        )?)?;
+            ConstCounter::new(runtime.demoted_calls()),
+        )?;
         Ok(())
     }
+}
+
+/// Encodes `metric`, a value read from the runtime for this scrape, as
+/// `name` with `help`.
+fn read_at_scrape(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
 /// A state store whose commits are timed (see [`Metrics::measure_store`]).
