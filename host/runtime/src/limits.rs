@@ -33,9 +33,10 @@ pub struct RuntimeLimits {
     /// A call that has used this much CPU time, counted from the first
     /// epoch tick it meets running wasm code (so one tick, 5 ms, more at
     /// most), goes on at idle CPU priority (Linux `SCHED_IDLE`): it runs
-    /// only when no normal thread of the machine wants the CPU. When two of a service's calls do so
-    /// within a second, or one runs until its deadline running rather than
-    /// waiting, the service's calls start there for the next second.
+    /// only when no normal thread of the machine wants the CPU. When two
+    /// of a service's calls do so within a second, or one runs until its
+    /// deadline running rather than waiting, the service's calls start
+    /// there for the next second.
     /// `None` keeps every call at normal priority.
     pub demote_after: Option<Duration>,
     /// How many requests' steps run at once on the runtime's
